@@ -1,0 +1,428 @@
+/**
+ * Delta files, byte by byte as docs/format.md describes them: an encoder that writes commands and an
+ * incremental decoder that reads them back from chunks of any size. All integers are big-endian.
+ *   rdiff:  0x72730236 | commands (librsync prototab.c opcodes 0x00-0x54)
+ *   native: "DCDL" | version u8 | flags u8 | reserved u16 | basis_len u64 | commands (LEB128 varints)
+ *           | END: 0x00 | target_len u64 | sha256[32]
+ */
+import {
+  MAX_SAFE_LENGTH,
+  NATIVE_DELTA_HEADER_LENGTH,
+  NATIVE_DELTA_MAGIC,
+  NATIVE_OP_COPY,
+  NATIVE_OP_END,
+  NATIVE_OP_LITERAL,
+  NATIVE_VERSION,
+  RS_DELTA_MAGIC,
+  RS_OP_COPY_N1_N1,
+  RS_OP_COPY_N8_N8,
+  RS_OP_END,
+  RS_OP_LITERAL_64,
+  RS_OP_LITERAL_N1,
+  RS_OP_LITERAL_N8,
+  SHA256_LENGTH,
+} from './constants.js';
+import { PatchError } from './errors.js';
+import type { SignatureFormat } from './signature.js';
+
+const EMPTY = new Uint8Array(0);
+const TWO_32 = 0x1_0000_0000;
+
+/** 0..3 for an integer that fits in 1, 2, 4 or 8 bytes (librsync rs_int_len). */
+function widthIndex(value: number): number {
+  if (value < 0x100) return 0;
+  if (value < 0x10000) return 1;
+  if (value < TWO_32) return 2;
+  return 3;
+}
+
+/** Writes delta commands into a growing buffer; `take()` hands over what was written so far. */
+export class DeltaEncoder {
+  readonly format: SignatureFormat;
+  private out: Uint8Array;
+  private length = 0;
+
+  constructor(format: SignatureFormat, initialCapacity = 1 << 16) {
+    this.format = format;
+    this.out = new Uint8Array(initialCapacity);
+  }
+
+  header(basisLength: number): void {
+    if (this.format === 'rdiff') {
+      this.u32(RS_DELTA_MAGIC);
+      return;
+    }
+    this.u32(NATIVE_DELTA_MAGIC);
+    this.reserve(12);
+    this.out[this.length++] = NATIVE_VERSION;
+    this.out[this.length++] = 0; // flags
+    this.out[this.length++] = 0; // reserved
+    this.out[this.length++] = 0;
+    this.u64(basisLength);
+  }
+
+  literal(data: Uint8Array, start: number, end: number): void {
+    const n = end - start;
+    if (n <= 0) return;
+    this.reserve(n + 10);
+    if (this.format === 'rdiff') {
+      if (n <= RS_OP_LITERAL_64) {
+        this.out[this.length++] = n;
+      } else {
+        const w = widthIndex(n);
+        this.out[this.length++] = RS_OP_LITERAL_N1 + w;
+        this.uint(n, 1 << w);
+      }
+    } else {
+      this.out[this.length++] = NATIVE_OP_LITERAL;
+      this.varint(n);
+    }
+    this.out.set(data.subarray(start, end), this.length);
+    this.length += n;
+  }
+
+  copy(offset: number, length: number): void {
+    if (length <= 0) return;
+    this.reserve(20);
+    if (this.format === 'rdiff') {
+      const wo = widthIndex(offset);
+      const wl = widthIndex(length);
+      this.out[this.length++] = RS_OP_COPY_N1_N1 + wo * 4 + wl;
+      this.uint(offset, 1 << wo);
+      this.uint(length, 1 << wl);
+    } else {
+      this.out[this.length++] = NATIVE_OP_COPY;
+      this.varint(offset);
+      this.varint(length);
+    }
+  }
+
+  /** The END command; the native one carries the target's length and SHA-256. */
+  end(targetLength: number, sha256: Uint8Array): void {
+    this.reserve(1 + 8 + SHA256_LENGTH);
+    if (this.format === 'rdiff') {
+      this.out[this.length++] = RS_OP_END;
+      return;
+    }
+    this.out[this.length++] = NATIVE_OP_END;
+    this.u64(targetLength);
+    this.out.set(sha256, this.length);
+    this.length += SHA256_LENGTH;
+  }
+
+  get pending(): number {
+    return this.length;
+  }
+
+  /** The bytes written since the last call. */
+  take(): Uint8Array {
+    if (this.length === 0) return EMPTY;
+    let result: Uint8Array;
+    if (this.length < this.out.length >>> 2) {
+      result = this.out.slice(0, this.length);
+    } else {
+      // Mostly full: hand the buffer over instead of copying it.
+      result = this.out.subarray(0, this.length);
+      this.out = new Uint8Array(this.out.length);
+    }
+    this.length = 0;
+    return result;
+  }
+
+  private reserve(n: number): void {
+    if (this.length + n <= this.out.length) return;
+    const grown = new Uint8Array(Math.max(this.out.length * 2, this.length + n));
+    grown.set(this.out.subarray(0, this.length));
+    this.out = grown;
+  }
+
+  private u32(value: number): void {
+    this.reserve(4);
+    this.uint(value, 4);
+  }
+
+  private u64(value: number): void {
+    this.reserve(8);
+    this.uint(value, 8);
+  }
+
+  /** Big-endian unsigned integer of `width` bytes; `reserve` has been called. */
+  private uint(value: number, width: number): void {
+    const out = this.out;
+    let at = this.length + width;
+    let v = value;
+    for (let i = 0; i < width; i++) {
+      out[--at] = v % 256;
+      v = Math.floor(v / 256);
+    }
+    this.length += width;
+  }
+
+  private varint(value: number): void {
+    let v = value;
+    while (v >= 0x80) {
+      this.out[this.length++] = (v % 128) | 0x80;
+      v = Math.floor(v / 128);
+    }
+    this.out[this.length++] = v;
+  }
+}
+
+/** One decoded command. A long literal may come as several `literal` pieces. */
+export type DeltaCommand =
+  | { readonly type: 'literal'; readonly data: Uint8Array }
+  | { readonly type: 'copy'; readonly offset: number; readonly length: number }
+  | { readonly type: 'end'; readonly targetLength?: number; readonly sha256?: Uint8Array };
+
+const enum State {
+  Magic,
+  NativeHeader,
+  Opcode,
+  RdiffParams,
+  Varint,
+  Literal,
+  NativeTrailer,
+  Done,
+}
+
+/** Longest native varint: 8 bytes hold 56 bits, more than a safe integer. */
+const MAX_VARINT_BYTES = 8;
+
+/**
+ * Incremental delta parser for both formats (told apart by the magic). `push()` a chunk, then call
+ * `next()` until it returns undefined (chunk used up); `finish()` at end of input. Safe on untrusted
+ * input: lengths are never used to allocate, every integer is checked to be a safe integer, and any
+ * malformed byte raises a `PatchError` (BAD_MAGIC, UNSUPPORTED_VERSION, BAD_COMMAND, VALUE_TOO_LARGE,
+ * TRAILING_DATA, or TRUNCATED with `incomplete: true` from `finish()`).
+ */
+export class DeltaDecoder {
+  format: SignatureFormat | undefined;
+  /** The basis length a native delta was made against. */
+  basisLength: number | undefined;
+  /** Bytes of delta consumed so far. */
+  consumed = 0;
+
+  private chunk: Uint8Array = EMPTY;
+  private offset = 0;
+  private readonly carry = new Uint8Array(64);
+  private carryLength = 0;
+  private state = State.Magic;
+  private opcode = 0;
+  private literalRemaining = 0;
+  // Native varint fields being read: which (0 literal length, 1 copy offset, 2 copy length) and partial value.
+  private varField = 0;
+  private varValue = 0;
+  private varScale = 1;
+  private varBytes = 0;
+  private copyOffset = 0;
+
+  push(chunk: Uint8Array): void {
+    if (this.offset < this.chunk.length) throw new Error('DeltaDecoder.push() before next() used up the last chunk');
+    if (this.state === State.Done && chunk.length > 0) {
+      throw new PatchError('TRAILING_DATA', `data after the end of the delta at byte ${this.consumed}`, {
+        offset: this.consumed,
+      });
+    }
+    this.chunk = chunk;
+    this.offset = 0;
+  }
+
+  get done(): boolean {
+    return this.state === State.Done;
+  }
+
+  /** Throws if the delta has not reached its END command. */
+  finish(): void {
+    if (this.state !== State.Done) {
+      throw new PatchError('TRUNCATED', `delta ends early after ${this.consumed} bytes, before its END command`, {
+        incomplete: true,
+        consumed: this.consumed,
+      });
+    }
+  }
+
+  next(): DeltaCommand | undefined {
+    for (;;) {
+      switch (this.state) {
+        case State.Magic: {
+          const b = this.need(4);
+          if (!b) return undefined;
+          const magic = ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
+          if (magic === RS_DELTA_MAGIC) {
+            this.format = 'rdiff';
+            this.state = State.Opcode;
+          } else if (magic === NATIVE_DELTA_MAGIC) {
+            this.format = 'native';
+            this.state = State.NativeHeader;
+          } else {
+            throw new PatchError('BAD_MAGIC', `not a delta: magic 0x${magic.toString(16).padStart(8, '0')}`, { magic });
+          }
+          break;
+        }
+        case State.NativeHeader: {
+          const b = this.need(NATIVE_DELTA_HEADER_LENGTH - 4);
+          if (!b) return undefined;
+          if (b[0] !== NATIVE_VERSION) {
+            throw new PatchError('UNSUPPORTED_VERSION', `unsupported delta version ${b[0]} (expected ${NATIVE_VERSION})`, {
+              version: b[0],
+            });
+          }
+          if (b[1] !== 0 || b[2] !== 0 || b[3] !== 0) {
+            throw new PatchError('BAD_COMMAND', `unknown delta flags 0x${b[1].toString(16)}`, { flags: b[1] });
+          }
+          this.basisLength = this.readUint(b, 4, 8, 'basis length');
+          this.state = State.Opcode;
+          break;
+        }
+        case State.Opcode: {
+          const b = this.need(1);
+          if (!b) return undefined;
+          const op = b[0];
+          this.opcode = op;
+          if (this.format === 'rdiff') {
+            if (op === RS_OP_END) {
+              this.state = State.Done;
+              return { type: 'end' };
+            }
+            if (op <= RS_OP_LITERAL_64) {
+              this.literalRemaining = op;
+              this.state = State.Literal;
+            } else if (op <= RS_OP_COPY_N8_N8) {
+              this.state = State.RdiffParams;
+            } else {
+              throw this.badCommand(op);
+            }
+          } else if (op === NATIVE_OP_END) {
+            this.state = State.NativeTrailer;
+          } else if (op === NATIVE_OP_LITERAL || op === NATIVE_OP_COPY) {
+            this.startVarint(op === NATIVE_OP_LITERAL ? 0 : 1);
+          } else {
+            throw this.badCommand(op);
+          }
+          break;
+        }
+        case State.RdiffParams: {
+          const op = this.opcode;
+          if (op <= RS_OP_LITERAL_N8) {
+            const width = 1 << (op - RS_OP_LITERAL_N1);
+            const b = this.need(width);
+            if (!b) return undefined;
+            this.literalRemaining = this.readUint(b, 0, width, 'literal length');
+            this.state = State.Literal;
+            break;
+          }
+          const code = op - RS_OP_COPY_N1_N1;
+          const offsetWidth = 1 << (code >> 2);
+          const lengthWidth = 1 << (code & 3);
+          const b = this.need(offsetWidth + lengthWidth);
+          if (!b) return undefined;
+          const offset = this.readUint(b, 0, offsetWidth, 'copy offset');
+          const length = this.readUint(b, offsetWidth, lengthWidth, 'copy length');
+          this.state = State.Opcode;
+          return { type: 'copy', offset, length };
+        }
+        case State.Varint: {
+          const b = this.need(1);
+          if (!b) return undefined;
+          const byte = b[0];
+          this.varValue += (byte & 0x7f) * this.varScale;
+          this.varScale *= 128;
+          this.varBytes++;
+          if (byte & 0x80) {
+            if (this.varBytes === MAX_VARINT_BYTES) throw this.tooLarge('varint', this.varValue);
+            break;
+          }
+          const value = this.varValue;
+          if (value > MAX_SAFE_LENGTH) throw this.tooLarge('varint', value);
+          if (this.varField === 0) {
+            this.literalRemaining = value;
+            this.state = State.Literal;
+          } else if (this.varField === 1) {
+            this.copyOffset = value;
+            this.startVarint(2);
+          } else {
+            this.state = State.Opcode;
+            return { type: 'copy', offset: this.copyOffset, length: value };
+          }
+          break;
+        }
+        case State.Literal: {
+          if (this.literalRemaining === 0) {
+            this.state = State.Opcode;
+            break;
+          }
+          const available = this.chunk.length - this.offset;
+          if (available === 0) return undefined;
+          const n = Math.min(available, this.literalRemaining);
+          const data = this.chunk.subarray(this.offset, this.offset + n);
+          this.offset += n;
+          this.consumed += n;
+          this.literalRemaining -= n;
+          if (this.literalRemaining === 0) this.state = State.Opcode;
+          return { type: 'literal', data };
+        }
+        case State.NativeTrailer: {
+          const b = this.need(8 + SHA256_LENGTH);
+          if (!b) return undefined;
+          const targetLength = this.readUint(b, 0, 8, 'target length');
+          const sha256 = b.slice(8, 8 + SHA256_LENGTH);
+          this.state = State.Done;
+          return { type: 'end', targetLength, sha256 };
+        }
+        case State.Done: {
+          if (this.offset < this.chunk.length) {
+            throw new PatchError('TRAILING_DATA', `data after the end of the delta at byte ${this.consumed}`, {
+              offset: this.consumed,
+            });
+          }
+          return undefined;
+        }
+      }
+    }
+  }
+
+  /** k bytes as a view (into the chunk, or the carry when they straddle chunks), or undefined. */
+  private need(k: number): Uint8Array | undefined {
+    const available = this.chunk.length - this.offset;
+    if (this.carryLength === 0 && available >= k) {
+      const view = this.chunk.subarray(this.offset, this.offset + k);
+      this.offset += k;
+      this.consumed += k;
+      return view;
+    }
+    const take = Math.min(k - this.carryLength, available);
+    this.carry.set(this.chunk.subarray(this.offset, this.offset + take), this.carryLength);
+    this.carryLength += take;
+    this.offset += take;
+    this.consumed += take;
+    if (this.carryLength < k) return undefined;
+    this.carryLength = 0;
+    return this.carry.subarray(0, k);
+  }
+
+  private startVarint(field: number): void {
+    this.varField = field;
+    this.varValue = 0;
+    this.varScale = 1;
+    this.varBytes = 0;
+    this.state = State.Varint;
+  }
+
+  private readUint(b: Uint8Array, at: number, width: number, what: string): number {
+    let value = 0;
+    for (let i = 0; i < width; i++) value = value * 256 + b[at + i];
+    if (value > MAX_SAFE_LENGTH) throw this.tooLarge(what, value);
+    return value;
+  }
+
+  private tooLarge(what: string, value: number): PatchError {
+    return new PatchError('VALUE_TOO_LARGE', `${what} ${value} is larger than 2^53 - 1`, { field: what, value });
+  }
+
+  private badCommand(op: number): PatchError {
+    return new PatchError('BAD_COMMAND', `unknown delta command 0x${op.toString(16)} at byte ${this.consumed - 1}`, {
+      opcode: op,
+      offset: this.consumed - 1,
+    });
+  }
+}

@@ -1,0 +1,351 @@
+/**
+ * Delta generation: roll a window of one block length over the new data, one byte at a time; where
+ * the weak sum passes the prefilter and a block with that weak sum also has the window's strong sum,
+ * emit COPY (merged with the previous copy when adjacent in the basis), else the byte joins a LITERAL.
+ * Streaming: the new data arrives in chunks and the delta leaves in chunks; memory is a buffer of a
+ * few blocks (at least 1 MiB), whatever the new data's length.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { DeltaEncoder } from './delta-format.js';
+import { DeltaError } from './errors.js';
+import { RABINKARP_ADJ, RABINKARP_MULT, RabinKarp, rabinKarpPower, rabinKarpSum } from './rabinkarp.js';
+import { ROLLSUM_CHAR_OFFSET, Rollsum, rollsumSum } from './rollsum.js';
+import type { Signature } from './signature.js';
+import { MAX_CANDIDATES, SignatureIndex, WEAK_MIX } from './signature-index.js';
+import { writeStrongSum } from './strong-sum.js';
+
+/** Blocks examined in one bucket at one offset, whatever their weak sums (guards crafted signatures). */
+const MAX_CHAIN_STEPS = 4 * MAX_CANDIDATES;
+const MIN_BUFFER = 1 << 20;
+
+/** What a delta is made of, for reports and tests. */
+export interface DeltaStats {
+  targetLength: number;
+  literalBytes: number;
+  literalCommands: number;
+  copiedBytes: number;
+  copyCommands: number;
+}
+
+/** Incremental delta: `update()` with chunks of the new data, then `final()` once. */
+export class DeltaBuilder {
+  readonly index: SignatureIndex;
+  readonly stats: DeltaStats = { targetLength: 0, literalBytes: 0, literalCommands: 0, copiedBytes: 0, copyCommands: 0 };
+
+  private readonly signature: Signature;
+  private readonly blockLength: number;
+  private readonly encoder: DeltaEncoder;
+  private readonly sha256: Hash;
+  private readonly strongBuffer: Uint8Array;
+  /** Length of the last block when known to be short (native signatures), else 0. */
+  private readonly shortLastBlock: number;
+  private readonly rabinKarpMultL: number;
+
+  private buf: Uint8Array;
+  /** Start of the current window. */
+  private pos = 0;
+  /** Start of bytes not yet emitted as a literal or copy. */
+  private lit = 0;
+  private end = 0;
+  /** 0: no weak sum for the window at pos; 2: `weak` is the window's sum and it did not match. */
+  private weakState = 0;
+  private weak = 0;
+  private rollS1 = 0;
+  private rollS2 = 0;
+  private lastBlock = -2;
+  private copyOffset = 0;
+  private copyLength = 0;
+  private finished = false;
+
+  constructor(signatureOrIndex: Signature | SignatureIndex) {
+    this.index = signatureOrIndex instanceof SignatureIndex ? signatureOrIndex : new SignatureIndex(signatureOrIndex);
+    const sig = this.index.signature;
+    this.signature = sig;
+    this.blockLength = sig.blockLength;
+    this.encoder = new DeltaEncoder(sig.format);
+    this.encoder.header(sig.basisLength ?? 0);
+    this.sha256 = createHash('sha256');
+    this.strongBuffer = new Uint8Array(sig.strongLength);
+    this.shortLastBlock = sig.basisLength !== undefined ? sig.basisLength % sig.blockLength : 0;
+    this.rabinKarpMultL = rabinKarpPower(sig.blockLength);
+    this.buf = new Uint8Array(Math.max(MIN_BUFFER, 4 * sig.blockLength));
+  }
+
+  /** Adds new data; returns the delta bytes completed so far (often empty). */
+  update(chunk: Uint8Array): Uint8Array {
+    if (this.finished) throw new DeltaError('FINISHED', 'delta already finished', {});
+    this.sha256.update(chunk);
+    this.stats.targetLength += chunk.length;
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.end === this.buf.length) this.compact();
+      const n = Math.min(this.buf.length - this.end, chunk.length - i);
+      this.buf.set(chunk.subarray(i, i + n), this.end);
+      this.end += n;
+      i += n;
+      if (this.signature.weakSum === 'rabinkarp') this.scanRabinKarp();
+      else this.scanRollsum();
+    }
+    return this.encoder.take();
+  }
+
+  /** Ends the new data: matches the basis's short last block at the tail, writes END. */
+  final(): Uint8Array {
+    if (this.finished) throw new DeltaError('FINISHED', 'delta already finished', {});
+    this.finished = true;
+    this.matchTail();
+    this.flushLiteral(this.end);
+    this.flushCopy();
+    this.encoder.end(this.stats.targetLength, this.sha256.digest());
+    return this.encoder.take();
+  }
+
+  private scanRabinKarp(): void {
+    const L = this.blockLength;
+    const buf = this.buf;
+    const { prefilter, prefilterShift } = this.index;
+    const multL = this.rabinKarpMultL;
+    const end = this.end;
+    let p = this.pos;
+    let h = this.weak | 0;
+    outer: for (;;) {
+      if (this.weakState === 0) {
+        if (end - p < L) break;
+        h = rabinKarpSum(buf, p, p + L) | 0;
+        if (this.index.mayContain(h >>> 0) && this.tryMatch(p, h >>> 0, L)) {
+          p += L;
+          continue;
+        }
+        this.weakState = 2;
+      }
+      // The window at p did not match: roll forward until one passes the prefilter and matches.
+      const last = end - L;
+      while (p < last) {
+        h = (Math.imul(h, RABINKARP_MULT) + buf[p + L] - Math.imul(multL, buf[p] + RABINKARP_ADJ)) | 0;
+        p++;
+        const bit = Math.imul(h, WEAK_MIX) >>> prefilterShift;
+        if ((prefilter[bit >>> 5] & (1 << (bit & 31))) !== 0 && this.tryMatch(p, h >>> 0, L)) {
+          p += L;
+          this.weakState = 0;
+          continue outer;
+        }
+      }
+      break;
+    }
+    this.pos = p;
+    this.weak = h;
+  }
+
+  private scanRollsum(): void {
+    const L = this.blockLength;
+    const buf = this.buf;
+    const { prefilter, prefilterShift } = this.index;
+    const outWeight = L; // s2 loses L * (out + CHAR_OFFSET) when `out` leaves the window
+    const end = this.end;
+    let p = this.pos;
+    let s1 = this.rollS1;
+    let s2 = this.rollS2;
+    outer: for (;;) {
+      if (this.weakState === 0) {
+        if (end - p < L) break;
+        const w = rollsumSum(buf, p, p + L);
+        s1 = w & 0xffff;
+        s2 = w >>> 16;
+        if (this.index.mayContain(w) && this.tryMatch(p, w, L)) {
+          p += L;
+          continue;
+        }
+        this.weakState = 2;
+      }
+      const last = end - L;
+      while (p < last) {
+        const out = buf[p] + ROLLSUM_CHAR_OFFSET;
+        s1 = (s1 + buf[p + L] + ROLLSUM_CHAR_OFFSET - out) & 0xffff;
+        s2 = (s2 + s1 - Math.imul(outWeight, out)) & 0xffff;
+        p++;
+        const w = (s2 << 16) | s1;
+        const bit = Math.imul(w, WEAK_MIX) >>> prefilterShift;
+        if ((prefilter[bit >>> 5] & (1 << (bit & 31))) !== 0 && this.tryMatch(p, w >>> 0, L)) {
+          p += L;
+          this.weakState = 0;
+          continue outer;
+        }
+      }
+      break;
+    }
+    this.pos = p;
+    this.rollS1 = s1;
+    this.rollS2 = s2;
+  }
+
+  /**
+   * Looks for a block with this weak sum and the window's strong sum; emits it on success.
+   * rsync match.c hash_search: try the block after the previous match first, so runs of equal blocks
+   * (a file of zeros) come out as one merged copy; then at most MAX_CANDIDATES blocks of equal weak sum.
+   */
+  private tryMatch(p: number, weak: number, length: number): boolean {
+    const sig = this.signature;
+    const { weakSums } = sig;
+    const n = sig.blockCount;
+    const lastFull = this.shortLastBlock > 0 ? n - 1 : n; // blocks before this are blockLength long
+    let strongReady = false;
+    const want = this.lastBlock + 1;
+    if (want >= 0 && want < lastFull && weakSums[want] === weak) {
+      this.windowStrong(p, length);
+      strongReady = true;
+      if (this.strongEquals(want)) {
+        this.emitCopy(p, want, length);
+        return true;
+      }
+    }
+    const next = this.index.next;
+    let candidates = 0;
+    let steps = 0;
+    for (let b = this.index.firstCandidate(weak); b >= 0 && steps < MAX_CHAIN_STEPS; b = next[b], steps++) {
+      if (weakSums[b] !== weak || b === want || b >= lastFull) continue;
+      if (++candidates > MAX_CANDIDATES) break;
+      if (!strongReady) {
+        this.windowStrong(p, length);
+        strongReady = true;
+      }
+      if (this.strongEquals(b)) {
+        this.emitCopy(p, b, length);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private windowStrong(p: number, length: number): void {
+    const sig = this.signature;
+    writeStrongSum(sig.strongSum, this.buf.subarray(p, p + length), sig.seed, this.strongBuffer, 0, sig.strongLength);
+  }
+
+  private strongEquals(block: number): boolean {
+    const { strongSums, strongLength } = this.signature;
+    const s = this.strongBuffer;
+    const at = block * strongLength;
+    for (let i = 0; i < strongLength; i++) if (strongSums[at + i] !== s[i]) return false;
+    return true;
+  }
+
+  private emitCopy(p: number, block: number, length: number): void {
+    this.flushLiteral(p);
+    const offset = block * this.blockLength;
+    if (this.copyLength > 0 && this.copyOffset + this.copyLength === offset) {
+      this.copyLength += length;
+    } else {
+      this.flushCopy();
+      this.copyOffset = offset;
+      this.copyLength = length;
+    }
+    this.stats.copiedBytes += length;
+    this.lastBlock = block;
+    this.lit = p + length;
+  }
+
+  private flushLiteral(upTo: number): void {
+    if (upTo <= this.lit) return;
+    this.flushCopy();
+    this.encoder.literal(this.buf, this.lit, upTo);
+    this.stats.literalBytes += upTo - this.lit;
+    this.stats.literalCommands++;
+    this.lit = upTo;
+  }
+
+  private flushCopy(): void {
+    if (this.copyLength === 0) return;
+    this.encoder.copy(this.copyOffset, this.copyLength);
+    this.stats.copyCommands++;
+    this.copyLength = 0;
+  }
+
+  /** Emits pending bytes before the window and moves the window to the front of the buffer. */
+  private compact(): void {
+    this.flushLiteral(this.pos);
+    const keep = this.end - this.pos;
+    if (keep + this.blockLength > this.buf.length) {
+      // Cannot happen with a buffer of 4+ blocks, but never lose bytes if it did.
+      const grown = new Uint8Array(this.buf.length * 2);
+      grown.set(this.buf.subarray(this.pos, this.end));
+      this.buf = grown;
+    } else {
+      this.buf.copyWithin(0, this.pos, this.end);
+    }
+    this.end = keep;
+    this.lit -= this.pos;
+    this.pos = 0;
+  }
+
+  /**
+   * At the end of input the window shrinks: the basis's last block may be shorter than a block, so
+   * windows [q, end) shorter than a block are compared with it (librsync does the same at EOF).
+   */
+  private matchTail(): void {
+    const sig = this.signature;
+    const n = sig.blockCount;
+    if (n === 0) return;
+    const L = this.blockLength;
+    const last = n - 1;
+    const lastWeak = sig.weakSums[last];
+    let q = this.weakState === 2 ? this.pos + 1 : this.pos;
+    if (this.end - q >= L) q = this.end - L + 1; // full windows were all tried by the scan
+    if (q >= this.end) return;
+    if (this.shortLastBlock > 0) {
+      // Native signatures know the basis length: only one window length can match.
+      const r = this.shortLastBlock;
+      if (this.end - r < q) return;
+      const start = this.end - r;
+      const weak = sig.weakSum === 'rabinkarp' ? rabinKarpSum(this.buf, start, this.end) : rollsumSum(this.buf, start, this.end);
+      if (weak === lastWeak) this.tryTailBlock(start, r);
+      return;
+    }
+    const sum = sig.weakSum === 'rabinkarp' ? new RabinKarp() : new Rollsum();
+    sum.update(this.buf, q, this.end);
+    for (; q < this.end; q++) {
+      if (sum.digest() === lastWeak && this.tryTailBlock(q, this.end - q)) return;
+      sum.rollout(this.buf[q]);
+    }
+  }
+
+  private tryTailBlock(start: number, length: number): boolean {
+    this.windowStrong(start, length);
+    if (!this.strongEquals(this.signature.blockCount - 1)) return false;
+    this.emitCopy(start, this.signature.blockCount - 1, length);
+    return true;
+  }
+}
+
+/**
+ * Starts an incremental delta against a signature (or its index, to reuse the lookup table).
+ * Untrusted signatures: decode them with `decodeSignature()`, which bounds every field; a crafted
+ * signature can at worst make this slower (candidates per offset are capped), never wrong: the
+ * native delta carries the new data's SHA-256, which `patch` checks.
+ */
+export function createDelta(signatureOrIndex: Signature | SignatureIndex): DeltaBuilder {
+  return new DeltaBuilder(signatureOrIndex);
+}
+
+/** One-shot delta of new data held in memory. */
+export function delta(signatureOrIndex: Signature | SignatureIndex, newData: Uint8Array): Uint8Array {
+  const builder = new DeltaBuilder(signatureOrIndex);
+  const body = builder.update(newData);
+  const tail = builder.final();
+  const out = new Uint8Array(body.length + tail.length);
+  out.set(body, 0);
+  out.set(tail, body.length);
+  return out;
+}
+
+/** Streams a delta: new data in from any (async) iterable of chunks, delta chunks out. */
+export async function* deltaStream(
+  signatureOrIndex: Signature | SignatureIndex,
+  newData: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+): AsyncGenerator<Uint8Array> {
+  const builder = new DeltaBuilder(signatureOrIndex);
+  for await (const chunk of newData) {
+    const out = builder.update(chunk);
+    if (out.length > 0) yield out;
+  }
+  yield builder.final();
+}

@@ -1,0 +1,240 @@
+/**
+ * Patch: apply a delta to a basis. The delta is parsed incrementally; COPY reads the basis at random
+ * offsets through `BasisReader` (a buffer, a file handle, later a remote handle), in pieces of at most
+ * 1 MiB so a long copy never needs a long buffer. Every COPY is bounds-checked, the output can be
+ * capped, and a native delta's target length and SHA-256 are checked when its END arrives.
+ */
+import { createHash, timingSafeEqual, type Hash } from 'node:crypto';
+import { DeltaDecoder, type DeltaCommand } from './delta-format.js';
+import { PatchError } from './errors.js';
+
+/** Random access to the basis. `read` returns up to `length` bytes at `position` (fewer only at EOF). */
+export interface BasisReader {
+  /** Length of the basis if known; COPY commands beyond it fail before any read. */
+  readonly size?: number;
+  read(position: number, length: number): Uint8Array | Promise<Uint8Array>;
+}
+
+/** A file handle as node:fs/promises gives it, described structurally so core needs no node:fs. */
+export interface FileHandleLike {
+  read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+}
+
+export interface PatchOptions {
+  /** Fail with OUTPUT_LIMIT before the output would exceed this many bytes. */
+  maxOutputLength?: number;
+  /**
+   * For a native delta: require the END's target length and SHA-256 to match the output (default true).
+   * rdiff deltas carry no hash; check the result by other means.
+   */
+  verify?: boolean;
+}
+
+/** What a finished patch wrote and checked. */
+export interface PatchResult {
+  format: 'native' | 'rdiff';
+  outputLength: number;
+  /** SHA-256 of the output (computed for both formats). */
+  sha256: Uint8Array;
+  /** True when a native END's length and hash were compared and matched. */
+  verified: boolean;
+}
+
+const COPY_PIECE = 1 << 20;
+
+/** A basis held in memory. */
+export function bufferBasis(data: Uint8Array): BasisReader {
+  return {
+    size: data.length,
+    read: (position, length) => data.subarray(position, Math.min(data.length, position + length)),
+  };
+}
+
+/** A basis read from an open file (e.g. `await fs.promises.open(path)`); pass its size from `stat()`. */
+export function fileHandleBasis(handle: FileHandleLike, size?: number): BasisReader {
+  return {
+    size,
+    async read(position, length) {
+      const out = new Uint8Array(length);
+      let filled = 0;
+      while (filled < length) {
+        const { bytesRead } = await handle.read(out, filled, length - filled, position + filled);
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+      }
+      return filled === length ? out : out.subarray(0, filled);
+    },
+  };
+}
+
+/**
+ * The state of one patch: the delta decoder, the output count and hash, the checks. Shared by the
+ * one-shot and streaming forms; it never reads the basis itself.
+ */
+class PatchState {
+  readonly decoder = new DeltaDecoder();
+  readonly hash: Hash = createHash('sha256');
+  outputLength = 0;
+  verified = false;
+
+  constructor(
+    private readonly basisSize: number | undefined,
+    private readonly options: PatchOptions,
+  ) {}
+
+  /** Accounts for `n` more output bytes, failing first if that passes the limit. */
+  reserveOutput(n: number): void {
+    const max = this.options.maxOutputLength;
+    if (max !== undefined && this.outputLength + n > max) {
+      throw new PatchError('OUTPUT_LIMIT', `output would exceed the limit of ${max} bytes`, {
+        limit: max,
+        outputLength: this.outputLength + n,
+      });
+    }
+  }
+
+  wrote(bytes: Uint8Array): void {
+    this.hash.update(bytes);
+    this.outputLength += bytes.length;
+  }
+
+  /** Validates a COPY before any basis read. */
+  checkCopy(offset: number, length: number): void {
+    const end = offset + length;
+    if (!Number.isSafeInteger(end) || (this.basisSize !== undefined && end > this.basisSize)) {
+      throw copyOutOfBounds(offset, length, this.basisSize);
+    }
+    if (this.decoder.format === 'native' && this.decoder.basisLength !== undefined && end > this.decoder.basisLength) {
+      throw copyOutOfBounds(offset, length, this.decoder.basisLength);
+    }
+    this.reserveOutput(length);
+  }
+
+  checkHeader(): void {
+    const declared = this.decoder.basisLength;
+    if (this.decoder.format === 'native' && declared !== undefined && this.basisSize !== undefined && declared !== this.basisSize) {
+      throw new PatchError('BASIS_MISMATCH', `delta was made against a basis of ${declared} bytes, this one has ${this.basisSize}`, {
+        expected: declared,
+        actual: this.basisSize,
+      });
+    }
+  }
+
+  end(command: Extract<DeltaCommand, { type: 'end' }>): void {
+    if (command.targetLength === undefined || this.options.verify === false) return;
+    if (command.targetLength !== this.outputLength) {
+      throw new PatchError('LENGTH_MISMATCH', `patched ${this.outputLength} bytes, the delta says ${command.targetLength}`, {
+        expected: command.targetLength,
+        actual: this.outputLength,
+      });
+    }
+    const actual = this.hash.copy().digest();
+    if (!command.sha256 || !timingSafeEqual(actual, command.sha256)) {
+      throw new PatchError('HASH_MISMATCH', 'patched output does not have the SHA-256 the delta carries (wrong basis?)', {
+        expected: Buffer.from(command.sha256 ?? []).toString('hex'),
+        actual: actual.toString('hex'),
+      });
+    }
+    this.verified = true;
+  }
+
+  result(): PatchResult {
+    this.decoder.finish();
+    return {
+      format: this.decoder.format ?? 'rdiff',
+      outputLength: this.outputLength,
+      sha256: new Uint8Array(this.hash.digest()),
+      verified: this.verified,
+    };
+  }
+}
+
+function copyOutOfBounds(offset: number, length: number, basisLength: number | undefined): PatchError {
+  return new PatchError(
+    'COPY_OUT_OF_BOUNDS',
+    `COPY of ${length} bytes at offset ${offset} is beyond the basis (${basisLength ?? 'unknown'} bytes)`,
+    { offset, length, basisLength },
+  );
+}
+
+/**
+ * Applies a delta to a basis held in memory. Safe on untrusted deltas: malformed, truncated or
+ * out-of-bounds input raises `PatchError`; pass `maxOutputLength` so a small delta cannot make a
+ * huge output (a COPY run may repeat the basis without limit).
+ */
+export function applyDelta(basis: Uint8Array, delta: Uint8Array, options: PatchOptions = {}): Uint8Array {
+  const state = new PatchState(basis.length, options);
+  const pieces: Uint8Array[] = [];
+  state.decoder.push(delta);
+  let headerChecked = false;
+  for (let command = state.decoder.next(); command; command = state.decoder.next()) {
+    if (!headerChecked) {
+      state.checkHeader();
+      headerChecked = true;
+    }
+    if (command.type === 'literal') {
+      state.reserveOutput(command.data.length);
+      state.wrote(command.data);
+      pieces.push(command.data);
+    } else if (command.type === 'copy') {
+      state.checkCopy(command.offset, command.length);
+      const data = basis.subarray(command.offset, command.offset + command.length);
+      state.wrote(data);
+      pieces.push(data);
+    } else {
+      state.end(command);
+    }
+  }
+  state.result();
+  const out = new Uint8Array(state.outputLength);
+  let at = 0;
+  for (const piece of pieces) {
+    out.set(piece, at);
+    at += piece.length;
+  }
+  return out;
+}
+
+/**
+ * Applies a delta arriving as a stream of chunks, yielding output chunks of at most 1 MiB for copies
+ * (literals are passed through as they arrive). Resolves `result` after the last chunk; the caller
+ * should only make the output live once the generator has finished without error. Same safety
+ * notes as `applyDelta`.
+ */
+export async function* patchStream(
+  basis: BasisReader,
+  delta: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  options: PatchOptions = {},
+): AsyncGenerator<Uint8Array, PatchResult> {
+  const state = new PatchState(basis.size, options);
+  let headerChecked = false;
+  for await (const chunk of delta) {
+    state.decoder.push(chunk);
+    for (let command = state.decoder.next(); command; command = state.decoder.next()) {
+      if (!headerChecked) {
+        state.checkHeader();
+        headerChecked = true;
+      }
+      if (command.type === 'literal') {
+        state.reserveOutput(command.data.length);
+        // The decoder's view is into the caller's chunk; copy so the consumer may keep it.
+        const data = command.data.slice();
+        state.wrote(data);
+        yield data;
+      } else if (command.type === 'copy') {
+        state.checkCopy(command.offset, command.length);
+        for (let done = 0; done < command.length; ) {
+          const want = Math.min(COPY_PIECE, command.length - done);
+          const data = await basis.read(command.offset + done, want);
+          if (data.length !== want) throw copyOutOfBounds(command.offset, command.length, command.offset + done + data.length);
+          state.wrote(data);
+          yield data;
+          done += want;
+        }
+      } else {
+        state.end(command);
+      }
+    }
+  }
+  return state.result();
+}
