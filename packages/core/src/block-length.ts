@@ -33,3 +33,19 @@ export function nativeBlockLength(basisLength: number | undefined): number {
   const rounded = isqrt(basisLength) & ~7;
   return Math.min(RSYNC_MAX_BLOCK, Math.max(RSYNC_MIN_BLOCK, rounded));
 }
+
+/** floor(log2(v)) for v >= 1 (librsync rs_long_ln2). */
+function floorLog2(v: number): number {
+  let n = 0;
+  for (let x = v; x >= 2; x = Math.floor(x / 2)) n++;
+  return n;
+}
+
+/**
+ * rdiff `-S -1`: the shortest strong sum that keeps collisions unlikely for this basis (librsync
+ * rs_sig_args): 2 + ceil((log2(length + 2^24) + log2(length / blockLength + 1)) / 8), capped at `max`.
+ */
+export function rdiffMinStrongLength(basisLength: number, blockLength: number, max: number): number {
+  const bits = floorLog2(basisLength + (1 << 24)) + floorLog2(Math.floor(basisLength / blockLength) + 1);
+  return Math.min(max, 2 + Math.floor((bits + 7) / 8));
+}

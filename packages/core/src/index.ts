@@ -12,7 +12,7 @@ export { DeltacastError, SignatureError, DeltaError, PatchError, type ErrorCode,
 export { RabinKarp, rabinKarpSum, RABINKARP_MULT, RABINKARP_SEED } from './rabinkarp.js';
 export { Rollsum, rollsumSum, ROLLSUM_CHAR_OFFSET } from './rollsum.js';
 export { blake2b256, md4, xxh64, strongSumMaxLength } from './strong-sum.js';
-export { nativeBlockLength, rdiffBlockLength } from './block-length.js';
+export { nativeBlockLength, rdiffBlockLength, rdiffMinStrongLength } from './block-length.js';
 export {
   createSignature,
   signature,
