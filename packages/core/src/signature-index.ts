@@ -1,6 +1,6 @@
 /**
  * A signature turned into a lookup table, once, and reused for any number of deltas.
- *   - prefilter: a bitmap of 16+ bits a block, so "no block has this weak sum" costs one memory read;
+ *   - prefilter: a bitmap of 256 bits a block (up to 8 MiB), so "no block has this weak sum" costs one memory read;
  *   - buckets: head/next chains in Int32Arrays, blocks in ascending order within a bucket.
  * Weak sums are mixed with a Fibonacci multiplier first: rollsum's low half is a plain byte sum and
  * would crowd a few buckets otherwise.
@@ -26,7 +26,7 @@ export class SignatureIndex {
   constructor(signature: Signature) {
     this.signature = signature;
     const n = signature.blockCount;
-    const prefilterBits = Math.min(26, Math.max(10, ceilLog2(n) + 4));
+    const prefilterBits = Math.min(26, Math.max(12, ceilLog2(n) + 8));
     const bucketBits = Math.min(24, Math.max(4, ceilLog2(n) + 1));
     this.prefilterShift = 32 - prefilterBits;
     this.bucketShift = 32 - bucketBits;
