@@ -103,6 +103,8 @@ export class DeltaBuilder {
   private readonly strongBuffer: Uint8Array;
   /** Length of the last block when known to be short (native signatures), else 0. */
   private readonly shortLastBlock: number;
+  /** Blocks below this index are exactly blockLength long. */
+  private readonly lastFullBlock: number;
   private readonly rabinKarpMultL: number;
 
   private buf: Uint8Array;
@@ -115,6 +117,9 @@ export class DeltaBuilder {
   private weakState = 0;
   private weak = 0;
   private lastBlock = -2;
+  /** Window start whose strong sum is in strongBuffer (-1: none). */
+  private strongAt = -1;
+  private strongAtLength = 0;
   private copyOffset = 0;
   private copyLength = 0;
   private finished = false;
@@ -129,6 +134,7 @@ export class DeltaBuilder {
     this.sha256 = createHash('sha256');
     this.strongBuffer = new Uint8Array(sig.strongLength);
     this.shortLastBlock = sig.basisLength !== undefined ? sig.basisLength % sig.blockLength : 0;
+    this.lastFullBlock = this.shortLastBlock > 0 ? sig.blockCount - 1 : sig.blockCount;
     this.rabinKarpMultL = rabinKarpPower(sig.blockLength);
     this.buf = new Uint8Array(Math.max(MIN_BUFFER, 4 * sig.blockLength));
   }
@@ -171,6 +177,10 @@ export class DeltaBuilder {
     for (;;) {
       if (this.weakState === 0) {
         if (end - p < L) break;
+        if (this.matchNextBlock(p, L)) {
+          p += L;
+          continue;
+        }
         const weak = rabinKarpSum(buf, p, p + L);
         if (this.index.mayContain(weak) && this.tryMatch(p, weak, L)) {
           p += L;
@@ -202,6 +212,10 @@ export class DeltaBuilder {
     for (;;) {
       if (this.weakState === 0) {
         if (end - p < L) break;
+        if (this.matchNextBlock(p, L)) {
+          p += L;
+          continue;
+        }
         const weak = rollsumSum(buf, p, p + L);
         if (this.index.mayContain(weak) && this.tryMatch(p, weak, L)) {
           p += L;
@@ -231,8 +245,7 @@ export class DeltaBuilder {
   private tryMatch(p: number, weak: number, length: number): boolean {
     const sig = this.signature;
     const { weakSums } = sig;
-    const n = sig.blockCount;
-    const lastFull = this.shortLastBlock > 0 ? n - 1 : n; // blocks before this are blockLength long
+    const lastFull = this.lastFullBlock;
     let strongReady = false;
     const want = this.lastBlock + 1;
     if (want >= 0 && want < lastFull && weakSums[want] === weak) {
@@ -261,9 +274,26 @@ export class DeltaBuilder {
     return false;
   }
 
+  /**
+   * Right after a match, the next window most likely holds the next block (unchanged runs). With a
+   * strong sum of 64+ bits, compare it directly and skip the weak sum: in matching regions that
+   * halves the work per block. A miss costs one strong sum, which the weak path may reuse.
+   */
+  private matchNextBlock(p: number, length: number): boolean {
+    const want = this.lastBlock + 1;
+    if (want <= 0 || want >= this.lastFullBlock || this.signature.strongLength < 8) return false;
+    this.windowStrong(p, length);
+    if (!this.strongEquals(want)) return false;
+    this.emitCopy(p, want, length);
+    return true;
+  }
+
   private windowStrong(p: number, length: number): void {
+    if (this.strongAt === p && this.strongAtLength === length) return;
     const sig = this.signature;
     writeStrongSum(sig.strongSum, this.buf.subarray(p, p + length), sig.seed, this.strongBuffer, 0, sig.strongLength);
+    this.strongAt = p;
+    this.strongAtLength = length;
   }
 
   private strongEquals(block: number): boolean {
@@ -320,6 +350,7 @@ export class DeltaBuilder {
     this.end = keep;
     this.lit -= this.pos;
     this.pos = 0;
+    this.strongAt = -1;
   }
 
   /**
