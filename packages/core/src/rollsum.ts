@@ -10,16 +10,17 @@ export const ROLLSUM_CHAR_OFFSET = 31;
 export function rollsumSum(data: Uint8Array, start = 0, end = data.length): number {
   let s1 = 0;
   let s2 = 0;
-  for (let i = start; i < end; i++) {
-    s1 += data[i] + ROLLSUM_CHAR_OFFSET;
-    s2 += s1;
-    // Keep both exact: fold before they leave the 2^53 range on very long inputs.
-    if ((i & 0xffff) === 0xffff) {
-      s1 &= 0xffff;
-      s2 &= 0xffff;
+  for (let i = start; i < end; ) {
+    // 256 bytes between reductions keep both sums below 2^31, so they stay small integers.
+    const stop = Math.min(end, i + 256);
+    for (; i < stop; i++) {
+      s1 += data[i] + ROLLSUM_CHAR_OFFSET;
+      s2 += s1;
     }
+    s1 &= 0xffff;
+    s2 &= 0xffff;
   }
-  return (((s2 & 0xffff) << 16) | (s1 & 0xffff)) >>> 0;
+  return ((s2 << 16) | s1) >>> 0;
 }
 
 /** An incremental rollsum over a window: rotate (slide by one), rollin and rollout. */
