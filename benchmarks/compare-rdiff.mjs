@@ -70,6 +70,14 @@ console.log(`  deltacast: ${deltacast.kind === 'cli' ? deltacast.path : `${delta
 console.log(`  node ${process.version}; peak RSS via ${gnuTime ? `GNU time (${gnuTime})` : 'child resourceUsage() / /proc VmHWM'}`);
 console.log(`  files in ${dir}`);
 
+// Remove what this run writes (the whole directory when it made it), also after a failure, unless --keep.
+const written = ['basis.bin', 'new.bin', 'unrelated.bin', 'check.out'];
+process.on('exit', () => {
+  if (opts.keep) return;
+  if (opts.dir) for (const name of written) rmSync(at(name), { force: true });
+  else rmSync(dir, { recursive: true, force: true });
+});
+
 const t0 = performance.now();
 const files = generateFiles(dir, size, { edits });
 console.log(`  generated basis/new/unrelated in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
@@ -149,6 +157,8 @@ const phases = [
     },
   },
 ];
+
+written.push(...phases.flatMap((p) => Object.keys(p.runs)));
 
 /** Rows of the report: [case, rdiff run, deltacast run, target ratio or null for information only]. */
 const rows = [
@@ -253,10 +263,4 @@ if (opts.json) {
   console.log(`results written to ${resolve(opts.json)}`);
 }
 
-// Remove what this run wrote (the whole directory when it made it), unless asked to keep it.
-if (!opts.keep) {
-  if (opts.dir) {
-    const written = ['basis.bin', 'new.bin', 'unrelated.bin', ...phases.flatMap((p) => Object.keys(p.runs))];
-    for (const name of written) rmSync(at(name), { force: true });
-  } else rmSync(dir, { recursive: true, force: true });
-}
+

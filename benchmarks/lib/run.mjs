@@ -24,7 +24,7 @@ export function parseSize(text) {
 
 export function formatSize(bytes) {
   for (const [unit, scale] of [['GiB', 1024 ** 3], ['MiB', 1024 ** 2], ['KiB', 1024]]) {
-    if (bytes >= scale && bytes % (scale / 16) === 0) return `${bytes / scale} ${unit}`;
+    if (bytes >= scale) return bytes % (scale / 16) === 0 ? `${bytes / scale} ${unit}` : `${(bytes / scale).toFixed(1)} ${unit}`;
   }
   return `${bytes} B`;
 }
