@@ -25,7 +25,7 @@ import {
   type StrongSumKind,
   type WeakSumKind,
 } from '../src/index.js';
-import { chunkings } from './helpers/chunking.js';
+import { chunkings, expectSameBytes } from './helpers/streaming.js';
 import { concat, drain } from './helpers.js';
 
 const VECTORS = fileURLToPath(new URL('../../../test-vectors/', import.meta.url));
@@ -82,25 +82,11 @@ function vector(path: string): Uint8Array {
   if (data.length !== entry.size || actual !== entry.sha256) {
     throw new Error(
       `test vector ${path} is corrupted: ${data.length} bytes with sha256 ${actual}, ` +
-        `the manifest says ${entry.size} bytes with sha256 ${entry.sha256} (regenerate with node test-vectors/generate.mjs)`,
+        `the manifest says ${entry.size} bytes with sha256 ${entry.sha256} (restore it from git, or regenerate all with node test-vectors/generate.mjs)`,
     );
   }
   loaded.set(path, data);
   return data;
-}
-
-/** Compares bytes by length and first differing offset, so a failure says where, not a 1 MiB diff. */
-function expectSameBytes(actual: Uint8Array, expected: Uint8Array, what: string): void {
-  let first = -1;
-  const n = Math.min(actual.length, expected.length);
-  for (let i = 0; i < n; i++) {
-    if (actual[i] !== expected[i]) {
-      first = i;
-      break;
-    }
-  }
-  if (first === -1 && actual.length !== expected.length) first = n;
-  expect({ what, length: actual.length, firstDifference: first }).toEqual({ what, length: expected.length, firstDifference: -1 });
 }
 
 describe('test-vectors/manifest.json', () => {

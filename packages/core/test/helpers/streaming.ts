@@ -1,4 +1,8 @@
-/** Ways to cut data into chunks for the streaming forms, which break at chunk edges if anywhere. */
+/**
+ * For testing the streaming forms, which break at chunk edges if anywhere: ways to cut data into
+ * chunks, and a byte comparison that says where two outputs part.
+ */
+import { expect } from 'vitest';
 
 /** `data` cut into pieces of `size` bytes (the last may be shorter); one empty piece for empty data. */
 export function chunksOf(data: Uint8Array, size: number): Uint8Array[] {
@@ -44,4 +48,17 @@ export function chunkings(data: Uint8Array, { tinyLimit = 16 * 1024, seed = 1, m
     { label: 'one chunk', pieces: [data] },
     { label: `irregular chunks (seed ${seed})`, pieces: irregularChunks(data, seed, maxIrregular) },
   ];
+}
+
+/** Compares bytes by length and first differing offset, so a failure says where, not a 1 MiB diff. */
+export function expectSameBytes(actual: Uint8Array, expected: Uint8Array, what: string): void {
+  const n = Math.min(actual.length, expected.length);
+  let first = actual.length === expected.length ? -1 : n;
+  for (let i = 0; i < n; i++) {
+    if (actual[i] !== expected[i]) {
+      first = i;
+      break;
+    }
+  }
+  expect({ what, length: actual.length, firstDifference: first }).toEqual({ what, length: expected.length, firstDifference: -1 });
 }
