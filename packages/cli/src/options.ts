@@ -1,0 +1,38 @@
+/** Parsers for option values; a bad value is a usage error (exit code 2). */
+import { InvalidArgumentError } from 'commander';
+
+/** An integer in [min, max], written in decimal. */
+export function integer(min: number, max: number): (value: string) => number {
+  return (value) => {
+    if (!/^-?\d+$/.test(value)) throw new InvalidArgumentError(`not an integer: ${value}`);
+    const n = Number(value);
+    if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`must be an integer from ${min} to ${max}`);
+    return n;
+  };
+}
+
+const SUFFIXES: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/** A byte count: a non-negative integer with an optional K, M or G suffix (powers of 1024). */
+export function byteCount(min: number): (value: string) => number {
+  return (value) => {
+    const match = /^(\d+)([kmg]?)(?:i?b)?$/i.exec(value.trim());
+    if (!match) throw new InvalidArgumentError(`not a byte count: ${value} (use e.g. 4096, 512K, 16M)`);
+    const n = Number(match[1]) * SUFFIXES[match[2].toLowerCase()];
+    if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`must be at least ${min} bytes`);
+    return n;
+  };
+}
+
+/** Human-readable size for reports: bytes below 10 KiB, else KiB/MiB/GiB with one decimal. */
+export function formatBytes(n: number): string {
+  if (n < 10 * 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(1)} ${units[u]}`;
+}
