@@ -7,7 +7,9 @@ import {
   delta,
   deltaStream,
   indexSignature,
+  md4,
   rabinKarpSum,
+  rollsumSum,
   signature,
   xxh64,
   type Signature,
@@ -198,6 +200,38 @@ describe('many equal weak sums', () => {
     expect(builder.stats).toMatchObject({ copyCommands: 0, copiedBytes: 0, literalBytes: target.length });
     expect(shape(decodeCommands(d))).toEqual([['L', target.length], ['E']]);
     expect(hex(applyDelta(new Uint8Array(blockCount * L), d))).toBe(hex(target));
+  });
+});
+
+describe('false block matches with short strong sums', () => {
+  // [x, y+1, z+1, w] and [x+1, y, z, w+1] have the same rollsum (s1 and s2 = 4a+3b+2c+d agree);
+  // with a 1-byte strong sum, some choice of seed or bytes makes the strong sums agree too.
+  const pair = (x: number, y: number, z: number, w: number) => [new Uint8Array([x, y + 1, z + 1, w]), new Uint8Array([x + 1, y, z, w + 1])];
+
+  it('native: the END hash turns the wrong COPY into HASH_MISMATCH', () => {
+    const [block, window] = pair(10, 20, 30, 40);
+    expect(rollsumSum(block)).toBe(rollsumSum(window));
+    let seed = 0n;
+    while (xxh64(block, seed) >> 56n !== xxh64(window, seed) >> 56n) seed++;
+    const d = delta(signature(block, { blockLength: 4, weakSum: 'rollsum', strongLength: 1, seed }), window);
+    expect(shape(decodeCommands(d))).toEqual([['C', 0, 4], ['E']]);
+    const error = asDeltacastError(thrown(() => applyDelta(block, d)));
+    expect(error.code).toBe('HASH_MISMATCH');
+    // Full-length sums tell the two apart.
+    const safe = delta(signature(block, { blockLength: 4, weakSum: 'rollsum', seed }), window);
+    expect(hex(applyDelta(block, safe))).toBe(hex(window));
+  });
+
+  it('rdiff: no hash travels with the delta, so the wrong COPY goes through (as with rdiff -S 1)', () => {
+    let found: Uint8Array[] | undefined;
+    for (let x = 0; !found && x < 250; x++) {
+      const [block, window] = pair(x, 7, 8, 9);
+      if (md4(block)[0] === md4(window)[0]) found = [block, window];
+    }
+    const [block, window] = found!;
+    const d = delta(signature(block, { format: 'rdiff', blockLength: 4, weakSum: 'rollsum', strongSum: 'md4', strongLength: 1 }), window);
+    expect(shape(decodeCommands(d))).toEqual([['C', 0, 4], ['E']]);
+    expect(hex(applyDelta(block, d))).toBe(hex(block));
   });
 });
 
