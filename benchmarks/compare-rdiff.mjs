@@ -71,7 +71,7 @@ console.log(`  node ${process.version}; peak RSS via ${gnuTime ? `GNU time (${gn
 console.log(`  files in ${dir}`);
 
 // Remove what this run writes (the whole directory when it made it), also after a failure, unless --keep.
-const written = ['basis.bin', 'new.bin', 'unrelated.bin', 'check.out'];
+const written = ['basis.bin', 'new.bin', 'unrelated.bin', 'check.out', 'empty.bin', 'empty.sig'];
 process.on('exit', () => {
   if (opts.keep) return;
   if (opts.dir) for (const name of written) rmSync(at(name), { force: true });
@@ -195,6 +195,18 @@ for (const phase of phases) {
   process.stdout.write(`  ${phase.name}: done\n`);
 }
 
+// Fixed cost per process (start-up, module and hash set-up): the signature of an empty file. On
+// small sizes it is a large part of deltacast's time; subtract it mentally when reading those.
+writeFileSync(at('empty.bin'), new Uint8Array(0));
+const startup = { rdiff: [], deltacast: [] };
+for (let r = 0; r < repeat; r++) {
+  rmSync(at('empty.sig'), { force: true });
+  startup.rdiff.push((await measure(R('signature', at('empty.bin'), at('empty.sig')), gnuTime)).wallMs);
+  rmSync(at('empty.sig'), { force: true });
+  startup.deltacast.push((await measure(D('signature', '--format', 'native', at('empty.bin'), at('empty.sig')), gnuTime)).wallMs);
+}
+const startupMs = { rdiff: median(startup.rdiff), deltacast: median(startup.deltacast) };
+
 const summary = {};
 for (const [name, samples] of Object.entries(measured)) {
   const run = phases.find((p) => p.runs[name]).runs[name];
@@ -241,11 +253,13 @@ console.log(
 );
 console.log('');
 console.log('ratio = deltacast MB/s / rdiff MB/s (> 1 is faster); MB = 10^6 bytes; medians of the runs.');
+console.log(`fixed cost per process (signature of an empty file): rdiff ${startupMs.rdiff.toFixed(1)} ms, deltacast ${startupMs.deltacast.toFixed(1)} ms`);
 console.log(`verified: ${verified.join('; ')}`);
 
 if (opts.json) {
   const report = {
     benchmark: 'compare-rdiff',
+    command: ['node', 'compare-rdiff.mjs', ...process.argv.slice(2)].join(' '),
     date: new Date().toISOString(),
     node: process.version,
     rdiff: rdiffVersion,
@@ -256,6 +270,7 @@ if (opts.json) {
     repeat,
     files: { basis: files.basis, new: files.new, unrelated: files.unrelated },
     cases: table,
+    startupMs,
     runs: summary,
     verified,
   };

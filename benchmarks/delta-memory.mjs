@@ -112,6 +112,7 @@ console.log(verified ? 'verified: patched output equals the new file' : 'not ver
 if (opts.json) {
   const report = {
     benchmark: 'delta-memory',
+    command: ['node', 'delta-memory.mjs', ...process.argv.slice(2)].join(' '),
     date: new Date().toISOString(),
     node: process.version,
     deltacast: deltacast.kind,

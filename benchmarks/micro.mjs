@@ -145,6 +145,6 @@ console.log(
 console.log(`MB = 10^6 bytes of input (the new file for deltas, the output for patches); median latency. (sink ${sink & 1})`);
 
 if (opts.json) {
-  writeFileSync(resolve(opts.json), `${JSON.stringify({ benchmark: 'micro', date: new Date().toISOString(), node: process.version, size, results }, null, 2)}\n`);
+  writeFileSync(resolve(opts.json), `${JSON.stringify({ benchmark: 'micro', command: ['node', 'micro.mjs', ...process.argv.slice(2)].join(' '), date: new Date().toISOString(), node: process.version, size, results }, null, 2)}\n`);
   console.log(`results written to ${resolve(opts.json)}`);
 }

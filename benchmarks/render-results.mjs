@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+/**
+ * Renders the --json reports of micro.mjs, compare-rdiff.mjs and delta-memory.mjs as Markdown for
+ * RESULTS.md, headed by the machine (lscpu model, cores, memory), Node, rdiff and the commit.
+ *
+ *   node render-results.mjs [--title TEXT] REPORT.json...
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { parseArgs } from 'node:util';
+import { formatMarkdownTable, formatSize, repoRoot } from './lib/run.mjs';
+
+const { values: opts, positionals } = parseArgs({
+  options: { title: { type: 'string', default: 'Results' } },
+  allowPositionals: true,
+});
+if (positionals.length === 0) {
+  console.error('usage: node render-results.mjs [--title TEXT] REPORT.json...');
+  process.exit(2);
+}
+
+const output = (argv) => {
+  const result = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8' });
+  return result.status === 0 ? result.stdout.trim() : undefined;
+};
+const lscpu = output(['lscpu']) ?? '';
+const field = (name) => new RegExp(`^${name}:\\s*(.+)$`, 'm').exec(lscpu)?.[1].trim();
+const reports = positionals.map((path) => JSON.parse(readFileSync(path, 'utf8')));
+const commit = output(['git', '-C', repoRoot, 'rev-parse', '--short', 'HEAD']);
+const dirty = output(['git', '-C', repoRoot, 'status', '--porcelain', '--', 'packages/core/src', 'packages/cli/src']);
+
+const lines = [`## ${opts.title}`, ''];
+lines.push(
+  `- Machine: ${field('Model name') ?? cpus()[0]?.model ?? 'unknown'}, ${field('CPU\\(s\\)') ?? cpus().length} cores, ${(totalmem() / 1024 ** 3).toFixed(1)} GiB memory`,
+  `- Node ${reports[0].node}; ${reports.find((r) => r.rdiff)?.rdiff ?? output(['rdiff', '--version'])?.split('\n')[0] ?? 'rdiff not found'}`,
+  `- Date: ${reports.map((r) => r.date.slice(0, 16).replace('T', ' ')).sort()[0]} UTC; commit ${commit ?? 'unknown'}${dirty ? ' (core/cli sources modified in the working tree)' : ''}`,
+  '',
+);
+
+for (const report of reports) {
+  lines.push(`### ${report.benchmark}`, '', `\`\`\`sh\n${report.command}\n\`\`\``, '');
+  if (report.benchmark === 'micro') {
+    lines.push(`${formatSize(report.size)} inputs, median latency.`, '');
+    lines.push(
+      formatMarkdownTable(
+        ['case', 'MB/s', 'ms/op', '±%', 'samples'],
+        report.results.map((r) => [r.name, r.mbPerSec === null ? '-' : r.mbPerSec.toFixed(1), r.medianMs.toFixed(2), r.rme.toFixed(1), r.samples]),
+      ),
+    );
+  } else if (report.benchmark === 'compare-rdiff') {
+    lines.push(
+      `${formatSize(report.size)} basis, ${report.edits} scattered edits, median of ${report.repeat} runs; deltacast = ${report.deltacast === 'cli' ? 'the built CLI' : 'the core-library fallback'}; peak RSS via ${report.rssMethod}.`,
+      '',
+    );
+    lines.push(
+      formatMarkdownTable(
+        ['case', 'rdiff MB/s', 'deltacast MB/s', 'ratio', 'rdiff RSS MB', 'deltacast RSS MB', 'target', 'met'],
+        report.cases.map((t) => [
+          t.case,
+          t.rdiffMBps.toFixed(1),
+          t.deltacastMBps.toFixed(1),
+          `${t.ratio.toFixed(2)}x`,
+          t.rdiffRssMB.toFixed(1),
+          t.deltacastRssMB.toFixed(1),
+          t.target === null ? 'info' : `>= ${t.target.toFixed(1)}x`,
+          t.met === null ? '' : t.met ? 'yes' : 'no',
+        ]),
+      ),
+    );
+    if (report.startupMs) {
+      lines.push(
+        '',
+        `Fixed cost per process (signature of an empty file): rdiff ${report.startupMs.rdiff.toFixed(1)} ms, deltacast ${report.startupMs.deltacast.toFixed(1)} ms.`,
+      );
+    }
+    lines.push('', `Verified: ${report.verified.join('; ')}.`);
+  } else if (report.benchmark === 'delta-memory') {
+    lines.push(`${formatSize(report.size)} files, ${report.edits} scattered edits, ${report.format} format; peak RSS via ${report.rssMethod}.`, '');
+    lines.push(
+      formatMarkdownTable(
+        ['step', 'input', 'MB/s', 'wall s', 'peak RSS MB', 'output'],
+        report.steps.map((s) => [s.step, formatSize(s.bytes), s.mbPerSec.toFixed(1), (s.wallMs / 1000).toFixed(2), s.maxRssMB.toFixed(1), formatSize(s.outputBytes)]),
+      ),
+    );
+    const delta = report.steps.find((s) => s.step === 'delta');
+    lines.push(
+      '',
+      `Delta peak RSS ${delta.maxRssMB.toFixed(1)} MB, target <= ${report.targetRssMB} MB: ${report.met ? 'met' : 'not met'}. ${report.verified ? 'Patched output verified equal to the new file.' : 'Not verified.'}`,
+    );
+  } else {
+    throw new Error(`unknown report ${report.benchmark}`);
+  }
+  lines.push('');
+}
+process.stdout.write(`${lines.join('\n')}`);
