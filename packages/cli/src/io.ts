@@ -21,6 +21,9 @@ export function processIO(): MainIO {
   return { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr };
 }
 
+/** Temporary outputs not yet committed or removed, for bin.ts to remove on SIGINT/SIGTERM. */
+export const pendingTempFiles = new Set<string>();
+
 /** Bytes read from a file per chunk, and written per write when output comes in small pieces. */
 export const CHUNK_LENGTH = 1 << 20;
 
@@ -106,6 +109,7 @@ export async function createOutput(path: string | undefined, force: boolean, io:
   if (!force && (await exists(target))) throw outputExists(path as string);
   const temp = join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
   const handle = await open(temp, 'wx');
+  pendingTempFiles.add(temp);
   return new FileOutput(handle, temp, target, path as string, force);
 }
 
@@ -235,10 +239,12 @@ class FileOutput extends BufferedOutput {
   private async place(): Promise<void> {
     if (this.force) {
       await rename(this.temp, this.target);
+      pendingTempFiles.delete(this.temp);
       return;
     }
     try {
       await link(this.temp, this.target);
+      pendingTempFiles.delete(this.temp);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'EEXIST') throw outputExists(this.name);
@@ -246,6 +252,7 @@ class FileOutput extends BufferedOutput {
       if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS' && code !== 'EOPNOTSUPP') throw error;
       if (await exists(this.target)) throw outputExists(this.name);
       await rename(this.temp, this.target);
+      pendingTempFiles.delete(this.temp);
       return;
     }
     await unlink(this.temp);
@@ -257,6 +264,7 @@ class FileOutput extends BufferedOutput {
       await this.handle.close().catch(() => {});
     }
     await unlink(this.temp).catch(() => {});
+    pendingTempFiles.delete(this.temp);
   }
 }
 

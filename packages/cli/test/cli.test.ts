@@ -1,5 +1,7 @@
 /** signature, delta and patch through the built CLI: round trips, stdio, refusals, failures, usage. */
-import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -183,6 +185,13 @@ describe('failures', () => {
     expectOneLine(run.stderr, 'deltacast: patch: BAD_MAGIC');
   });
 
+  it('a COPY beyond the end of the basis fails with COPY_OUT_OF_BOUNDS and creates no output', () => {
+    // rdiff delta: magic, COPY with 4-byte offset and length (0x4f): 4096 bytes at 2^28, then END.
+    const run = patchWith(Buffer.from('72730236' + '4f' + '10000000' + '00001000' + '00', 'hex'));
+    expect(run.status).toBe(1);
+    expectOneLine(run.stderr, 'deltacast: patch: COPY_OUT_OF_BOUNDS', '4096', String(2 ** 28));
+  });
+
   it('a native delta against another basis fails its check and creates no output', () => {
     writeFileSync(join(failDir, 'other.bin'), Buffer.concat([basis.subarray(0, 1000), Buffer.alloc(1), basis.subarray(1001)]));
     const run = patchWith(nativeDelta, [], 'other.bin');
@@ -200,6 +209,19 @@ describe('failures', () => {
     const run = deltacast(['patch', 'basis.bin'], failDir, { input: nativeDelta.subarray(0, 50) });
     expect(run.status).toBe(1);
     expectOneLine(run.stderr, 'TRUNCATED');
+  });
+
+  it('an interrupted patch removes its temporary output', async () => {
+    const child = spawn(process.execPath, [bin, 'patch', 'basis.bin', '-', 'out.bin'], { cwd: failDir, stdio: ['pipe', 'ignore', 'ignore'] });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // Half a delta, and stdin kept open: the patch waits with its temporary file in place.
+    child.stdin.write(nativeDelta.subarray(0, nativeDelta.length >> 1));
+    const isTemp = (name: string): boolean => name.startsWith('.out.bin.') && name.endsWith('.tmp');
+    while (child.exitCode === null && !readdirSync(failDir).some(isTemp)) await sleep(20);
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(readdirSync(failDir).filter(isTemp)).toEqual([]);
+    expect(existsSync(join(failDir, 'out.bin'))).toBe(false);
   });
 
   it('a corrupt signature fails delta with BAD_MAGIC', () => {
