@@ -106,9 +106,21 @@ export interface Output {
 export async function createOutput(path: string | undefined, force: boolean, io: MainIO): Promise<Output> {
   if (isStdio(path)) return new StreamOutput(io.stdout);
   const target = resolve(path as string);
-  if (!force && (await exists(target))) throw outputExists(path as string);
+  const existing = await lstat(target).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  if (existing?.isDirectory()) throw new OperationError('EISDIR', `output ${path} is a directory`);
+  if (existing && !force) throw outputExists(path as string);
   const temp = join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(temp, 'wx');
+  let handle: FileHandle;
+  try {
+    handle = await open(temp, 'wx');
+  } catch (error) {
+    // Name the output the user asked for, not the temporary file.
+    const { code = 'EIO', message } = error as NodeJS.ErrnoException;
+    throw new OperationError(code, `cannot create ${path}: ${message.replace(/^[A-Z]+: /, '').replace(/, open .*$/, '')}`);
+  }
   pendingTempFiles.add(temp);
   return new FileOutput(handle, temp, target, path as string, force);
 }
