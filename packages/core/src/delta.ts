@@ -144,6 +144,13 @@ export class DeltaBuilder {
     if (this.finished) throw new DeltaError('FINISHED', 'delta already finished', {});
     this.sha256.update(chunk);
     this.stats.targetLength += chunk.length;
+    if (this.signature.blockCount === 0) {
+      // Nothing to match against (a new file): every byte is literal, no need to roll.
+      this.encoder.literal(chunk, 0, chunk.length);
+      this.stats.literalBytes += chunk.length;
+      if (chunk.length > 0) this.stats.literalCommands++;
+      return this.encoder.take();
+    }
     let i = 0;
     while (i < chunk.length) {
       if (this.end === this.buf.length) this.compact();

@@ -1,0 +1,321 @@
+/**
+ * The client side of a session: typed requests to an agent, matched to responses by id, with
+ * several in flight at once (pipelining across files). Everything the agent sends back is checked as
+ * strictly as the agent checks what it receives: a listing path that would leave the root is a
+ * PathError, a malformed message a ProtocolError that ends the session.
+ */
+import { deflateRawSync } from 'node:zlib';
+import type { Frame, Header } from './frame.js';
+import { ProtocolError, RemoteError, TransportError } from './errors.js';
+import { CAPABILITIES, DATA_CHUNK, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, str, uint, type EntryType } from './messages.js';
+import { wirePathComponents } from './paths.js';
+import { FrameSession, type ByteStreams } from './wire.js';
+
+/** One entry of a destination listing. */
+export interface RemoteEntry {
+  path: string;
+  type: EntryType;
+  size: number;
+  mtimeMs: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  linkTarget?: string;
+}
+
+export interface HelloOptions {
+  root: string;
+  owner?: boolean;
+  partial?: boolean;
+}
+
+export interface AgentInfo {
+  version: string;
+  root: string;
+  capabilities: string[];
+  uid: number;
+}
+
+export interface FileAttributes {
+  mode: number;
+  mtimeMs: number;
+  size: number;
+  uid?: number;
+  gid?: number;
+}
+
+interface Pending {
+  onFrame: (frame: Frame) => boolean; // true when this frame completes the request
+  reject: (error: Error) => void;
+}
+
+export class AgentClient {
+  private readonly session: FrameSession;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private closeError: TransportError | undefined;
+  info: AgentInfo | undefined;
+
+  private constructor(streams: ByteStreams) {
+    this.session = new FrameSession(streams);
+    this.session.onFrame((frame) => this.onFrame(frame));
+    this.session.onClose((error) => {
+      this.closeError = error ?? new TransportError('CLOSED', 'agent closed the session', {});
+      for (const p of this.pending.values()) p.reject(this.closeError);
+      this.pending.clear();
+    });
+  }
+
+  /** Opens a session: sends hello, waits for the agent's. */
+  static async connect(streams: ByteStreams, options: HelloOptions): Promise<AgentClient> {
+    const client = new AgentClient(streams);
+    await client.hello(options);
+    return client;
+  }
+
+  private hello(options: HelloOptions): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.pending.set(0, {
+        onFrame: (frame) => {
+          const h = frame.header;
+          if (h.t === 'error') {
+            reject(new RemoteError(String(h.code ?? 'REMOTE'), `agent refused the session: ${String(h.message ?? '')}`, { code: h.code }));
+            return true;
+          }
+          if (h.t !== 'hello') throw new ProtocolError('BAD_MESSAGE', `expected hello, got "${h.t}"`, {});
+          const v = uint(h, 'v');
+          if (v < MIN_PROTOCOL_VERSION || v > PROTOCOL_VERSION) {
+            throw new ProtocolError('VERSION_MISMATCH', `agent chose protocol ${v}, we speak ${MIN_PROTOCOL_VERSION}..${PROTOCOL_VERSION}`, { v });
+          }
+          this.info = {
+            version: str(h, 'version', 64),
+            root: str(h, 'root'),
+            capabilities: Array.isArray(h.caps) ? h.caps.filter((c): c is string => typeof c === 'string') : [],
+            uid: typeof h.uid === 'number' ? h.uid : -1,
+          };
+          resolve();
+          return true;
+        },
+        reject,
+      });
+      this.session
+        .send({
+          t: 'hello',
+          v: [MIN_PROTOCOL_VERSION, PROTOCOL_VERSION],
+          caps: [...CAPABILITIES],
+          root: options.root,
+          owner: options.owner ?? false,
+          partial: options.partial ?? false,
+        })
+        .catch(reject);
+    });
+  }
+
+  private onFrame(frame: Frame): void {
+    const h = frame.header;
+    const id = h.t === 'hello' || (h.t === 'error' && h.id === 0) ? 0 : uint(h, 'id');
+    const pending = this.pending.get(id);
+    if (!pending) throw new ProtocolError('BAD_MESSAGE', `"${h.t}" for unknown request ${id}`, { id, type: h.t });
+    if (pending.onFrame(frame)) this.pending.delete(id);
+  }
+
+  /** A request whose single reply is `ok` (resolves with its header) or `error` (RemoteError). */
+  private request(header: Header, collect?: (frame: Frame) => void, finalType = 'ok'): Promise<Header> {
+    if (this.closeError) return Promise.reject(this.closeError);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, {
+        onFrame: (frame) => {
+          const h = frame.header;
+          if (h.t === 'error') {
+            const path = typeof h.path === 'string' ? h.path : (header.path as string | undefined);
+            reject(new RemoteError(String(h.code ?? 'REMOTE'), `${String(header.t)} ${path ?? ''}: ${String(h.message ?? '')}`.trim(), {
+              code: h.code,
+              path,
+            }));
+            return true;
+          }
+          if (h.t === finalType) {
+            resolve(h);
+            return true;
+          }
+          if (!collect) throw new ProtocolError('BAD_MESSAGE', `unexpected "${h.t}" for ${String(header.t)}`, { type: h.t });
+          collect(frame);
+          return false;
+        },
+        reject,
+      });
+      this.session.send({ ...header, id }).catch(reject);
+    });
+  }
+
+  /** The destination tree, every entry checked. */
+  async list(): Promise<RemoteEntry[]> {
+    const entries: RemoteEntry[] = [];
+    await this.request(
+      { t: 'list' },
+      (frame) => {
+        const e = frame.header.e;
+        if (frame.header.t !== 'entries' || !Array.isArray(e)) throw new ProtocolError('BAD_MESSAGE', 'listing frame malformed', {});
+        for (const raw of e) entries.push(parseEntry(raw));
+      },
+      'done',
+    );
+    return entries;
+  }
+
+  /** A native signature of the destination's file, with our seed. */
+  async signature(path: string, seed: bigint, blockLength?: number): Promise<Uint8Array> {
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    const final = await this.request(
+      { t: 'sig', path, seed: seed.toString(), block: blockLength ?? null },
+      (frame) => {
+        if (frame.header.t !== 'data' || !frame.payload) throw new ProtocolError('BAD_MESSAGE', 'signature frame malformed', {});
+        parts.push(frame.payload.slice());
+        total += frame.payload.length;
+      },
+      'sig',
+    );
+    if (uint(final, 'size') !== total) throw new ProtocolError('BAD_MESSAGE', `signature size ${String(final.size)} but ${total} bytes came`, {});
+    const out = new Uint8Array(total);
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  }
+
+  /**
+   * Sends one file as a native delta (against the destination's file when `basis`, else against
+   * nothing). Resolves when the agent has verified and renamed it.
+   */
+  async put(
+    path: string,
+    attributes: FileAttributes,
+    delta: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    options: { basis: boolean; compress?: boolean },
+  ): Promise<{ size: number; sentBytes: number }> {
+    if (this.closeError) throw this.closeError;
+    const id = this.nextId++;
+    let sentBytes = 0;
+    const reply = new Promise<Header>((resolve, reject) => {
+      this.pending.set(id, {
+        onFrame: (frame) => {
+          const h = frame.header;
+          if (h.t === 'ok') resolve(h);
+          else if (h.t === 'error') {
+            reject(new RemoteError(String(h.code ?? 'REMOTE'), `put ${path}: ${String(h.message ?? '')}`, { code: h.code, path }));
+          } else throw new ProtocolError('BAD_MESSAGE', `unexpected "${h.t}" for put`, {});
+          return true;
+        },
+        reject,
+      });
+    });
+    // An early error reply must not go unhandled while we are still sending.
+    reply.catch(() => {});
+    await this.session.send({
+      t: 'put',
+      id,
+      path,
+      size: attributes.size,
+      mode: attributes.mode,
+      mtime: attributes.mtimeMs,
+      uid: attributes.uid ?? null,
+      gid: attributes.gid ?? null,
+      basis: options.basis,
+    });
+    let failed = false;
+    void reply.catch(() => (failed = true));
+    for await (const chunk of delta) {
+      if (failed) break;
+      for (let at = 0; at < chunk.length; at += DATA_CHUNK) {
+        const piece = chunk.subarray(at, at + DATA_CHUNK);
+        if (options.compress) {
+          const packed = deflateRawSync(piece);
+          await this.session.send({ t: 'data', id, z: true }, packed);
+          sentBytes += packed.length;
+        } else {
+          await this.session.send({ t: 'data', id }, piece);
+          sentBytes += piece.length;
+        }
+      }
+    }
+    if (!failed) await this.session.send({ t: 'end', id });
+    const h = await reply;
+    return { size: uint(h, 'size'), sentBytes };
+  }
+
+  async mkdir(path: string, mode: number): Promise<void> {
+    await this.request({ t: 'mkdir', path, mode });
+  }
+
+  async symlink(path: string, target: string, mtimeMs?: number, uid?: number, gid?: number): Promise<void> {
+    await this.request({ t: 'symlink', path, target, mtime: mtimeMs ?? null, uid: uid ?? null, gid: gid ?? null });
+  }
+
+  async remove(path: string): Promise<void> {
+    await this.request({ t: 'delete', path });
+  }
+
+  async setattr(path: string, attributes: { mode?: number; mtimeMs?: number; uid?: number; gid?: number }): Promise<void> {
+    await this.request({
+      t: 'setattr',
+      path,
+      mode: attributes.mode ?? null,
+      mtime: attributes.mtimeMs ?? null,
+      uid: attributes.uid ?? null,
+      gid: attributes.gid ?? null,
+    });
+  }
+
+  /** SHA-256 (hex) of destination files, null where not a regular file. */
+  async hashes(paths: string[]): Promise<(string | null)[]> {
+    const h = await this.request({ t: 'hash', paths }, undefined, 'hashes');
+    const list = h.h;
+    if (!Array.isArray(list) || list.length !== paths.length || !list.every((x) => x === null || (typeof x === 'string' && /^[0-9a-f]{64}$/.test(x)))) {
+      throw new ProtocolError('BAD_MESSAGE', 'hashes reply malformed', {});
+    }
+    return list as (string | null)[];
+  }
+
+  /** Ends the session politely and waits for the agent to close. */
+  async close(): Promise<void> {
+    if (this.closeError) return;
+    const closed = new Promise<void>((resolve) => this.session.onClose(() => resolve()));
+    await this.session.send({ t: 'bye' }).catch(() => {});
+    this.session.end();
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
+    this.session.destroy();
+  }
+
+  /** Drops the connection at once (after a failure). */
+  abort(error?: TransportError): void {
+    this.session.destroy(error);
+  }
+}
+
+function parseEntry(raw: unknown): RemoteEntry {
+  if (!Array.isArray(raw) || raw.length < 7) throw new ProtocolError('BAD_MESSAGE', 'listing entry malformed', {});
+  const [path, type, size, mtimeMs, mode, uid, gid, linkTarget] = raw as unknown[];
+  if (typeof path !== 'string') throw new ProtocolError('BAD_MESSAGE', 'listing entry path is not a string', {});
+  wirePathComponents(path); // a path from the agent must stay inside the root too
+  if (path === '') throw new ProtocolError('BAD_MESSAGE', 'listing entry for the root itself', {});
+  if (type !== 'f' && type !== 'd' && type !== 'l') throw new ProtocolError('BAD_MESSAGE', `listing entry type ${String(type)}`, {});
+  for (const [name, v] of [['size', size], ['mode', mode], ['uid', uid], ['gid', gid]] as const) {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new ProtocolError('BAD_MESSAGE', `listing entry ${name} malformed`, {});
+  }
+  if (typeof mtimeMs !== 'number' || !Number.isFinite(mtimeMs)) throw new ProtocolError('BAD_MESSAGE', 'listing entry mtime malformed', {});
+  if (type === 'l' && typeof linkTarget !== 'string') throw new ProtocolError('BAD_MESSAGE', 'listing symlink without target', {});
+  return {
+    path,
+    type,
+    size: size as number,
+    mtimeMs,
+    mode: mode as number,
+    uid: uid as number,
+    gid: gid as number,
+    linkTarget: type === 'l' ? (linkTarget as string) : undefined,
+  };
+}

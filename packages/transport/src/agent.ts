@@ -1,0 +1,451 @@
+/**
+ * The agent: the destination side of a session. It serves one destination root over any pair of
+ * byte streams (stdin/stdout of `deltacast agent`, an SSH exec channel, an in-process pipe). It lists
+ * the tree, makes signatures of basis files, and applies deltas into temporary files beside their
+ * targets, verifying each file's SHA-256 before renaming it into place. Every path it is sent goes
+ * through `resolveInRoot`; every field through the readers in messages.ts.
+ */
+import { createReadStream } from 'node:fs';
+import { chmod, chown, lchown, lstat, lutimes, mkdir, open, readdir, readlink, realpath, rename, rm, symlink, unlink, utimes } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import { inflateRawSync } from 'node:zlib';
+import { bufferBasis, createSignature, encodeSignature, fileHandleBasis, patchStream, DeltacastError } from '@deltacast/core';
+import { ByteBudget, ChunkQueue } from './chunk-queue.js';
+import type { Frame, Header } from './frame.js';
+import { PathError, ProtocolError, TransportError } from './errors.js';
+import {
+  bool,
+  CAPABILITIES,
+  DATA_CHUNK,
+  MIN_PROTOCOL_VERSION,
+  optStr,
+  optTime,
+  optUint,
+  PROTOCOL_VERSION,
+  str,
+  strList,
+  time,
+  uint,
+} from './messages.js';
+import { joinWire, resolveInRoot } from './paths.js';
+import { isPartialName, isTempName, partialPathFor, tempPathFor } from './tempfile.js';
+import { FrameSession, type ByteStreams } from './wire.js';
+
+export interface AgentOptions {
+  /** If set, only roots inside this directory may be served. */
+  allowedRoot?: string;
+  /** Version string reported in the hello. */
+  version?: string;
+}
+
+/** Listing entries per frame are bounded by bytes, to keep headers far below the 64 KiB cap. */
+const LIST_BATCH_BYTES = 24 * 1024;
+const HASH_BATCH = 256;
+const QUEUE_HIGH = 8 * 1024 * 1024;
+const QUEUE_LOW = 2 * 1024 * 1024;
+
+interface SessionOptions {
+  owner: boolean;
+  partial: boolean;
+}
+
+/** Serves one session; resolves when the peer says bye or closes, rejects on a protocol error. */
+export function serveAgent(streams: ByteStreams, options: AgentOptions = {}): Promise<void> {
+  return new Agent(streams, options).done;
+}
+
+class Agent {
+  readonly done: Promise<void>;
+  private readonly session: FrameSession;
+  private root: string | undefined;
+  private opts: SessionOptions = { owner: false, partial: false };
+  private readonly puts = new Map<number, ChunkQueue>();
+  private readonly budget: ByteBudget;
+  private readonly tasks = new Set<Promise<void>>();
+  private helloPromise: Promise<void> | undefined;
+
+  constructor(
+    streams: ByteStreams,
+    private readonly options: AgentOptions,
+  ) {
+    this.session = new FrameSession(streams);
+    this.budget = new ByteBudget(QUEUE_HIGH, QUEUE_LOW, () => this.session.pause(), () => this.session.resume());
+    this.done = new Promise((resolvePromise, reject) => {
+      this.session.onClose((error) => {
+        const failure = error ?? new TransportError('CLOSED', 'peer closed the session', {});
+        for (const queue of this.puts.values()) queue.fail(failure);
+        this.puts.clear();
+        void Promise.allSettled([...this.tasks]).then(() => (error ? reject(error) : resolvePromise()));
+      });
+    });
+    this.session.onFrame((frame) => this.dispatch(frame));
+  }
+
+  private dispatch(frame: Frame): void {
+    const h = frame.header;
+    if (h.t === 'hello') {
+      this.helloPromise = this.track(this.hello(h));
+      return;
+    }
+    if (h.t === 'bye') {
+      this.session.end();
+      return;
+    }
+    if (this.root === undefined && !this.helloPromise) {
+      throw new ProtocolError('BAD_MESSAGE', `"${h.t}" before hello`, { type: h.t });
+    }
+    if (h.t === 'data') {
+      const queue = this.puts.get(uint(h, 'id'));
+      if (!queue) return; // the put already failed; its data is dropped
+      if (frame.payload) queue.push(bool(h, 'z') ? inflateRawSync(frame.payload) : frame.payload.slice());
+      return;
+    }
+    if (h.t === 'end') {
+      const id = uint(h, 'id');
+      this.puts.get(id)?.end();
+      this.puts.delete(id);
+      return;
+    }
+    const id = uint(h, 'id');
+    const handler = this.handlerFor(h.t);
+    if (!handler) throw new ProtocolError('BAD_MESSAGE', `unknown message type "${h.t}"`, { type: h.t });
+    if (h.t === 'put') this.puts.set(id, new ChunkQueue(this.budget));
+    const run = async () => {
+      await this.helloPromise;
+      try {
+        await handler.call(this, id, h);
+      } catch (error) {
+        this.puts.get(id)?.discard();
+        this.puts.delete(id);
+        await this.replyError(id, error);
+      }
+    };
+    this.track(run());
+  }
+
+  private handlerFor(type: string): ((id: number, h: Header) => Promise<void>) | undefined {
+    switch (type) {
+      case 'list':
+        return this.list;
+      case 'sig':
+        return this.signature;
+      case 'put':
+        return this.put;
+      case 'mkdir':
+        return this.mkdir;
+      case 'symlink':
+        return this.symlink;
+      case 'delete':
+        return this.remove;
+      case 'setattr':
+        return this.setattr;
+      case 'hash':
+        return this.hash;
+      default:
+        return undefined;
+    }
+  }
+
+  private track(task: Promise<void>): Promise<void> {
+    const tracked = task.catch((error) => {
+      this.session.destroy(error instanceof TransportError ? error : new ProtocolError('BAD_MESSAGE', String(error), {}));
+    });
+    this.tasks.add(tracked);
+    void tracked.finally(() => this.tasks.delete(tracked));
+    return tracked;
+  }
+
+  private async hello(h: Header): Promise<void> {
+    const versions = h.v;
+    if (!Array.isArray(versions) || versions.length !== 2 || !versions.every((v) => Number.isInteger(v))) {
+      throw new ProtocolError('BAD_MESSAGE', 'hello: "v" must be [min, max]', {});
+    }
+    const [min, max] = versions as number[];
+    if (max < MIN_PROTOCOL_VERSION || min > PROTOCOL_VERSION) {
+      await this.session.send({ t: 'error', id: 0, code: 'VERSION_MISMATCH', message: `agent speaks protocol ${MIN_PROTOCOL_VERSION}..${PROTOCOL_VERSION}, client ${min}..${max}` });
+      throw new ProtocolError('VERSION_MISMATCH', `client speaks protocol ${min}..${max}`, { min, max });
+    }
+    const requested = resolve(str(h, 'root'));
+    try {
+      if (this.options.allowedRoot !== undefined) {
+        const allowed = await realpath(this.options.allowedRoot);
+        const target = resolve(allowed, str(h, 'root'));
+        if (target !== allowed && !target.startsWith(allowed + '/')) {
+          throw new PathError('PATH_ESCAPE', `root ${target} is outside the allowed ${allowed}`, { root: target });
+        }
+      }
+      // Like rsync, create the destination directory itself if it is missing.
+      await mkdir(requested, { recursive: true });
+      this.root = await realpath(requested);
+    } catch (error) {
+      await this.replyError(0, error);
+      this.session.end();
+      return;
+    }
+    this.opts = { owner: bool(h, 'owner'), partial: bool(h, 'partial') };
+    await this.session.send({
+      t: 'hello',
+      v: PROTOCOL_VERSION,
+      caps: [...CAPABILITIES],
+      root: this.root,
+      version: this.options.version ?? '0',
+      uid: process.getuid?.() ?? -1,
+    });
+  }
+
+  private get rootDir(): string {
+    if (this.root === undefined) throw new TransportError('CLOSED', 'no root: hello failed', {});
+    return this.root;
+  }
+
+  /** Walks the tree depth-first, sending entries in batches; removes stale temp files on the way. */
+  private async list(id: number): Promise<void> {
+    let batch: unknown[][] = [];
+    let batchBytes = 0;
+    let count = 0;
+    const flush = async () => {
+      if (batch.length === 0) return;
+      await this.session.send({ t: 'entries', id, e: batch });
+      batch = [];
+      batchBytes = 0;
+    };
+    const walk = async (dir: string, wire: string): Promise<void> => {
+      let names: string[];
+      try {
+        names = (await readdir(dir)).sort();
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw error;
+      }
+      for (const name of names) {
+        const full = join(dir, name);
+        if (isTempName(name)) {
+          if (this.opts.partial) await rename(full, join(dir, `.${name.slice(1, name.lastIndexOf('.dctmp-'))}.dcpartial`)).catch(() => {});
+          else await unlink(full).catch(() => {});
+          continue;
+        }
+        if (isPartialName(name)) {
+          if (!this.opts.partial) await unlink(full).catch(() => {});
+          continue;
+        }
+        let st;
+        try {
+          st = await lstat(full);
+        } catch {
+          continue; // vanished while listing
+        }
+        const path = joinWire(wire, name);
+        const type = st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : st.isFile() ? 'f' : undefined;
+        if (!type) continue; // devices, sockets and fifos are not synced
+        const entry: unknown[] = [path, type, type === 'f' ? st.size : 0, st.mtimeMs, st.mode & 0o7777, st.uid, st.gid];
+        if (type === 'l') entry.push(await readlink(full));
+        batch.push(entry);
+        batchBytes += Buffer.byteLength(path) * 2 + 64;
+        count++;
+        if (batchBytes >= LIST_BATCH_BYTES) await flush();
+        if (type === 'd') await walk(full, path);
+      }
+    };
+    await walk(this.rootDir, '');
+    await flush();
+    await this.session.send({ t: 'done', id, n: count });
+  }
+
+  /** Native signature of a basis file, seeded by the client; sent as data frames, then `sig`. */
+  private async signature(id: number, h: Header): Promise<void> {
+    const path = str(h, 'path');
+    const target = await resolveInRoot(this.rootDir, path);
+    const basis = await this.openBasis(target, path);
+    try {
+      const builder = createSignature({
+        format: 'native',
+        seed: BigInt.asUintN(64, BigInt(str(h, 'seed', 20))),
+        basisLength: basis.size,
+        blockLength: optUint(h, 'block', 1 << 24),
+      });
+      const buffer = new Uint8Array(1 << 20);
+      for (let position = 0; position < basis.size; ) {
+        const { bytesRead } = await basis.handle.read(buffer, 0, buffer.length, position);
+        if (bytesRead === 0) break;
+        builder.update(buffer.subarray(0, bytesRead));
+        position += bytesRead;
+      }
+      const bytes = encodeSignature(builder.digest());
+      for (let at = 0; at < bytes.length; at += DATA_CHUNK) {
+        await this.session.send({ t: 'data', id }, bytes.subarray(at, at + DATA_CHUNK));
+      }
+      await this.session.send({ t: 'sig', id, size: bytes.length, basis: basis.fromPartial ? 'partial' : 'file' });
+    } finally {
+      await basis.handle.close();
+    }
+  }
+
+  /** The basis for a path: the file itself or, with --partial and no file, a partial from a failed run. */
+  private async openBasis(target: string, path: string) {
+    let candidate = target;
+    let fromPartial = false;
+    let st = await lstat(target).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+      return undefined;
+    });
+    if (!st && this.opts.partial) {
+      candidate = partialPathFor(target);
+      st = await lstat(candidate);
+      fromPartial = true;
+    }
+    if (!st || !st.isFile()) {
+      throw new PathError('PATH_INVALID', `basis ${JSON.stringify(path)} is not a regular file`, { path });
+    }
+    const handle = await open(candidate, 'r');
+    return { handle, size: st.size, fromPartial, path: candidate };
+  }
+
+  /**
+   * Receives a file: data frames carry a native delta (against the basis, or against nothing for a
+   * new file). Patched into a temp file beside the target, verified (length and SHA-256), given its
+   * mode and mtime, then renamed over the target.
+   */
+  private async put(id: number, h: Header): Promise<void> {
+    const path = str(h, 'path');
+    const size = uint(h, 'size');
+    const mode = uint(h, 'mode', 0o7777);
+    const mtime = time(h, 'mtime');
+    const useBasis = bool(h, 'basis');
+    const uid = optUint(h, 'uid', 0xffffffff);
+    const gid = optUint(h, 'gid', 0xffffffff);
+    const queue = this.puts.get(id);
+    if (!queue) throw new ProtocolError('BAD_MESSAGE', `put ${id}: no queue`, { id });
+    const target = await resolveInRoot(this.rootDir, path);
+    const basis = useBasis ? await this.openBasis(target, path) : undefined;
+    const temp = tempPathFor(target);
+    const out = await open(temp, 'wx', 0o600);
+    let renamed = false;
+    try {
+      const reader = basis ? fileHandleBasis(basis.handle, basis.size) : bufferBasis(new Uint8Array(0));
+      const patch = patchStream(reader, queue, { maxOutputLength: size });
+      let result;
+      for (;;) {
+        const step = await patch.next();
+        if (step.done) {
+          result = step.value;
+          break;
+        }
+        let written = 0;
+        while (written < step.value.length) {
+          const { bytesWritten } = await out.write(step.value, written, step.value.length - written);
+          written += bytesWritten;
+        }
+      }
+      if (!result.verified) {
+        throw new ProtocolError('BAD_MESSAGE', `put ${JSON.stringify(path)}: delta was not a verifiable native delta`, { path });
+      }
+      await out.chmod(mode);
+      if (this.opts.owner && uid !== undefined && gid !== undefined) await out.chown(uid, gid);
+      await out.close();
+      await utimes(temp, Date.now() / 1000, mtime / 1000);
+      await rename(temp, target);
+      renamed = true;
+      if (basis?.fromPartial) await unlink(basis.path).catch(() => {});
+      await this.session.send({ t: 'ok', id, size: result.outputLength });
+    } finally {
+      await out.close().catch(() => {});
+      await basis?.handle.close();
+      if (!renamed) {
+        if (this.opts.partial && !basis) await rename(temp, partialPathFor(target)).catch(() => unlink(temp).catch(() => {}));
+        else await unlink(temp).catch(() => {});
+      }
+    }
+  }
+
+  private async mkdir(id: number, h: Header): Promise<void> {
+    const path = str(h, 'path');
+    const target = await resolveInRoot(this.rootDir, path);
+    const mode = optUint(h, 'mode', 0o7777) ?? 0o755;
+    try {
+      await mkdir(target, { mode: mode | 0o700 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const st = await lstat(target);
+      if (!st.isDirectory()) throw Object.assign(new Error(`${path} exists and is not a directory`), { code: 'EEXIST' });
+    }
+    await this.session.send({ t: 'ok', id });
+  }
+
+  /** Creates or replaces a symlink atomically (temp link + rename). Its target is stored, never followed. */
+  private async symlink(id: number, h: Header): Promise<void> {
+    const path = str(h, 'path');
+    const linkTarget = str(h, 'target');
+    if (linkTarget.includes('\0')) throw new PathError('PATH_INVALID', 'symlink target contains NUL', { path });
+    const target = await resolveInRoot(this.rootDir, path);
+    const temp = tempPathFor(target);
+    await symlink(linkTarget, temp);
+    try {
+      const mtime = optTime(h, 'mtime');
+      if (mtime !== undefined) await lutimes(temp, Date.now() / 1000, mtime / 1000);
+      const uid = optUint(h, 'uid', 0xffffffff);
+      const gid = optUint(h, 'gid', 0xffffffff);
+      if (this.opts.owner && uid !== undefined && gid !== undefined) await lchown(temp, uid, gid);
+      await rename(temp, target);
+    } catch (error) {
+      await unlink(temp).catch(() => {});
+      throw error;
+    }
+    await this.session.send({ t: 'ok', id });
+  }
+
+  private async remove(id: number, h: Header): Promise<void> {
+    const path = str(h, 'path');
+    if (path === '') throw new PathError('PATH_INVALID', 'refusing to delete the root', { path });
+    const target = await resolveInRoot(this.rootDir, path);
+    // fs.rm removes a symlink itself, never what it points to.
+    await rm(target, { recursive: true, force: true });
+    await this.session.send({ t: 'ok', id });
+  }
+
+  private async setattr(id: number, h: Header): Promise<void> {
+    const path = str(h, 'path');
+    const target = await resolveInRoot(this.rootDir, path);
+    const st = await lstat(target);
+    const mode = optUint(h, 'mode', 0o7777);
+    const mtime = optTime(h, 'mtime');
+    const uid = optUint(h, 'uid', 0xffffffff);
+    const gid = optUint(h, 'gid', 0xffffffff);
+    if (st.isSymbolicLink()) {
+      if (this.opts.owner && uid !== undefined && gid !== undefined) await lchown(target, uid, gid);
+      if (mtime !== undefined) await lutimes(target, Date.now() / 1000, mtime / 1000);
+    } else {
+      if (mode !== undefined) await chmod(target, mode);
+      if (this.opts.owner && uid !== undefined && gid !== undefined) await chown(target, uid, gid);
+      if (mtime !== undefined) await utimes(target, Date.now() / 1000, mtime / 1000);
+    }
+    await this.session.send({ t: 'ok', id });
+  }
+
+  /** SHA-256 of files, for --checksum; null for a path that is not a regular file. */
+  private async hash(id: number, h: Header): Promise<void> {
+    const paths = strList(h, 'paths', HASH_BATCH);
+    const hashes: (string | null)[] = [];
+    for (const path of paths) {
+      const target = await resolveInRoot(this.rootDir, path);
+      const st = await lstat(target).catch(() => undefined);
+      if (!st?.isFile()) {
+        hashes.push(null);
+        continue;
+      }
+      const hasher = createHash('sha256');
+      for await (const chunk of createReadStream(target, { highWaterMark: 1 << 20 })) hasher.update(chunk as Buffer);
+      hashes.push(hasher.digest('hex'));
+    }
+    await this.session.send({ t: 'hashes', id, h: hashes });
+  }
+
+  private async replyError(id: number, error: unknown): Promise<void> {
+    if (this.session.closed) return;
+    if (error instanceof ProtocolError) throw error;
+    const e = error as NodeJS.ErrnoException & { details?: unknown };
+    const code =
+      error instanceof DeltacastError || error instanceof TransportError ? String(e.code) : typeof e.code === 'string' ? e.code : 'IO';
+    await this.session.send({ t: 'error', id, code, message: e.message ?? String(error), path: e.path ?? null });
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * What a sync reports while it runs. The same objects are NDJSON lines with --json, drive the progress
+ * bar on a TTY, and come back in the result.
+ */
+import type { ChangeKind } from './plan.js';
+
+export type SyncEvent =
+  | { type: 'start'; destination: string; files: number; bytes: number; dryRun: boolean }
+  | { type: 'item'; destination: string; kind: ChangeKind; path: string; linkTarget?: string }
+  | {
+      type: 'file';
+      destination: string;
+      kind: 'create' | 'update';
+      path: string;
+      size: number;
+      literalBytes: number;
+      matchedBytes: number;
+      sentBytes: number;
+    }
+  | { type: 'error'; destination: string; path: string; code: string; message: string }
+  | { type: 'summary'; destination: string; result: SyncSummary };
+
+export interface SyncSummary {
+  ok: boolean;
+  dryRun: boolean;
+  created: number;
+  updated: number;
+  unchanged: number;
+  deleted: number;
+  directories: number;
+  symlinks: number;
+  attributes: number;
+  /** Bytes of source files sent (as literal data) and reused from the destination (matched). */
+  literalBytes: number;
+  matchedBytes: number;
+  /** Bytes written to the connection for file data (after compression). */
+  sentBytes: number;
+  totalBytes: number;
+  errors: { path: string; code: string; message: string }[];
+  durationMs: number;
+}
+
+export type EventListener = (event: SyncEvent) => void;

@@ -1,0 +1,43 @@
+/**
+ * Local destinations: the same agent, in this process (over a pair of in-memory pipes) or in a child
+ * process (`node agent-main.js`, so patching runs on another core while this one computes deltas).
+ */
+import { spawn } from 'node:child_process';
+import { PassThrough } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { serveAgent, type AgentOptions } from './agent.js';
+import type { ByteStreams } from './wire.js';
+
+/** An agent served in this process; `done` settles when its session ends. */
+export function inProcessAgent(options: AgentOptions = {}): ByteStreams & { done: Promise<void> } {
+  const toAgent = new PassThrough();
+  const fromAgent = new PassThrough();
+  const done = serveAgent({ readable: toAgent, writable: fromAgent, close: () => fromAgent.end() }, options);
+  done.catch(() => {});
+  return {
+    readable: fromAgent,
+    writable: toAgent,
+    close: () => {
+      toAgent.end();
+    },
+    done,
+  };
+}
+
+/** Path of the agent entry point that runs with plain `node`. */
+export function agentEntryPath(): string {
+  return fileURLToPath(new URL('./agent-main.js', import.meta.url));
+}
+
+/** An agent in a child process speaking on its stdin/stdout; stderr is passed through. */
+export function childProcessAgent(command: string[] = [process.execPath, agentEntryPath()]): ByteStreams {
+  const child = spawn(command[0], command.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] });
+  child.stdin.on('error', () => {});
+  return {
+    readable: child.stdout,
+    writable: child.stdin,
+    close: () => {
+      if (child.exitCode === null) child.kill();
+    },
+  };
+}

@@ -1,0 +1,60 @@
+/**
+ * Paths from the wire are confined to the destination root. A wire path is relative, '/'-separated,
+ * with no empty, '.' or '..' component and no NUL; "" names the root itself. Before an operation, every
+ * parent directory inside the root is checked with lstat: a symlink there could lead out of the root,
+ * so it is refused (PATH_SYMLINK). The leaf itself is never followed: it is replaced, unlinked or
+ * renamed over, all of which act on a link, not its target.
+ */
+import { lstat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PathError } from './errors.js';
+import { MAX_PATH_BYTES } from './messages.js';
+
+/** Splits and checks a wire path; throws PathError (PATH_ABSOLUTE, PATH_ESCAPE, PATH_INVALID). */
+export function wirePathComponents(path: string): string[] {
+  if (path === '') return [];
+  if (path.length > MAX_PATH_BYTES) throw new PathError('PATH_INVALID', `path longer than ${MAX_PATH_BYTES}`, { path });
+  if (path.includes('\0')) throw new PathError('PATH_INVALID', `path contains NUL: ${JSON.stringify(path)}`, { path });
+  if (path.startsWith('/')) throw new PathError('PATH_ABSOLUTE', `absolute path refused: ${JSON.stringify(path)}`, { path });
+  const parts = path.split('/');
+  for (const part of parts) {
+    if (part === '..') throw new PathError('PATH_ESCAPE', `path leaves the root: ${JSON.stringify(path)}`, { path });
+    if (part === '' || part === '.') throw new PathError('PATH_INVALID', `malformed path: ${JSON.stringify(path)}`, { path });
+  }
+  return parts;
+}
+
+/**
+ * The absolute local path of a wire path under `root`, after checking that no existing parent inside
+ * the root is a symlink or a non-directory. Missing parents are fine (they will be created by mkdir
+ * requests, which go through here too).
+ */
+export async function resolveInRoot(root: string, path: string): Promise<string> {
+  const parts = wirePathComponents(path);
+  let current = root;
+  for (let i = 0; i < parts.length - 1; i++) {
+    current = join(current, parts[i]);
+    let stats;
+    try {
+      stats = await lstat(current);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return join(root, ...parts);
+      throw error;
+    }
+    if (stats.isSymbolicLink()) {
+      throw new PathError('PATH_SYMLINK', `parent of ${JSON.stringify(path)} is a symlink: ${JSON.stringify(parts.slice(0, i + 1).join('/'))}`, {
+        path,
+        symlink: parts.slice(0, i + 1).join('/'),
+      });
+    }
+    if (!stats.isDirectory()) {
+      throw new PathError('PATH_INVALID', `parent of ${JSON.stringify(path)} is not a directory`, { path });
+    }
+  }
+  return parts.length === 0 ? root : join(root, ...parts);
+}
+
+/** Joins wire path components (for building child paths). */
+export function joinWire(parent: string, name: string): string {
+  return parent === '' ? name : `${parent}/${name}`;
+}

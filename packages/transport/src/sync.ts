@@ -1,0 +1,299 @@
+/**
+ * One source tree to a destination, the way `rsync -a` users expect: scan the source, list the
+ * destination, plan, then delete / mkdir / send files (pipelined, several in flight) / symlinks /
+ * directory attributes. A changed file costs one signature from the agent and one native delta to it;
+ * a new file is sent as literal data. The agent verifies each file's SHA-256 before it renames it
+ * into place, so a failure leaves the old file (never a partial one) and is reported per path.
+ */
+import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { createDelta, decodeSignature, signature, type Signature } from '@deltacast/core';
+import { AgentClient, type RemoteEntry } from './agent-client.js';
+import { ProtocolError, TransportError } from './errors.js';
+import type { EventListener, SyncEvent, SyncSummary } from './events.js';
+import { parseFilterFile, PathFilter, type FilterRule } from './filter.js';
+import { depth, planChanges, type Change, type Plan } from './plan.js';
+import { scanSource, type SourceEntry, type SourceTree } from './tree.js';
+import type { ByteStreams } from './wire.js';
+
+export interface TransferOptions {
+  /** Remove destination entries that are not in the source (within the transferred scope). */
+  delete?: boolean;
+  /** Compare content (SHA-256) instead of size + mtime. */
+  checksum?: boolean;
+  /** Filter rules in order; first match wins. */
+  filters?: FilterRule[];
+  /** Files with filter rules, one a line (rsync's --exclude-from). */
+  excludeFrom?: string[];
+  /** Report what would change; change nothing. */
+  dryRun?: boolean;
+  /** Compress file data on the wire (zlib raw deflate per data frame). */
+  compress?: boolean;
+  /** Preserve owner and group (takes effect when the agent runs as root). */
+  owner?: boolean;
+  /** Keep interrupted transfers of new files as a basis for the next run. */
+  partial?: boolean;
+  /** Files in flight at once. */
+  concurrency?: number;
+  onEvent?: EventListener;
+}
+
+export interface SyncTarget {
+  /** Label for events and errors (e.g. "web1:/srv/site"). */
+  name: string;
+  streams: ByteStreams;
+  /** Root path as the agent should resolve it. */
+  root: string;
+}
+
+const DEFAULT_CONCURRENCY = 8;
+const READ_CHUNK = 256 * 1024;
+const EMPTY_SIGNATURE: Signature = signature(new Uint8Array(0), { format: 'native', seed: 0n });
+
+export async function buildFilter(options: TransferOptions): Promise<PathFilter> {
+  const rules: FilterRule[] = [...(options.filters ?? [])];
+  for (const file of options.excludeFrom ?? []) rules.push(...parseFilterFile(await readFile(file, 'utf8')));
+  return new PathFilter(rules);
+}
+
+/** Runs one transfer to an agent already connected over `target.streams`. */
+export async function syncTree(tree: SourceTree, target: SyncTarget, filter: PathFilter, options: TransferOptions = {}): Promise<SyncSummary> {
+  const started = performance.now();
+  const emit = (event: SyncEvent) => options.onEvent?.(event);
+  const summary: SyncSummary = {
+    ok: true,
+    dryRun: options.dryRun ?? false,
+    created: 0,
+    updated: 0,
+    unchanged: 0,
+    deleted: 0,
+    directories: 0,
+    symlinks: 0,
+    attributes: 0,
+    literalBytes: 0,
+    matchedBytes: 0,
+    sentBytes: 0,
+    totalBytes: 0,
+    errors: [],
+    durationMs: 0,
+  };
+  const fail = (path: string, error: unknown) => {
+    const e = error as { code?: unknown; message?: string };
+    const code = typeof e.code === 'string' ? e.code : 'ERROR';
+    const message = e.message ?? String(error);
+    summary.ok = false;
+    summary.errors.push({ path, code, message });
+    emit({ type: 'error', destination: target.name, path, code, message });
+  };
+
+  let client: AgentClient;
+  try {
+    client = await AgentClient.connect(target.streams, { root: target.root, owner: options.owner, partial: options.partial });
+  } catch (error) {
+    target.streams.close?.();
+    throw error;
+  }
+  try {
+    const remote = await client.list();
+    const sameContent = options.checksum ? await contentComparer(tree, remote, client) : undefined;
+    const plan = planChanges(tree, remote, filter, { delete: options.delete ?? false, sameContent });
+    summary.unchanged = plan.unchanged;
+    emit({
+      type: 'start',
+      destination: target.name,
+      files: plan.files.length,
+      bytes: plan.files.reduce((n, c) => n + (c.source?.size ?? 0), 0),
+      dryRun: summary.dryRun,
+    });
+    for (const change of [...plan.deletes, ...plan.mkdirs, ...plan.files, ...plan.symlinks, ...plan.attrs]) {
+      emit({ type: 'item', destination: target.name, kind: change.kind, path: change.path, linkTarget: change.source?.linkTarget });
+    }
+    if (summary.dryRun) {
+      countPlan(plan, summary);
+    } else {
+      await execute(plan, client, target, options, summary, fail, emit);
+    }
+    await client.close();
+  } catch (error) {
+    client.abort(error instanceof TransportError ? error : undefined);
+    if (error instanceof ProtocolError || (error instanceof TransportError && (error.code === 'CLOSED' || error.code === 'IO'))) {
+      fail('', error);
+    } else {
+      throw error;
+    }
+  }
+  summary.durationMs = performance.now() - started;
+  emit({ type: 'summary', destination: target.name, result: summary });
+  return summary;
+}
+
+function countPlan(plan: Plan, summary: SyncSummary): void {
+  summary.deleted = plan.deletes.length;
+  summary.directories = plan.mkdirs.length;
+  summary.created = plan.files.filter((c) => c.kind === 'create').length;
+  summary.updated = plan.files.filter((c) => c.kind === 'update').length;
+  summary.symlinks = plan.symlinks.length;
+  summary.attributes = plan.attrs.length;
+  summary.totalBytes = plan.files.reduce((n, c) => n + (c.source?.size ?? 0), 0);
+}
+
+async function execute(
+  plan: Plan,
+  client: AgentClient,
+  target: SyncTarget,
+  options: TransferOptions,
+  summary: SyncSummary,
+  fail: (path: string, error: unknown) => void,
+  emit: (event: SyncEvent) => void,
+): Promise<void> {
+  const guard = (path: string) => (error: unknown) => {
+    if (error instanceof ProtocolError || (error instanceof TransportError && error.code === 'CLOSED')) throw error;
+    fail(path, error);
+  };
+  const failedDirs = new Set<string>();
+  const underFailed = (path: string) => {
+    for (let p = path; p.includes('/'); ) {
+      p = p.slice(0, p.lastIndexOf('/'));
+      if (failedDirs.has(p)) return true;
+    }
+    return false;
+  };
+
+  await Promise.all(
+    plan.deletes.map((c) =>
+      client.remove(c.path).then(() => void summary.deleted++, guard(c.path)),
+    ),
+  );
+
+  // Parents before children: one depth at a time, each depth in parallel.
+  const byDepth = new Map<number, Change[]>();
+  for (const c of plan.mkdirs) {
+    const d = depth(c.path);
+    byDepth.set(d, [...(byDepth.get(d) ?? []), c]);
+  }
+  for (const d of [...byDepth.keys()].sort((a, b) => a - b)) {
+    await Promise.all(
+      byDepth.get(d)!.map((c) => {
+        if (underFailed(c.path)) {
+          failedDirs.add(c.path);
+          return undefined;
+        }
+        return client.mkdir(c.path, c.source!.mode).then(
+          () => void summary.directories++,
+          (error) => {
+            failedDirs.add(c.path);
+            guard(c.path)(error);
+          },
+        );
+      }),
+    );
+  }
+
+  const seed = randomBytes(8).readBigUInt64BE();
+  const queue = plan.files.filter((c) => !underFailed(c.path));
+  const workers = Math.max(1, Math.min(options.concurrency ?? DEFAULT_CONCURRENCY, queue.length));
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: workers }, async () => {
+      while (next < queue.length) {
+        const change = queue[next++];
+        await sendFile(change, client, seed, options, summary, emit, target.name).catch(guard(change.path));
+      }
+    }),
+  );
+
+  await Promise.all(
+    plan.symlinks
+      .filter((c) => !underFailed(c.path))
+      .map((c) => {
+        const s = c.source!;
+        return client
+          .symlink(c.path, s.linkTarget!, s.mtimeMs, options.owner ? s.uid : undefined, options.owner ? s.gid : undefined)
+          .then(() => void summary.symlinks++, guard(c.path));
+      }),
+  );
+  await Promise.all(
+    plan.attrs.map((c) => client.setattr(c.path, attributesOf(c.source!, options)).then(() => void summary.attributes++, guard(c.path))),
+  );
+  // Deepest first, after every change inside: creating entries moves a directory's mtime.
+  for (const c of plan.dirAttrs) {
+    if (failedDirs.has(c.path) || underFailed(c.path)) continue;
+    await client.setattr(c.path, attributesOf(c.source!, options)).catch(guard(c.path));
+  }
+}
+
+function attributesOf(s: SourceEntry, options: TransferOptions) {
+  return { mode: s.mode, mtimeMs: s.mtimeMs, uid: options.owner ? s.uid : undefined, gid: options.owner ? s.gid : undefined };
+}
+
+async function sendFile(
+  change: Change,
+  client: AgentClient,
+  seed: bigint,
+  options: TransferOptions,
+  summary: SyncSummary,
+  emit: (event: SyncEvent) => void,
+  destination: string,
+): Promise<void> {
+  const source = change.source!;
+  let sig = EMPTY_SIGNATURE;
+  if (change.kind === 'update') {
+    sig = decodeSignature(await client.signature(change.path, seed));
+    if (sig.format !== 'native' || sig.seed !== seed) {
+      throw new ProtocolError('BAD_MESSAGE', `signature for ${change.path} is not native with our seed`, { path: change.path });
+    }
+  }
+  const builder = createDelta(sig);
+  async function* deltaChunks(): AsyncGenerator<Uint8Array> {
+    for await (const chunk of createReadStream(source.local, { highWaterMark: READ_CHUNK })) {
+      const out = builder.update(chunk as Buffer);
+      if (out.length > 0) yield out;
+    }
+    yield builder.final();
+  }
+  const result = await client.put(
+    change.path,
+    { size: source.size, mode: source.mode, mtimeMs: source.mtimeMs, uid: options.owner ? source.uid : undefined, gid: options.owner ? source.gid : undefined },
+    deltaChunks(),
+    { basis: change.kind === 'update', compress: options.compress },
+  );
+  if (change.kind === 'create') summary.created++;
+  else summary.updated++;
+  summary.literalBytes += builder.stats.literalBytes;
+  summary.matchedBytes += builder.stats.copiedBytes;
+  summary.sentBytes += result.sentBytes;
+  summary.totalBytes += result.size;
+  emit({
+    type: 'file',
+    destination,
+    kind: change.kind === 'create' ? 'create' : 'update',
+    path: change.path,
+    size: result.size,
+    literalBytes: builder.stats.literalBytes,
+    matchedBytes: builder.stats.copiedBytes,
+    sentBytes: result.sentBytes,
+  });
+}
+
+/** For --checksum: hash same-size candidates on both sides, compare. */
+async function contentComparer(tree: SourceTree, remote: RemoteEntry[], client: AgentClient) {
+  const remoteByPath = new Map(remote.map((r) => [r.path, r]));
+  const candidates = tree.entries.filter((e) => {
+    const r = remoteByPath.get(e.path);
+    return e.type === 'f' && r?.type === 'f' && r.size === e.size;
+  });
+  const same = new Set<string>();
+  for (let i = 0; i < candidates.length; i += 256) {
+    const batch = candidates.slice(i, i + 256);
+    const theirs = await client.hashes(batch.map((e) => e.path));
+    for (let j = 0; j < batch.length; j++) {
+      const hasher = createHash('sha256');
+      for await (const chunk of createReadStream(batch[j].local, { highWaterMark: 1 << 20 })) hasher.update(chunk as Buffer);
+      if (hasher.digest('hex') === theirs[j]) same.add(batch[j].path);
+    }
+  }
+  return (source: SourceEntry) => same.has(source.path);
+}
+
+export { scanSource };
