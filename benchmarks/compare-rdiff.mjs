@@ -11,7 +11,7 @@
  *                          [--edits N] [--cli PATH] [--rdiff PATH] [--no-gnu-time]
  */
 import { readFileSync, rmSync, mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { decodeSignature } from '@deltacast/core';
@@ -48,6 +48,7 @@ if (opts.help) {
 }
 
 const size = parseSize(opts.size);
+const loadAtStart = loadavg()[0];
 const repeat = Number(opts.repeat);
 if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`--repeat must be a positive integer, not ${opts.repeat}`);
 const edits = opts.edits !== undefined ? Number(opts.edits) : defaultEditCount(size);
@@ -261,6 +262,7 @@ if (opts.json) {
     benchmark: 'compare-rdiff',
     command: ['node', 'compare-rdiff.mjs', ...process.argv.slice(2)].join(' '),
     date: new Date().toISOString(),
+    loadAverage: loadAtStart,
     node: process.version,
     rdiff: rdiffVersion,
     deltacast: deltacast.kind,

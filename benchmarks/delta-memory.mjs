@@ -10,7 +10,7 @@
  *                         [--edits N] [--cli PATH] [--no-verify] [--no-gnu-time]
  */
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultEditCount, generateFiles, hashFile } from './lib/data.mjs';
@@ -39,6 +39,7 @@ if (opts.help) {
 if (opts.format !== 'native' && opts.format !== 'rdiff') throw new Error(`--format must be native or rdiff, not ${opts.format}`);
 
 const size = parseSize(opts.size);
+const loadAtStart = loadavg()[0];
 const edits = opts.edits !== undefined ? Number(opts.edits) : defaultEditCount(size);
 const gnuTime = opts['no-gnu-time'] ? undefined : findGnuTime();
 const deltacast = findDeltacast(opts.cli ? resolve(opts.cli) : undefined);
@@ -114,6 +115,7 @@ if (opts.json) {
     benchmark: 'delta-memory',
     command: ['node', 'delta-memory.mjs', ...process.argv.slice(2)].join(' '),
     date: new Date().toISOString(),
+    loadAverage: loadAtStart,
     node: process.version,
     deltacast: deltacast.kind,
     rssMethod: gnuTime ? 'gnu-time' : 'child',

@@ -6,6 +6,7 @@
  *   node micro.mjs [--size 16M] [--time 1000] [--filter TEXT] [--json FILE]
  */
 import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Bench } from 'tinybench';
@@ -36,6 +37,7 @@ if (opts.help) {
   process.exit(0);
 }
 const size = parseSize(opts.size);
+const loadAtStart = loadavg()[0];
 const BLOCK = 2048;
 
 // Inputs, all deterministic.
@@ -145,6 +147,6 @@ console.log(
 console.log(`MB = 10^6 bytes of input (the new file for deltas, the output for patches); median latency. (sink ${sink & 1})`);
 
 if (opts.json) {
-  writeFileSync(resolve(opts.json), `${JSON.stringify({ benchmark: 'micro', command: ['node', 'micro.mjs', ...process.argv.slice(2)].join(' '), date: new Date().toISOString(), node: process.version, size, results }, null, 2)}\n`);
+  writeFileSync(resolve(opts.json), `${JSON.stringify({ benchmark: 'micro', command: ['node', 'micro.mjs', ...process.argv.slice(2)].join(' '), date: new Date().toISOString(), loadAverage: loadAtStart, node: process.version, size, results }, null, 2)}\n`);
   console.log(`results written to ${resolve(opts.json)}`);
 }

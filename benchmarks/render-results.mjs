@@ -40,6 +40,7 @@ lines.push(
 
 for (const report of reports) {
   lines.push(`### ${report.benchmark}`, '', `\`\`\`sh\n${report.command}\n\`\`\``, '');
+  if (report.loadAverage !== undefined) lines.push(`Load average (1 min) at the start: ${report.loadAverage.toFixed(2)}.`, '');
   if (report.benchmark === 'micro') {
     lines.push(`${formatSize(report.size)} inputs, median latency.`, '');
     lines.push(
