@@ -116,7 +116,27 @@ export const deltaCases: fc.Arbitrary<DeltaCase> = signatureOptionsWith(blockLen
   basisFor(opts.blockLength).chain((basis) => targetFor(basis, opts.blockLength).map((target) => ({ opts, basis, target }))),
 );
 
-/** Cut points for splitting data of up to `max` bytes into chunks. */
-export function cutsUpTo(max: number): fc.Arbitrary<number[]> {
-  return fc.array(fc.nat({ max }), { maxLength: 16 });
+/** How to cut data into chunks: at random points, or every `size` bytes (1 byte splits every field). */
+export type Chunking = { cuts: number[] } | { every: number };
+
+export const chunkings: fc.Arbitrary<Chunking> = fc.oneof(
+  { weight: 3, arbitrary: fc.record({ cuts: fc.array(fc.nat(), { maxLength: 16 }) }) },
+  { weight: 1, arbitrary: fc.record({ every: fc.constantFrom(1, 2, 3, 7, 100, 10_000) }) },
+);
+
+export function chunk(data: Uint8Array, how: Chunking): Uint8Array[] {
+  if ('cuts' in how) {
+    const points = [...new Set(how.cuts.map((c) => c % (data.length + 1)))].sort((a, b) => a - b);
+    const chunks: Uint8Array[] = [];
+    let start = 0;
+    for (const p of points) {
+      chunks.push(data.subarray(start, p));
+      start = p;
+    }
+    chunks.push(data.subarray(start));
+    return chunks;
+  }
+  const chunks: Uint8Array[] = [];
+  for (let at = 0; at < data.length; at += how.every) chunks.push(data.subarray(at, at + how.every));
+  return chunks;
 }

@@ -43,19 +43,6 @@ export function pseudoRandom(length: number, seed = 1): Uint8Array {
   return out;
 }
 
-/** Splits `data` at the given cut points (any order, duplicates and out-of-range values allowed). */
-export function splitAt(data: Uint8Array, cuts: readonly number[]): Uint8Array[] {
-  const points = [...new Set(cuts.map((c) => Math.min(data.length, Math.max(0, c))))].sort((a, b) => a - b);
-  const chunks: Uint8Array[] = [];
-  let start = 0;
-  for (const p of points) {
-    chunks.push(data.subarray(start, p));
-    start = p;
-  }
-  chunks.push(data.subarray(start));
-  return chunks;
-}
-
 /** Commands of a whole delta. Pushed in one chunk, each literal comes back as one piece. */
 export function decodeCommands(delta: Uint8Array): DeltaCommand[] {
   const decoder = new DeltaDecoder();

@@ -13,8 +13,8 @@ import {
   patchStream,
   signature,
 } from '../src/index.js';
-import { deltaCases } from './arbitraries.js';
-import { drain, fromHex, largestAllocation, splitAt } from './helpers.js';
+import { chunk, chunkings, deltaCases, type Chunking } from './arbitraries.js';
+import { drain, fromHex, largestAllocation } from './helpers.js';
 
 const SIGNATURE_MAGICS = ['72730136', '72730137', '72730146', '72730147', '44435347'];
 const DELTA_MAGICS = ['72730236', '4443444c'];
@@ -105,7 +105,7 @@ function allocationBound(inputLength: number): number {
 }
 
 /** Runs every delta consumer on `d` with a bounded output, checking errors and allocations. */
-async function consumeDelta(basis: Uint8Array, d: Uint8Array, cuts: number[]): Promise<void> {
+async function consumeDelta(basis: Uint8Array, d: Uint8Array, how: Chunking): Promise<void> {
   const inputLength = basis.length + d.length;
   // COPY may repeat the basis, so the output is capped as untrusted deltas require.
   const options = { maxOutputLength: 2 * inputLength };
@@ -113,7 +113,7 @@ async function consumeDelta(basis: Uint8Array, d: Uint8Array, cuts: number[]): P
 
   expect(await largestAllocation(() => expectOnlyOurErrors(() => applyDelta(basis, d, options), PatchError))).toBeLessThanOrEqual(bound);
 
-  const chunks = splitAt(d, cuts);
+  const chunks = chunk(d, how);
   const streamed = () => expectOnlyOurErrorsAsync(() => drain(patchStream(bufferBasis(basis), chunks, options)), PatchError);
   expect(await largestAllocation(streamed)).toBeLessThanOrEqual(bound);
 
@@ -175,8 +175,8 @@ describe('untrusted signatures', () => {
 describe('untrusted deltas', () => {
   it('random bytes: applyDelta, patchStream and DeltaDecoder raise only PatchError, with bounded allocation', async () => {
     await fc.assert(
-      fc.asyncProperty(junkAfter(DELTA_MAGICS), fc.uint8Array({ maxLength: 200 }), fc.array(fc.nat({ max: 320 }), { maxLength: 8 }), async (d, basis, cuts) => {
-        await consumeDelta(basis, d, cuts);
+      fc.asyncProperty(junkAfter(DELTA_MAGICS), fc.uint8Array({ maxLength: 200 }), chunkings, async (d, basis, how) => {
+        await consumeDelta(basis, d, how);
       }),
       { numRuns: 400 },
     );
@@ -184,8 +184,8 @@ describe('untrusted deltas', () => {
 
   it('damaged deltas: the same, with the right basis', async () => {
     await fc.assert(
-      fc.asyncProperty(damaged, fc.array(fc.nat({ max: 3000 }), { maxLength: 8 }), async ({ basis, delta: d }, cuts) => {
-        await consumeDelta(basis, d, cuts);
+      fc.asyncProperty(damaged, chunkings, async ({ basis, delta: d }, how) => {
+        await consumeDelta(basis, d, how);
       }),
       { numRuns: 300 },
     );
