@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { DeltaDecoder, DeltacastError, type DeltaCommand } from '../src/index.js';
 
 export const encoder = new TextEncoder();
@@ -107,6 +107,55 @@ export function rdiff(args: string[], input?: Uint8Array): Buffer {
   const run = spawnSync('rdiff', args, { input, maxBuffer: 1 << 28 });
   if (run.status !== 0) throw new Error(`rdiff ${args.join(' ')} failed: ${run.stderr.toString()}`);
   return run.stdout;
+}
+
+/**
+ * Block weak sums as rdiff's signature of `data` records them (basis on stdin, strong sums cut to
+ * 8 bytes so records are 12 bytes): rdiff computes the rolling sums independently of us.
+ */
+export function rdiffWeakSums(data: Uint8Array, blockLength: number, weakSum: 'rabinkarp' | 'rollsum') {
+  const sig = rdiff(['signature', '-R', weakSum, '-H', 'md4', '-b', String(blockLength), '-S', '8'], data);
+  const weakSums: number[] = [];
+  for (let at = 12; at < sig.length; at += 12) weakSums.push(sig.readUInt32BE(at));
+  return { magic: sig.readUInt32BE(0), weakSums };
+}
+
+/** The weak sums of `data` cut into blocks, computed by `sum`. */
+export function blockSums(data: Uint8Array, blockLength: number, sum: (d: Uint8Array) => number): number[] {
+  const sums: number[] = [];
+  for (let at = 0; at < data.length; at += blockLength) sums.push(sum(data.subarray(at, at + blockLength)));
+  return sums;
+}
+
+/** What the rolling sum tests use of RabinKarp and Rollsum. */
+export interface RollingSum {
+  readonly count: number;
+  update(data: Uint8Array, start?: number, end?: number): RollingSum;
+  rotate(out: number, inByte: number): RollingSum;
+  rollin(inByte: number): RollingSum;
+  rollout(out: number): RollingSum;
+  digest(): number;
+}
+
+/**
+ * Slides a 4-byte window over `data` with rotate, then grows a window with rollin and empties it
+ * with rollout, comparing every digest with `reference` computed from scratch.
+ */
+export function expectRollingAgrees(make: () => RollingSum, reference: (d: Uint8Array) => number, data: Uint8Array): void {
+  const L = 4;
+  const sum = make().update(data, 0, L);
+  for (let p = 1; p + L <= data.length; p++) {
+    sum.rotate(data[p - 1], data[p + L - 1]);
+    expect(sum.digest(), `window at ${p}`).toBe(reference(data.subarray(p, p + L)));
+  }
+  const grow = make();
+  for (let i = 0; i < 10; i++) grow.rollin(data[i]);
+  expect(grow.digest()).toBe(reference(data.subarray(0, 10)));
+  for (let i = 0; i < 10; i++) {
+    grow.rollout(data[i]);
+    expect(grow.digest(), `after rolling out ${i + 1}`).toBe(reference(data.subarray(i + 1, 10)));
+  }
+  expect(grow.count).toBe(0);
 }
 
 /** A fresh temporary directory and a function that removes it. */
