@@ -103,7 +103,14 @@ export interface Output {
  * Opens an output: stdout for `-`/undefined, else a temporary file beside `path`. Without `force`
  * an existing target is refused up front (as rdiff does) and again at commit, atomically.
  */
-export async function createOutput(path: string | undefined, force: boolean, io: MainIO): Promise<Output> {
+/** How an output file is written: overwrite an existing target, and flush to disk before the rename. */
+export interface OutputMode {
+  force: boolean;
+  fsync?: boolean;
+}
+
+export async function createOutput(path: string | undefined, mode: OutputMode, io: MainIO): Promise<Output> {
+  const { force } = mode;
   if (isStdio(path)) return new StreamOutput(io.stdout);
   const target = resolve(path as string);
   const existing = await lstat(target).catch((error: NodeJS.ErrnoException) => {
@@ -122,7 +129,7 @@ export async function createOutput(path: string | undefined, force: boolean, io:
     throw new OperationError(code, `cannot create ${path}: ${message.replace(/^[A-Z]+: /, '').replace(/, open .*$/, '')}`);
   }
   pendingTempFiles.add(temp);
-  return new FileOutput(handle, temp, target, path as string, force);
+  return new FileOutput(handle, temp, target, path as string, force, mode.fsync ?? false);
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -222,6 +229,7 @@ class FileOutput extends BufferedOutput {
     private readonly target: string,
     private readonly name: string,
     private readonly force: boolean,
+    private readonly fsync: boolean,
   ) {
     super();
   }
@@ -236,8 +244,9 @@ class FileOutput extends BufferedOutput {
   async commit(): Promise<void> {
     try {
       await this.flush();
-      // Durable before it becomes visible under the target name.
-      await this.handle.datasync();
+      // With --fsync, durable before it becomes visible under the target name (rdiff and rsync do not
+      // sync by default; the rename alone already keeps a partial file from the target path).
+      if (this.fsync) await this.handle.datasync();
       this.closed = true;
       await this.handle.close();
       await this.place();

@@ -144,13 +144,6 @@ export class DeltaBuilder {
     if (this.finished) throw new DeltaError('FINISHED', 'delta already finished', {});
     this.sha256.update(chunk);
     this.stats.targetLength += chunk.length;
-    if (this.signature.blockCount === 0) {
-      // Nothing to match against (a new file): every byte is literal, no need to roll.
-      this.encoder.literal(chunk, 0, chunk.length);
-      this.stats.literalBytes += chunk.length;
-      if (chunk.length > 0) this.stats.literalCommands++;
-      return this.encoder.take();
-    }
     let i = 0;
     while (i < chunk.length) {
       if (this.end === this.buf.length) this.compact();
@@ -158,7 +151,10 @@ export class DeltaBuilder {
       this.buf.set(chunk.subarray(i, i + n), this.end);
       this.end += n;
       i += n;
-      if (this.signature.weakSum === 'rabinkarp') this.scanRabinKarp();
+      // Nothing to match against (a new file): every byte is literal, no need to roll. Literals
+      // are still cut at buffer boundaries only, so any chunking gives the same delta bytes.
+      if (this.signature.blockCount === 0) this.pos = this.end;
+      else if (this.signature.weakSum === 'rabinkarp') this.scanRabinKarp();
       else this.scanRollsum();
     }
     return this.encoder.take();

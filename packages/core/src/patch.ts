@@ -223,13 +223,22 @@ export async function* patchStream(
         yield data;
       } else if (command.type === 'copy') {
         state.checkCopy(command.offset, command.length);
+        const pieceAt = (done: number) => Math.min(COPY_PIECE, command.length - done);
+        const readAhead = (position: number, length: number) => {
+          const read = Promise.resolve(basis.read(position, length));
+          read.catch(() => {}); // awaited below; a consumer that stops early must not leave it unhandled
+          return read;
+        };
+        // The next piece is read while the consumer writes this one (both may run on I/O threads).
+        let reading = readAhead(command.offset, pieceAt(0));
         for (let done = 0; done < command.length; ) {
-          const want = Math.min(COPY_PIECE, command.length - done);
-          const data = await basis.read(command.offset + done, want);
+          const want = pieceAt(done);
+          const data = await reading;
           if (data.length !== want) throw copyOutOfBounds(command.offset, command.length, command.offset + done + data.length);
+          done += want;
+          if (done < command.length) reading = readAhead(command.offset + done, pieceAt(done));
           state.wrote(data);
           yield data;
-          done += want;
         }
       } else {
         state.end(command);

@@ -110,21 +110,24 @@ class Agent {
     const id = uint(h, 'id');
     const handler = this.handlerFor(h.t);
     if (!handler) throw new ProtocolError('BAD_MESSAGE', `unknown message type "${h.t}"`, { type: h.t });
-    if (h.t === 'put') this.puts.set(id, new ChunkQueue(this.budget));
+    // A put's data may all arrive (and its `end` remove it from the routing map) before its
+    // handler runs, so the handler gets its queue now.
+    const queue = h.t === 'put' ? new ChunkQueue(this.budget) : undefined;
+    if (queue) this.puts.set(id, queue);
     const run = async () => {
       await this.helloPromise;
       try {
-        await handler.call(this, id, h);
+        await handler.call(this, id, h, queue);
       } catch (error) {
-        this.puts.get(id)?.discard();
-        this.puts.delete(id);
+        queue?.discard();
+        if (queue && this.puts.get(id) === queue) this.puts.delete(id);
         await this.replyError(id, error);
       }
     };
     this.track(run());
   }
 
-  private handlerFor(type: string): ((id: number, h: Header) => Promise<void>) | undefined {
+  private handlerFor(type: string): ((id: number, h: Header, queue?: ChunkQueue) => Promise<void>) | undefined {
     switch (type) {
       case 'list':
         return this.list;
@@ -306,7 +309,7 @@ class Agent {
    * new file). Patched into a temp file beside the target, verified (length and SHA-256), given its
    * mode and mtime, then renamed over the target.
    */
-  private async put(id: number, h: Header): Promise<void> {
+  private async put(id: number, h: Header, queue?: ChunkQueue): Promise<void> {
     const path = str(h, 'path');
     const size = uint(h, 'size');
     const mode = uint(h, 'mode', 0o7777);
@@ -314,7 +317,6 @@ class Agent {
     const useBasis = bool(h, 'basis');
     const uid = optUint(h, 'uid', 0xffffffff);
     const gid = optUint(h, 'gid', 0xffffffff);
-    const queue = this.puts.get(id);
     if (!queue) throw new ProtocolError('BAD_MESSAGE', `put ${id}: no queue`, { id });
     const target = await resolveInRoot(this.rootDir, path);
     const basis = useBasis ? await this.openBasis(target, path) : undefined;

@@ -7,11 +7,13 @@ import type { MainIO } from '../io.js';
 export function addOutputOptions(command: Command): Command {
   return command
     .option('-f, --force', 'overwrite an existing output file', false)
-    .option('-s, --statistics', 'print statistics to stderr when done', false);
+    .option('-s, --statistics', 'print statistics to stderr when done', false)
+    .option('--fsync', 'flush the output to disk before renaming it into place', false);
 }
 
 export interface OutputFlags {
   force: boolean;
+  fsync: boolean;
   statistics: boolean;
 }
 

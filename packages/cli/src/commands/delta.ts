@@ -1,7 +1,7 @@
 /** `deltacast delta SIG [NEW [DELTA]]`: the delta of NEW against a signature (format from its magic). */
 import { createDelta, decodeSignature, indexSignature, type DeltaStats, type Signature } from '@deltacast/core';
 import { Command } from 'commander';
-import { createOutput, openInput, readAll, withOutput, type MainIO } from '../io.js';
+import { createOutput, openInput, readAll, withOutput, type MainIO, type OutputMode } from '../io.js';
 import { addOutputOptions, checkOneStdin, printStatistics, type OutputFlags } from './common.js';
 
 export interface DeltaReport {
@@ -15,7 +15,7 @@ export async function writeDelta(
   sigPath: string,
   newPath: string | undefined,
   output: string | undefined,
-  force: boolean,
+  mode: OutputMode,
   io: MainIO,
 ): Promise<DeltaReport> {
   checkOneStdin(['SIG', sigPath], ['NEW', newPath]);
@@ -29,7 +29,7 @@ export async function writeDelta(
   const builder = createDelta(indexSignature(signature));
   const input = await openInput(newPath, io);
   try {
-    const out = await createOutput(output, force, io);
+    const out = await createOutput(output, mode, io);
     return await withOutput(out, async () => {
       for await (const chunk of input.chunks) {
         const bytes = builder.update(chunk);
@@ -52,7 +52,7 @@ export function deltaCommand(io: MainIO): Command {
     .argument('[delta]', 'the delta to write (- or omitted: stdout)');
   addOutputOptions(command);
   return command.action(async (sig: string, newFile: string | undefined, delta: string | undefined, opts: OutputFlags) => {
-    const report = await writeDelta(sig, newFile, delta, opts.force, io);
+    const report = await writeDelta(sig, newFile, delta, opts, io);
     if (opts.statistics) {
       const s = report.stats;
       printStatistics(

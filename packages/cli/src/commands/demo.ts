@@ -121,7 +121,7 @@ function* editedChunks(basis: Iterable<Uint8Array>, edits: readonly Edit[]): Gen
 }
 
 async function writeChunks(path: string, chunks: Iterable<Uint8Array>, io: MainIO): Promise<number> {
-  const out = await createOutput(path, true, io);
+  const out = await createOutput(path, { force: true }, io);
   return withOutput(out, async () => {
     for (const chunk of chunks) await out.write(chunk);
     return out.length;
@@ -169,9 +169,9 @@ export async function runDemo(options: DemoOptions, io: MainIO): Promise<boolean
       await writeChunks(path('new.bin'), editedChunks(basisChunks(options.size), edits), io),
     ]);
     const [sig, tSignature] = await timed(() =>
-      writeSignature(path('basis.bin'), path('basis.sig'), { format: options.format, blockLength: 0, strongLength: 0, weakSum: 'rabinkarp' }, true, io),
+      writeSignature(path('basis.bin'), path('basis.sig'), { format: options.format, blockLength: 0, strongLength: 0, weakSum: 'rabinkarp' }, { force: true }, io),
     );
-    const [delta, tDelta] = await timed(() => writeDelta(path('basis.sig'), path('new.bin'), path('new.delta'), true, io));
+    const [delta, tDelta] = await timed(() => writeDelta(path('basis.sig'), path('new.bin'), path('new.delta'), { force: true }, io));
     const [patch, tPatch] = await timed(() => writePatch(path('basis.bin'), path('new.delta'), path('patched.bin'), { force: true }, io));
     const [[expected, actual], tVerify] = await timed(() => Promise.all([sha256File(path('new.bin')), sha256File(path('patched.bin'))]));
     const ok = expected === actual && Buffer.from(patch.sha256).toString('hex') === expected;

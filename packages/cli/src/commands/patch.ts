@@ -3,7 +3,7 @@ import { fileHandleBasis, patchStream, type PatchResult } from '@deltacast/core'
 import { Command } from 'commander';
 import { open } from 'node:fs/promises';
 import { OperationError, UsageError } from '../errors.js';
-import { createOutput, isStdio, openInput, withOutput, type MainIO } from '../io.js';
+import { createOutput, isStdio, openInput, withOutput, type MainIO, type OutputMode } from '../io.js';
 import { byteCount } from '../options.js';
 import { addOutputOptions, printStatistics, type OutputFlags } from './common.js';
 
@@ -20,7 +20,7 @@ export async function writePatch(
   basisPath: string,
   deltaPath: string | undefined,
   output: string | undefined,
-  options: { force: boolean; maxOutputLength?: number },
+  options: OutputMode & { maxOutputLength?: number },
   io: MainIO,
 ): Promise<PatchReport> {
   if (isStdio(basisPath)) throw new UsageError('BASIS must be a file: it is read at random offsets, so it cannot be stdin');
@@ -30,7 +30,7 @@ export async function writePatch(
     if (!stat.isFile()) throw new OperationError('EINVAL', `basis ${basisPath} is not a regular file`);
     const delta = await openInput(deltaPath, io);
     try {
-      const out = await createOutput(output, options.force, io);
+      const out = await createOutput(output, options, io);
       return await withOutput(out, async () => {
         const patch = patchStream(fileHandleBasis(handle, stat.size), delta.chunks, { maxOutputLength: options.maxOutputLength });
         for (;;) {
@@ -57,7 +57,7 @@ export function patchCommand(io: MainIO): Command {
     .option('--max-output <bytes>', 'fail rather than write more than this many bytes (e.g. 100M)', byteCount(0));
   addOutputOptions(command);
   return command.action(async (basis: string, delta: string | undefined, newFile: string | undefined, opts: PatchCommandOptions) => {
-    const report = await writePatch(basis, delta, newFile, { force: opts.force, maxOutputLength: opts.maxOutput }, io);
+    const report = await writePatch(basis, delta, newFile, { force: opts.force, fsync: opts.fsync, maxOutputLength: opts.maxOutput }, io);
     if (opts.statistics) {
       const check = report.verified ? 'sha256 verified' : report.format === 'rdiff' ? 'rdiff deltas carry no hash' : 'not verified';
       printStatistics(

@@ -14,7 +14,7 @@ import {
 } from '@deltacast/core';
 import { Command } from 'commander';
 import { UsageError } from '../errors.js';
-import { createOutput, openInput, withOutput, type MainIO } from '../io.js';
+import { createOutput, openInput, withOutput, type MainIO, type OutputMode } from '../io.js';
 import { integer } from '../options.js';
 import { addOutputOptions, choice, printStatistics, type OutputFlags } from './common.js';
 
@@ -63,7 +63,7 @@ export async function writeSignature(
   basis: string | undefined,
   output: string | undefined,
   params: SignatureParameters,
-  force: boolean,
+  mode: OutputMode,
   io: MainIO,
 ): Promise<SignatureReport> {
   const strongSum = resolveStrongSum(params);
@@ -87,7 +87,7 @@ export async function writeSignature(
       strongSum,
       basisLength: input.size,
     });
-    const out = await createOutput(output, force, io);
+    const out = await createOutput(output, mode, io);
     return await withOutput(out, async () => {
       let basisLength = 0;
       for await (const chunk of input.chunks) {
@@ -121,7 +121,7 @@ export function signatureCommand(io: MainIO): Command {
       basis,
       sig,
       { format: opts.format, blockLength: opts.blockSize, strongLength: opts.sumSize, weakSum: opts.rollsum, strongSum: opts.hash },
-      opts.force,
+      opts,
       io,
     );
     if (opts.statistics) {
