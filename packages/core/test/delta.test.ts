@@ -130,6 +130,14 @@ describe.each(FORMATS)('delta (%s format)', (format) => {
     expect(commands).toEqual([['C', 0, zeros.length], ['L', 1000], ['E']]);
   });
 
+  // The literal fast path for an empty basis once emitted one LITERAL per update() call.
+  it('against an empty basis, chunking does not change the delta bytes', () => {
+    const sig = signature(new Uint8Array(0), { format, seed: 1n });
+    const builder = createDelta(sig);
+    const chunked = concat(builder.update(extra.subarray(0, 50)), builder.update(extra.subarray(50)), builder.final());
+    expect(hex(chunked)).toBe(hex(delta(sig, extra)));
+  });
+
   it('counts what it emits in stats', () => {
     const builder = createDelta(signature(basis, { format, blockLength: L }));
     builder.update(concat(extra, basis));
