@@ -159,6 +159,8 @@ describe('untrusted signatures', () => {
         );
         expect(used).toBeLessThanOrEqual(allocationBound(bytes.length));
         // Whatever decodes is a usable signature: a delta against it is made and is well formed.
+        // (A header may declare blocks of up to 16 MiB, and the delta buffer is four blocks long:
+        // those are skipped to keep the runs quick.)
         if (decoded && decoded.blockLength <= 1 << 16) {
           const d = delta(decoded, target);
           const decoder = new DeltaDecoder();
