@@ -5,12 +5,14 @@ import { deltaCommand } from './commands/delta.js';
 import { demoCommand } from './commands/demo.js';
 import { patchCommand } from './commands/patch.js';
 import { signatureCommand } from './commands/signature.js';
+import { agentCommand } from './commands/agent.js';
+import { syncCommand } from './commands/sync.js';
 import { describeError, EXIT_OK, EXIT_USAGE, exitCodeOf } from './errors.js';
 import { processIO, type MainIO } from './io.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
-const COMMANDS = ['signature', 'delta', 'patch', 'demo', 'help'];
+const COMMANDS = ['signature', 'delta', 'patch', 'sync', 'agent', 'demo', 'help'];
 
 const EXIT_CODES_HELP = `
 Exit codes:
@@ -38,16 +40,25 @@ function commandFirst(argv: readonly string[]): string[] {
  */
 export async function main(argv: readonly string[], io: MainIO = processIO()): Promise<number> {
   let commandName = '';
+  let exitCode = EXIT_OK;
   const program = new Command('deltacast')
-    .description("rsync's delta algorithm: rdiff-compatible signature, delta and patch")
+    .description("rsync's delta algorithm: rdiff-compatible signature, delta and patch, and sync over ssh")
     .version(version, '-V, --version', 'print the version')
     .addHelpText('after', EXIT_CODES_HELP)
     .showSuggestionAfterError(true)
     .hook('preAction', (_program, action) => {
       commandName = action.name();
     });
-  for (const command of [signatureCommand(io), deltaCommand(io), patchCommand(io), demoCommand(io)]) {
-    command.addHelpText('after', EXIT_CODES_HELP);
+  const commands = [
+    signatureCommand(io),
+    deltaCommand(io),
+    patchCommand(io),
+    syncCommand(io, (code) => (exitCode = code)),
+    agentCommand(io, version),
+    demoCommand(io),
+  ];
+  for (const command of commands) {
+    if (command.name() !== 'sync') command.addHelpText('after', EXIT_CODES_HELP);
     program.addCommand(command);
   }
   configure(program, io);
@@ -58,7 +69,7 @@ export async function main(argv: readonly string[], io: MainIO = processIO()): P
   }
   try {
     await program.parseAsync(commandFirst(argv), { from: 'user' });
-    return EXIT_OK;
+    return exitCode;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
     io.stderr.write(`deltacast: ${commandName ? `${commandName}: ` : ''}${describeError(error)}\n`);

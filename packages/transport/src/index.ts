@@ -1,1 +1,26 @@
-export {};
+export { sync, syncTree, buildFilter, type SyncOptions, type SyncTarget, type TransferOptions } from './sync.js';
+export type { SyncEvent, SyncSummary, EventListener } from './events.js';
+export { openDestination, type DestinationOptions, type OpenedDestination, type SshOptions } from './open-destination.js';
+export { serveAgent, type AgentOptions } from './agent.js';
+export { AgentClient, type RemoteEntry, type HelloOptions, type AgentInfo, type FileAttributes } from './agent-client.js';
+export { scanSource, type SourceEntry, type SourceTree } from './tree.js';
+export { PathFilter, parseFilterFile, type FilterRule } from './filter.js';
+export { planChanges, type Plan, type Change, type ChangeKind } from './plan.js';
+export { inProcessAgent, childProcessAgent, agentEntryPath } from './local.js';
+export { FrameSession, type ByteStreams } from './wire.js';
+export { FrameDecoder, encodeFrameHead, MAX_HEADER_LENGTH, MAX_PAYLOAD_LENGTH, type Frame, type Header } from './frame.js';
+export { PROTOCOL_VERSION } from './messages.js';
+export { wirePathComponents, resolveInRoot } from './paths.js';
+export { TransportError, ProtocolError, PathError, ConnectError, RemoteError, type TransportErrorCode } from './errors.js';
+export {
+  parseDestination,
+  formatDestination,
+  connectSsh,
+  startRemoteAgent,
+  resolveSshConfig,
+  checkHostKey,
+  addHostKey,
+  type Destination,
+  type ConnectOptions,
+  type RemoteAgentOptions,
+} from './ssh/index.js';

@@ -16,6 +16,7 @@ import { parseFilterFile, PathFilter, type FilterRule } from './filter.js';
 import { depth, planChanges, type Change, type Plan } from './plan.js';
 import { scanSource, type SourceEntry, type SourceTree } from './tree.js';
 import type { ByteStreams } from './wire.js';
+import { openDestination, type DestinationOptions } from './open-destination.js';
 
 export interface TransferOptions {
   /** Remove destination entries that are not in the source (within the transferred scope). */
@@ -297,3 +298,25 @@ async function contentComparer(tree: SourceTree, remote: RemoteEntry[], client: 
 }
 
 export { scanSource };
+
+export interface SyncOptions extends TransferOptions, DestinationOptions {
+  /** Source path, rsync style: "dir/" sends the contents of dir, "dir" sends dir itself. */
+  source: string;
+  /** Destination: a local path or host:path, user@host:path, ssh://user@host:port/path. */
+  destination: string;
+}
+
+/**
+ * Syncs one source to one destination and returns its summary; events go to `onEvent`. Per-file
+ * failures are in `summary.errors` (summary.ok false); failing to connect throws a ConnectError.
+ */
+export async function sync(options: SyncOptions): Promise<SyncSummary> {
+  const filter = await buildFilter(options);
+  const tree = await scanSource(options.source, filter);
+  const destination = await openDestination(options.destination, options);
+  try {
+    return await syncTree(tree, { name: destination.name, streams: destination.streams, root: destination.root }, filter, options);
+  } finally {
+    destination.close();
+  }
+}

@@ -1,0 +1,112 @@
+/** `deltacast sync SRC DEST`: one source tree to a destination, locally or over SSH, the way rsync -a does. */
+import { ConnectError, sync, type FilterRule, type SyncSummary } from '@deltacast/transport';
+import { Command, Option } from 'commander';
+import type { MainIO } from '../io.js';
+import { createSyncOutput } from '../sync-output.js';
+import { integer } from '../options.js';
+
+/** rsync's code for a partial transfer (some files failed); 255 as ssh uses for connection failures. */
+export const EXIT_PARTIAL = 23;
+export const EXIT_CONNECT = 255;
+
+export const SYNC_EXIT_CODES_HELP = `
+Exit codes of sync:
+  0    every change was made
+  23   partial transfer: some paths failed (each is reported); the rest arrived
+  255  could not connect, authenticate, verify the host key or start the agent
+  1    other failure; 2 usage error
+
+Source: "dir/" sends the contents of dir, "dir" sends dir itself (as rsync).
+Destination: a local path, host:path, user@host:path or ssh://user@host:port/path.`;
+
+interface SyncCommandOptions {
+  dryRun: boolean;
+  delete: boolean;
+  checksum: boolean;
+  compress: boolean;
+  owner: boolean;
+  partial: boolean;
+  verbose: boolean;
+  json: boolean;
+  progress?: boolean;
+  port?: number;
+  identity?: string;
+  config?: string;
+  acceptNewHostKeys: boolean;
+  remoteCommand?: string;
+  excludeFrom: string[];
+  concurrency?: number;
+}
+
+export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Command {
+  const rules: FilterRule[] = [];
+  const collect = (action: FilterRule['action']) => (pattern: string) => {
+    rules.push({ action, pattern });
+    return rules;
+  };
+  const command = new Command('sync')
+    .summary('sync a source tree to a destination (local or over ssh)')
+    .description('Make DEST identical to SRC (files, directories, symlinks, modes, mtimes), sending only deltas of changed files.')
+    .argument('<src>', 'source file or directory')
+    .argument('<dest>', 'destination: path, host:path, user@host:path or ssh://user@host:port/path')
+    .option('-n, --dry-run', 'show what would change, change nothing', false)
+    .option('--delete', 'delete destination files that are not in the source', false)
+    .option('-c, --checksum', 'compare file contents (SHA-256) instead of size and mtime', false)
+    .option('-z, --compress', 'compress file data on the wire', false)
+    .option('--owner', 'preserve owner and group (when the destination agent runs as root)', false)
+    .option('--partial', 'keep interrupted new files to resume from on the next run', false)
+    .option('--exclude <pattern>', 'exclude paths matching a gitignore-style pattern (repeatable)', collect('exclude'))
+    .option('--include <pattern>', 'include paths matching a pattern, overriding later excludes (repeatable)', collect('include'))
+    .option('--exclude-from <file>', 'read exclude patterns from a file (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
+    .option('-v, --verbose', 'itemize every change', false)
+    .option('--json', 'write NDJSON events to stdout instead of text', false)
+    .option('--no-progress', 'no progress bar even on a terminal')
+    .option('-p, --port <port>', 'ssh port', integer(1, 65535))
+    .option('-i, --identity <file>', 'ssh identity (private key) file')
+    .option('-F, --config <file>', 'ssh config file (default ~/.ssh/config)')
+    .option('--accept-new-host-keys', 'learn unknown host keys into known_hosts instead of refusing them', false)
+    .option('--remote-command <cmd>', 'command that starts the agent on the remote (default: deltacast agent, or an uploaded bundle)')
+    .addOption(new Option('--concurrency <n>', 'files in flight at once').argParser(integer(1, 256)).default(8));
+  command.addHelpText('after', SYNC_EXIT_CODES_HELP);
+  return command.action(async (source: string, destination: string, opts: SyncCommandOptions) => {
+    const output = createSyncOutput(io.stdout, io.stderr, {
+      json: opts.json,
+      verbose: opts.verbose || opts.dryRun,
+      progress: opts.progress !== false && !opts.json && Boolean((io.stderr as { isTTY?: boolean }).isTTY),
+    });
+    let summary: SyncSummary | undefined;
+    try {
+      summary = await sync({
+        source,
+        destination,
+        delete: opts.delete,
+        checksum: opts.checksum,
+        compress: opts.compress,
+        owner: opts.owner,
+        partial: opts.partial,
+        dryRun: opts.dryRun,
+        filters: rules,
+        excludeFrom: opts.excludeFrom,
+        concurrency: opts.concurrency,
+        onEvent: output.onEvent,
+        ssh: {
+          port: opts.port,
+          identityFile: opts.identity,
+          configFile: opts.config,
+          acceptNewHostKeys: opts.acceptNewHostKeys,
+          remoteCommand: opts.remoteCommand,
+        },
+      });
+    } catch (error) {
+      output.finish(undefined);
+      if (error instanceof ConnectError) {
+        io.stderr.write(`deltacast: sync: ${destination}: ${error.code}: ${error.message}\n`);
+        setExitCode(EXIT_CONNECT);
+        return;
+      }
+      throw error;
+    }
+    output.finish(summary);
+    if (!summary.ok) setExitCode(EXIT_PARTIAL);
+  });
+}

@@ -1,0 +1,96 @@
+/**
+ * How a sync shows itself: NDJSON events for programs (--json), itemized changes (-v), a progress
+ * bar for people on a TTY, and a closing summary line.
+ */
+import type { SyncEvent, SyncSummary } from '@deltacast/transport';
+import cliProgress from 'cli-progress';
+import type { Writable } from 'node:stream';
+import { formatBytes } from './options.js';
+
+export interface OutputOptions {
+  json: boolean;
+  verbose: boolean;
+  /** Show a progress bar (stderr is a TTY and not --json). */
+  progress: boolean;
+}
+
+/** Itemized change, in the spirit of rsync's --itemize-changes: `>f+` new, `>f.` changed, ... */
+export function itemize(event: Extract<SyncEvent, { type: 'item' }>): string {
+  switch (event.kind) {
+    case 'create':
+      return `>f+ ${event.path}`;
+    case 'update':
+      return `>f. ${event.path}`;
+    case 'attrs':
+      return `.f  ${event.path}`;
+    case 'mkdir':
+      return `cd+ ${event.path}/`;
+    case 'symlink':
+      return `cL+ ${event.path} -> ${event.linkTarget ?? ''}`;
+    case 'delete':
+      return `*deleting ${event.path}`;
+  }
+}
+
+export function summaryLine(s: SyncSummary): string {
+  const parts = [
+    `${s.created} created`,
+    `${s.updated} updated`,
+    `${s.deleted} deleted`,
+    `${s.unchanged} unchanged`,
+  ];
+  if (s.directories) parts.push(`${s.directories} directories`);
+  if (s.symlinks) parts.push(`${s.symlinks} symlinks`);
+  const head = s.dryRun ? '(dry run) would change: ' : '';
+  const data = s.dryRun
+    ? `${formatBytes(s.totalBytes)} to check`
+    : `sent ${formatBytes(s.sentBytes)} for ${formatBytes(s.totalBytes)} (${formatBytes(s.matchedBytes)} reused from the destination)`;
+  const errors = s.errors.length ? `; ${s.errors.length} failed` : '';
+  return `${head}${parts.join(', ')}; ${data} in ${(s.durationMs / 1000).toFixed(2)} s${errors}`;
+}
+
+/** Returns the event listener and a `finish` that closes the bar and prints the summary. */
+export function createSyncOutput(stdout: Writable, stderr: Writable, options: OutputOptions) {
+  let bar: cliProgress.SingleBar | undefined;
+  let done = 0;
+  let bytes = 0;
+  let totalBytes = 0;
+  const started = Date.now();
+  const onEvent = (event: SyncEvent) => {
+    if (options.json) {
+      stdout.write(`${JSON.stringify(event)}\n`);
+      return;
+    }
+    if (event.type === 'item' && options.verbose) {
+      if (bar) bar.stop();
+      stdout.write(`${itemize(event)}\n`);
+    } else if (event.type === 'error') {
+      bar?.stop();
+      stderr.write(`deltacast: sync: ${event.path || event.destination}: ${event.code}: ${event.message}\n`);
+    } else if (event.type === 'start' && options.progress && !event.dryRun && event.files > 0) {
+      totalBytes = event.bytes;
+      bar = new cliProgress.SingleBar(
+        {
+          stream: stderr as NodeJS.WritableStream,
+          format: ' {bar} {percentage}% | {files} files | {done}/{size} | {rate}/s | ETA {eta_formatted}',
+          hideCursor: true,
+          clearOnComplete: true,
+        },
+        cliProgress.Presets.shades_classic,
+      );
+      bar.start(Math.max(1, totalBytes), 0, { files: `0/${event.files}`, done: '0 B', size: formatBytes(totalBytes), rate: '0 B' });
+      (bar as unknown as { filesTotal: number }).filesTotal = event.files;
+    } else if (event.type === 'file' && bar) {
+      done++;
+      bytes += event.size;
+      const seconds = Math.max(0.001, (Date.now() - started) / 1000);
+      const filesTotal = (bar as unknown as { filesTotal: number }).filesTotal;
+      bar.update(bytes, { files: `${done}/${filesTotal}`, done: formatBytes(bytes), rate: formatBytes(bytes / seconds) });
+    }
+  };
+  const finish = (summary: SyncSummary | undefined) => {
+    bar?.stop();
+    if (!options.json && summary) stdout.write(`${summaryLine(summary)}\n`);
+  };
+  return { onEvent, finish };
+}
