@@ -13,13 +13,15 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { OperationError } from '../errors.js';
 import { CHUNK_LENGTH, createOutput, withOutput, type MainIO } from '../io.js';
-import { byteCount, formatBytes } from '../options.js';
+import { byteCount, formatBytes, integer } from '../options.js';
+import { runSyncDemo } from './demo-sync.js';
 import { choice } from './common.js';
 import { writeDelta } from './delta.js';
 import { writePatch } from './patch.js';
 import { writeSignature } from './signature.js';
 
 const DEFAULT_SIZE = 16 * 1024 * 1024;
+const DEFAULT_SYNC_SIZE = 24 * 1024 * 1024;
 const BASIS_SEED = 0x5eed;
 const EDIT_SEED = 0xed17;
 
@@ -211,12 +213,22 @@ export async function runDemo(options: DemoOptions, io: MainIO): Promise<boolean
 
 export function demoCommand(io: MainIO): Command {
   return new Command('demo')
-    .summary('run signature, delta and patch on generated files')
-    .description('Generate a basis and an edited new version, run signature -> delta -> patch on them, verify the result by SHA-256 and report sizes and timings.')
-    .option('--size <bytes>', 'basis size (e.g. 262144, 512K, 64M)', byteCount(1024), DEFAULT_SIZE)
+    .summary('a real sync over SSH (default), or signature/delta/patch on generated files')
+    .description(
+      'sync (default): generate a tree, sync it over SSH to an in-process server on 127.0.0.1, change it, sync again, ' +
+        'verify and report. patch: generate a basis and an edited new version, run signature -> delta -> patch, ' +
+        'verify by SHA-256 and report sizes and timings.',
+    )
+    .addOption(choice('--kind <kind>', 'which demo', ['sync', 'patch']).default('sync'))
+    .option('--size <bytes>', 'data size: the tree (sync, default 24M) or the basis (patch, default 16M)', byteCount(1024))
+    .option('--files <n>', 'files in the generated tree (sync)', integer(1, 100_000), 300)
     .option('--dir <dir>', 'work in DIR and keep the files (default: a temporary directory, removed afterwards)')
-    .addOption(choice('--format <format>', 'signature and delta format', ['native', 'rdiff']).default('native'))
-    .action(async (opts: DemoOptions) => {
-      await runDemo(opts, io);
+    .addOption(choice('--format <format>', 'signature and delta format (patch)', ['native', 'rdiff']).default('native'))
+    .action(async (opts: DemoOptions & { kind: 'sync' | 'patch'; files: number; size?: number }) => {
+      if (opts.kind === 'sync') {
+        await runSyncDemo({ size: opts.size ?? DEFAULT_SYNC_SIZE, files: opts.files, dir: opts.dir }, io);
+        return;
+      }
+      await runDemo({ ...opts, size: opts.size ?? DEFAULT_SIZE }, io);
     });
 }
