@@ -1,0 +1,27 @@
+// Bundles the agent entry point and everything it imports into dist/agent.bundle.mjs, the single file
+// that is uploaded to hosts that have Node.js but not deltacast. Run after tsc (see "build").
+import { existsSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const entry = fileURLToPath(new URL('./dist/agent-main.js', import.meta.url));
+const outfile = fileURLToPath(new URL('./dist/agent.bundle.mjs', import.meta.url));
+
+if (!existsSync(entry)) {
+  console.warn(`build-agent: ${entry} does not exist yet; skipping the agent bundle`);
+  process.exit(0);
+}
+
+await build({
+  entryPoints: [entry],
+  outfile,
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  // CommonJS dependencies call require(); an ES module has none, so give it one.
+  banner: { js: "import { createRequire as __deltacastCreateRequire } from 'node:module'; const require = __deltacastCreateRequire(import.meta.url);" },
+  legalComments: 'none',
+  logLevel: 'warning',
+});
+console.log(`build-agent: ${outfile} (${statSync(outfile).size} bytes)`);

@@ -1,0 +1,221 @@
+/**
+ * Opens an authenticated SSH connection with ssh2 the way `ssh` would for the same host: settings
+ * from ~/.ssh/config, keys from ssh-agent then identity files, and the server's host key checked
+ * against known_hosts. An unknown key is refused unless the caller opted in to learning it; a
+ * changed or revoked key is always refused. Every failure is a ConnectError with a stable code.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import ssh2 from 'ssh2';
+import type { AnyAuthMethod, AuthenticationType, Client, ConnectConfig, ParsedKey } from 'ssh2';
+import { ConnectError } from '../errors.js';
+import { resolveSshConfig } from './config.js';
+import { addHostKey, checkHostKey, knownHostName, lookupHostKeys } from './known-hosts.js';
+
+export interface ConnectOptions {
+  /** Host as the user wrote it; HostName from the config may replace it. */
+  host: string;
+  port?: number;
+  user?: string;
+  /** Tried before any identity from the config (ssh -i). */
+  identityFile?: string;
+  /** ssh -F: read this config instead of ~/.ssh/config; 'none' for no config. */
+  configFile?: string;
+  /** Files to check the host key against and to learn new keys into (the first one). Default: UserKnownHostsFile, else ~/.ssh/known_hosts. */
+  knownHostsFiles?: string[];
+  /** Learn the key of a host seen for the first time (OpenSSH's StrictHostKeyChecking=accept-new). */
+  acceptNewHostKeys?: boolean;
+  /** ssh-agent socket; default IdentityAgent from the config, else SSH_AUTH_SOCK. `false` or '' disables the agent. */
+  agentSocket?: string | false;
+  /** Limit for TCP connect, key exchange and authentication together. Default 15000. */
+  connectTimeoutMs?: number;
+  /** SSH-level keepalive interval; 0 or unset disables it. */
+  keepaliveIntervalMs?: number;
+}
+
+const DEFAULT_IDENTITIES = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
+
+/** Host key algorithms ssh2 negotiates for each key type found in known_hosts. */
+const ALGORITHMS_FOR_KEY_TYPE: Record<string, string[]> = {
+  'ssh-ed25519': ['ssh-ed25519'],
+  'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
+  'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],
+  'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
+  'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
+};
+
+interface Identity {
+  file: string;
+  key: ParsedKey;
+}
+
+/**
+ * Connects and authenticates. Resolves with a ready ssh2 Client; the caller ends it with `client.end()`.
+ * Rejects with ConnectError: 'HOST_KEY_UNKNOWN', 'HOST_KEY_MISMATCH', 'AUTH', 'CONNECT' or 'CONFIG'.
+ */
+export async function connectSsh(options: ConnectOptions): Promise<Client> {
+  const home = homedir();
+  const config = resolveSshConfig(options.host, { configFile: options.configFile, user: options.user, port: options.port });
+  const host = config.hostName;
+  const port = config.port ?? 22;
+  const username = config.user ?? userInfo().username;
+  const target = `${username}@${host}${port === 22 ? '' : `:${port}`}`;
+
+  const knownHostsFiles = options.knownHostsFiles ?? (config.userKnownHostsFiles.length > 0 ? config.userKnownHostsFiles : [join(home, '.ssh', 'known_hosts')]);
+  const agentSocket = chooseAgentSocket(options.agentSocket, config.identityAgent);
+
+  // Identities: explicit -i first, then the config's; OpenSSH's defaults only when neither named any.
+  const named = [...(options.identityFile ? [options.identityFile] : []), ...config.identityFiles];
+  const candidates = named.length > 0 ? named : DEFAULT_IDENTITIES.map((n) => join(home, '.ssh', n));
+  const notes: string[] = [];
+  const identities = loadIdentities(candidates, named.length > 0, notes);
+
+  const methods: AnyAuthMethod[] = [];
+  if (agentSocket) methods.push({ type: 'agent', username, agent: agentSocket });
+  for (const id of identities) methods.push({ type: 'publickey', username, key: id.key });
+  const tried = [...(agentSocket ? [`ssh-agent (${agentSocket})`] : []), ...identities.map((i) => i.file)];
+  if (methods.length === 0) {
+    throw new ConnectError('AUTH', `no credentials for ${target}: no ssh-agent and no usable identity file${notes.length ? ` (${notes.join('; ')})` : ''}`, { host, port, user: username });
+  }
+
+  // Prefer the key types already on file for this host, as OpenSSH does, so that a host with
+  // several keys is checked against the one we know rather than reported as changed.
+  const knownTypes = new Set((await lookupHostKeys(host, port, knownHostsFiles)).filter((e) => e.marker === undefined).map((e) => e.keyType));
+  const preferred = [...knownTypes].flatMap((t) => ALGORITHMS_FOR_KEY_TYPE[t] ?? []);
+
+  const client = new ssh2.Client();
+  let refusal: ConnectError | undefined;
+
+  const hostVerifier = (key: Buffer, verify: (valid: boolean) => void): void => {
+    checkHostKey({ host, port, key, files: knownHostsFiles }).then(
+      async (status) => {
+        if (status === 'known') return verify(true);
+        if (status === 'mismatch') {
+          refusal = new ConnectError(
+            'HOST_KEY_MISMATCH',
+            `the host key of ${knownHostName(host, port)} does not match the one in ${knownHostsFiles.join(', ')} (or it is revoked). ` +
+              'Someone could be intercepting the connection, or the host was reinstalled; check with its administrator, ' +
+              'then remove the old entry (ssh-keygen -R) before trying again.',
+            { host, port },
+          );
+          return verify(false);
+        }
+        if (!options.acceptNewHostKeys) {
+          refusal = new ConnectError(
+            'HOST_KEY_UNKNOWN',
+            `the host key of ${knownHostName(host, port)} is not in ${knownHostsFiles.join(', ')}. ` +
+              'Verify its fingerprint, then connect once with `ssh` or pass --accept-new-host-keys to add it.',
+            { host, port },
+          );
+          return verify(false);
+        }
+        await addHostKey(knownHostsFiles[0], host, port, key);
+        verify(true);
+      },
+      (error: Error) => {
+        refusal = new ConnectError('CONNECT', `cannot check the host key of ${host}: ${error.message}`, { host, port });
+        verify(false);
+      },
+    ).catch((error: Error) => {
+      refusal = new ConnectError('CONNECT', `cannot record the host key of ${host} in ${knownHostsFiles[0]}: ${error.message}`, { host, port });
+      verify(false);
+    });
+  };
+
+  let next = 0;
+  const authHandler = (methodsLeft: AuthenticationType[] | null, _partial: boolean | null, callback: (m: AnyAuthMethod | false) => void): void => {
+    if (methodsLeft && !methodsLeft.includes('publickey')) return callback(false);
+    callback(next < methods.length ? methods[next++] : false);
+  };
+
+  const connectConfig: ConnectConfig = {
+    host,
+    port,
+    username,
+    readyTimeout: options.connectTimeoutMs ?? 15_000,
+    keepaliveInterval: options.keepaliveIntervalMs ?? 0,
+    hostVerifier,
+    authHandler: authHandler as unknown as ConnectConfig['authHandler'],
+  };
+  if (preferred.length > 0) {
+    connectConfig.algorithms = { serverHostKey: { remove: preferred, prepend: preferred } as never };
+  }
+
+  return new Promise<Client>((resolve, reject) => {
+    let settled = false;
+    const fail = (error: ConnectError) => {
+      if (settled) return;
+      settled = true;
+      client.end();
+      reject(error);
+    };
+    client.on('ready', () => {
+      if (settled) return;
+      settled = true;
+      client.removeAllListeners('error');
+      client.on('error', () => {}); // later errors surface on channels and 'close'
+      resolve(client);
+    });
+    client.on('error', (error: Error & { level?: string; code?: string }) => {
+      if (error.level === 'agent') {
+        notes.push(`ssh-agent: ${error.message}`);
+        return; // ssh2 goes on with the next method
+      }
+      if (refusal) return fail(refusal);
+      if (error.level === 'client-authentication') {
+        const detail = [`tried ${tried.join(', ') || 'nothing'}`, ...notes].join('; ');
+        return fail(new ConnectError('AUTH', `authentication failed for ${target}: ${detail}`, { host, port, user: username }));
+      }
+      if (error.level === 'client-timeout') {
+        return fail(new ConnectError('CONNECT', `timed out connecting to ${host} port ${port} after ${connectConfig.readyTimeout} ms`, { host, port }));
+      }
+      const cause = error.code ? `${error.code}: ` : '';
+      fail(new ConnectError('CONNECT', `cannot connect to ${host} port ${port}: ${cause}${error.message}`, { host, port, cause: error.code ?? '' }));
+    });
+    client.on('close', () => {
+      fail(refusal ?? new ConnectError('CONNECT', `connection to ${host} port ${port} closed during set-up`, { host, port }));
+    });
+    try {
+      client.connect(connectConfig);
+    } catch (error) {
+      fail(new ConnectError('CONNECT', `cannot connect to ${host} port ${port}: ${(error as Error).message}`, { host, port }));
+    }
+  });
+}
+
+function chooseAgentSocket(option: string | false | undefined, identityAgent: string | undefined): string | undefined {
+  let socket: string | undefined;
+  if (option !== undefined) socket = option || undefined;
+  else if (identityAgent === 'none') socket = undefined;
+  else if (identityAgent !== undefined && identityAgent !== 'SSH_AUTH_SOCK') socket = identityAgent;
+  else socket = process.env.SSH_AUTH_SOCK || undefined;
+  // A stale SSH_AUTH_SOCK would only add a failed attempt; skip it.
+  return socket && existsSync(socket) ? socket : undefined;
+}
+
+/** Reads and parses private keys; an unreadable or encrypted key is noted and skipped, as ssh warns and goes on. */
+function loadIdentities(files: string[], named: boolean, notes: string[]): Identity[] {
+  const identities: Identity[] = [];
+  for (const file of files) {
+    let data: Buffer;
+    try {
+      data = readFileSync(file);
+    } catch (error) {
+      if (named) notes.push(`${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      continue;
+    }
+    const parsed = ssh2.utils.parseKey(data);
+    const key = Array.isArray(parsed) ? (parsed[0] as ParsedKey) : parsed;
+    if (key instanceof Error) {
+      notes.push(/encrypted/i.test(key.message) ? `${file}: encrypted (add it to ssh-agent to use it)` : `${file}: ${key.message}`);
+      continue;
+    }
+    if (!key.isPrivateKey()) {
+      notes.push(`${file}: not a private key`);
+      continue;
+    }
+    identities.push({ file, key });
+  }
+  return identities;
+}

@@ -1,0 +1,251 @@
+/**
+ * Starts the destination agent on an SSH connection and hands back its stdin/stdout as ByteStreams.
+ * Order: an explicit remote command; else `deltacast agent` if it is on the remote PATH; else the
+ * single-file agent bundle, uploaded once into ~/.cache/deltacast (named by its content hash, so
+ * different versions never collide) and run with the remote `node`. Remote commands go through the
+ * user's login shell, so every argument is single-quoted; scripts run under `sh -c` so that the
+ * login shell's own syntax (csh, fish) does not matter.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { PassThrough } from 'node:stream';
+import type { Client, ClientChannel } from 'ssh2';
+import { ConnectError, TransportError } from '../errors.js';
+import type { ByteStreams } from '../wire.js';
+
+export interface RemoteAgentOptions {
+  /** Run exactly this command line on the remote instead of finding the agent (--remote-command). */
+  remoteCommand?: string;
+  /** The agent bundle to upload when the remote lacks deltacast (default: this package's dist/agent.bundle.mjs). */
+  bundlePath?: string;
+  /** Environment for the agent, set with `env NAME=value` in the command (sshd ignores most SSH env requests). */
+  env?: Record<string, string>;
+}
+
+export type RemoteAgentKind = 'command' | 'deltacast' | 'bundle';
+
+export interface RemoteAgentStreams extends ByteStreams {
+  /** How the agent was started. */
+  kind: RemoteAgentKind;
+  /** The command line that was executed on the remote. */
+  command: string;
+  /** What the remote command wrote to stderr so far (the last 64 KiB). */
+  stderr(): string;
+}
+
+/** Oldest Node.js the bundle is built for (esbuild target node20). */
+export const MIN_REMOTE_NODE_MAJOR = 20;
+const CACHE_DIR = '.cache/deltacast';
+const STDERR_LIMIT = 64 * 1024;
+const PROBE_OUTPUT_LIMIT = 64 * 1024;
+
+/** Quotes one argument for a POSIX shell: single quotes, with each ' written as '\''. */
+export function shellQuote(arg: string): string {
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(arg)) return arg;
+  return `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Name of the cached bundle on the remote: agent-<first 16 hex digits of its SHA-256>.mjs. */
+export function bundleCacheName(bundle: Uint8Array): string {
+  return `agent-${createHash('sha256').update(bundle).digest('hex').slice(0, 16)}.mjs`;
+}
+
+/** The agent bundle that ships with this package (dist/agent.bundle.mjs). */
+export function defaultBundlePath(): string {
+  // From dist/ssh/ the bundle is ../agent.bundle.mjs; when running from src/ssh/ (tests) it is ../../dist/.
+  const candidates = [new URL('../agent.bundle.mjs', import.meta.url), new URL('../../dist/agent.bundle.mjs', import.meta.url)].map((u) => fileURLToPath(u));
+  return candidates.find((p) => existsSync(p)) ?? candidates[0];
+}
+
+/**
+ * Starts the agent and returns its streams. Rejects with ConnectError 'NO_REMOTE_NODE' when the
+ * remote has neither deltacast nor Node.js >= 20, 'CONNECT' when a channel cannot be opened or the
+ * upload fails. If the agent exits with an error before writing anything, the returned readable
+ * fails with a ConnectError carrying its stderr.
+ */
+export async function startRemoteAgent(client: Client, options: RemoteAgentOptions = {}): Promise<RemoteAgentStreams> {
+  const envPrefix = Object.entries(options.env ?? {}).map(([k, v]) => {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new ConnectError('CONNECT', `bad environment variable name ${JSON.stringify(k)}`, { name: k });
+    return shellQuote(`${k}=${v}`);
+  });
+  const withEnv = (argv: string) => (envPrefix.length > 0 ? `env ${envPrefix.join(' ')} ${argv}` : argv);
+
+  if (options.remoteCommand !== undefined) {
+    return execAgent(client, withEnv(options.remoteCommand), 'command');
+  }
+
+  const bundlePath = options.bundlePath ?? defaultBundlePath();
+  let bundle: Buffer | undefined;
+  try {
+    bundle = await readFile(bundlePath);
+  } catch {
+    bundle = undefined; // only needed if the remote lacks deltacast; reported then
+  }
+  const cacheName = bundle ? bundleCacheName(bundle) : undefined;
+  const remotePath = cacheName ? `~/${CACHE_DIR}/${cacheName}` : undefined;
+
+  // One round trip answers all three questions: deltacast on PATH, node's version, cached bundle size.
+  const probe = [
+    'if command -v deltacast >/dev/null 2>&1; then echo deltacast=yes; fi',
+    'echo "node=$(node --version 2>/dev/null)"',
+    ...(cacheName ? [`f="$HOME/${CACHE_DIR}/${cacheName}"; if [ -f "$f" ]; then echo "size=$(wc -c < "$f")"; fi`] : []),
+  ].join('; ');
+  const result = await runRemote(client, `sh -c ${shellQuote(probe)}`);
+  if (result.code !== 0) {
+    throw new ConnectError('CONNECT', `probing the remote failed (exit ${result.code ?? result.signal}): ${result.stderr.trim()}`, { stderr: result.stderr });
+  }
+  const facts = new Map(result.stdout.split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1).trim()]));
+
+  if (facts.get('deltacast') === 'yes') return execAgent(client, withEnv('deltacast agent'), 'deltacast');
+
+  const nodeVersion = facts.get('node') ?? '';
+  const major = /^v(\d+)\./.exec(nodeVersion);
+  if (!major || Number(major[1]) < MIN_REMOTE_NODE_MAJOR) {
+    throw new ConnectError(
+      'NO_REMOTE_NODE',
+      `the remote has no deltacast on its PATH and ${nodeVersion ? `its Node.js is ${nodeVersion}` : 'no Node.js'}; ` +
+        `install deltacast there, or Node.js ${MIN_REMOTE_NODE_MAJOR} or later so the agent can be uploaded, ` +
+        'or name the agent command with --remote-command',
+      { node: nodeVersion },
+    );
+  }
+  if (!bundle || !cacheName || !remotePath) {
+    throw new ConnectError('CONNECT', `the remote lacks deltacast and the agent bundle ${bundlePath} is missing; build it with \`pnpm --filter @deltacast/transport build\``, { bundlePath });
+  }
+  if (facts.get('size') !== String(bundle.length)) await uploadBundle(client, bundle, cacheName);
+  return execAgent(client, withEnv(`node ${remotePath}`), 'bundle');
+}
+
+async function uploadBundle(client: Client, bundle: Buffer, cacheName: string): Promise<void> {
+  // Written to a temporary name and renamed, so a cut connection never leaves a short file that a
+  // later run would take for the agent (the size check alone would catch it, the rename makes it atomic).
+  const final = `"$HOME/${CACHE_DIR}/${cacheName}"`;
+  const tmp = `"$HOME/${CACHE_DIR}/${cacheName}.tmp.$$"`;
+  const script = `mkdir -p "$HOME/${CACHE_DIR}" && cat > ${tmp} && mv -f ${tmp} ${final} || { rm -f ${tmp}; exit 1; }`;
+  const result = await runRemote(client, `sh -c ${shellQuote(script)}`, bundle);
+  if (result.code !== 0) {
+    throw new ConnectError('CONNECT', `uploading the agent bundle to ~/${CACHE_DIR}/${cacheName} failed (exit ${result.code ?? result.signal}): ${result.stderr.trim()}`, { stderr: result.stderr });
+  }
+}
+
+interface RunResult {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Opens an exec channel. `watch` runs inside ssh2's callback, before any later packet is handled:
+ * a command that fails at once may have its exit status in the same read as the channel's
+ * confirmation, and an 'exit' emitted before listeners are attached would be lost.
+ */
+function openExec<T>(client: Client, command: string, watch: (channel: ClientChannel) => T): Promise<T> {
+  return new Promise((resolve, reject) => {
+    try {
+      client.exec(command, (error, channel) => {
+        if (error) reject(new ConnectError('CONNECT', `cannot run \`${command}\` on the remote: ${error.message}`, { command }));
+        else resolve(watch(channel));
+      });
+    } catch (error) {
+      reject(new ConnectError('CONNECT', `cannot run \`${command}\` on the remote: ${(error as Error).message}`, { command }));
+    }
+  });
+}
+
+/** Runs a short command, feeding it `input`, and collects its output and exit status. */
+async function runRemote(client: Client, command: string, input?: Uint8Array): Promise<RunResult> {
+  const done = await openExec(
+    client,
+    command,
+    (channel) =>
+      new Promise<RunResult>((resolve, reject) => {
+        let stdout = '';
+        let stderr = '';
+        let code: number | null = null;
+        let signal: string | null = null;
+        channel.on('data', (chunk: Buffer) => {
+          if (stdout.length < PROBE_OUTPUT_LIMIT) stdout += chunk.toString('utf8');
+        });
+        channel.stderr.on('data', (chunk: Buffer) => {
+          if (stderr.length < PROBE_OUTPUT_LIMIT) stderr += chunk.toString('utf8');
+        });
+        channel.on('exit', (c: number | null, s?: string) => {
+          code = c;
+          signal = s ?? null;
+        });
+        channel.on('error', (error: Error) => reject(new ConnectError('CONNECT', `\`${command}\` failed on the remote: ${error.message}`, { command })));
+        channel.on('close', () => resolve({ code, signal, stdout, stderr }));
+        channel.end(input);
+      }),
+  );
+  return done;
+}
+
+function execAgent(client: Client, command: string, kind: RemoteAgentKind): Promise<RemoteAgentStreams> {
+  return openExec(client, command, (channel) => watchAgent(channel, command, kind));
+}
+
+function watchAgent(channel: ClientChannel, command: string, kind: RemoteAgentKind): RemoteAgentStreams {
+  let stderr = '';
+  channel.stderr.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString('utf8')).slice(-STDERR_LIMIT);
+  });
+
+  // stdout goes through a PassThrough so that its end can wait for the exit status: a clean end of
+  // input must not be reported before we know the agent did not fail at start-up.
+  const readable = new PassThrough();
+  let sawData = false;
+  let ended = false;
+  let closed = false;
+  let closedByUs = false;
+  let settled = false;
+  let exit: { code: number | null; signal: string | null } | undefined;
+  channel.on('data', () => {
+    sawData = true;
+  });
+  channel.pipe(readable, { end: false });
+  const settle = () => {
+    if (settled || !ended || (exit === undefined && !closed)) return;
+    settled = true;
+    if (readable.destroyed) return;
+    const failed = !closedByUs && (exit !== undefined ? exit.code !== 0 : !sawData);
+    if (!failed) return void readable.end();
+    // Deferred: a command that fails at once gets here before the caller has attached listeners,
+    // and the last of its stderr may still be on its way.
+    setImmediate(() => {
+      const status = exit === undefined ? 'closed without an exit status' : exit.code !== null ? `exited with status ${exit.code}` : `was killed by signal ${exit.signal}`;
+      const text = stderr.trim();
+      const message = `remote agent \`${command}\` ${status}${sawData ? '' : ' before the session started'}${text ? `: ${text}` : ''}`;
+      readable.destroy(sawData ? new TransportError('IO', message, { command, stderr }) : new ConnectError('CONNECT', message, { command, stderr }));
+    });
+  };
+  channel.on('end', () => {
+    ended = true;
+    settle();
+  });
+  channel.on('exit', (code: number | null, signal?: string) => {
+    exit = { code, signal: signal ?? null };
+    settle();
+  });
+  channel.on('close', () => {
+    closed = true;
+    ended = true; // ssh2 emits 'close' only after the readable side ended (or was destroyed)
+    settle();
+  });
+  channel.on('error', (error: Error) => readable.destroy(new TransportError('IO', `remote agent channel: ${error.message}`, { command })));
+
+  return {
+    readable,
+    writable: channel,
+    close: () => {
+      closedByUs = true;
+      channel.close();
+    },
+    kind,
+    command,
+    stderr: () => stderr,
+  };
+}
