@@ -1,4 +1,6 @@
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import ssh2 from 'ssh2';
@@ -9,6 +11,15 @@ import { startRemoteAgent } from '../src/ssh/remote-agent.js';
 import { startSsh2Server, type Ssh2Server } from './helpers/ssh2-server.js';
 
 let server: Ssh2Server;
+
+const hasAgent = (() => {
+  try {
+    execFileSync('sh', ['-c', 'command -v ssh-agent && command -v ssh-add'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
 
 beforeAll(async () => {
   server = await startSsh2Server({
@@ -124,6 +135,40 @@ describe('connectSsh against an in-process ssh2 server', () => {
       const error = await connectError(options({ knownHostsFiles, port }));
       expect(error.code).toBe('CONNECT');
       expect(error.message).toContain('ECONNREFUSED');
+    });
+
+    it('fails with CONNECT when the server never answers within connectTimeoutMs', async () => {
+      const sockets: Socket[] = [];
+      const silent = createServer((socket) => sockets.push(socket));
+      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+      try {
+        const error = await connectError(options({ knownHostsFiles, port: (silent.address() as AddressInfo).port, connectTimeoutMs: 200 }));
+        expect(error.code).toBe('CONNECT');
+        expect(error.message).toContain('timed out');
+      } finally {
+        for (const s of sockets) s.destroy();
+        silent.close();
+      }
+    });
+
+    it.skipIf(!hasAgent)('authenticates with a key held by ssh-agent, before any identity file', async () => {
+      const socket = join(server.dir, 'agent.sock');
+      const agent = spawn('ssh-agent', ['-D', '-a', socket], { stdio: 'ignore' });
+      try {
+        for (let i = 0; i < 200 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 10));
+        execFileSync('ssh-add', [server.identityFile], { env: { ...process.env, SSH_AUTH_SOCK: socket }, stdio: 'ignore' });
+        const wrong = join(server.dir, 'wrong_key_for_agent_test');
+        writeFileSync(wrong, ssh2.utils.generateKeyPairSync('ed25519').private, { mode: 0o600 });
+        server.offeredKeys.length = 0;
+        const client = await connectSsh(options({ knownHostsFiles, identityFile: wrong, agentSocket: socket }));
+        client.end();
+        const parsed = ssh2.utils.parseKey(readFileSync(server.identityFile));
+        if (parsed instanceof Error || Array.isArray(parsed)) throw new Error('identity');
+        const agentKey = parsed.getPublicSSH().toString('base64');
+        expect(server.offeredKeys).toEqual([agentKey]); // the agent's key first, so the wrong file was never needed
+      } finally {
+        agent.kill();
+      }
     });
 
     it('takes host, port and user from the config; explicit options win', async () => {

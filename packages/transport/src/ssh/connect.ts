@@ -51,8 +51,10 @@ interface Identity {
 }
 
 /**
- * Connects and authenticates. Resolves with a ready ssh2 Client; the caller ends it with `client.end()`.
- * Rejects with ConnectError: 'HOST_KEY_UNKNOWN', 'HOST_KEY_MISMATCH', 'AUTH', 'CONNECT' or 'CONFIG'.
+ * Connects and authenticates. Resolves with a ready ssh2 Client; the caller ends it with `client.end()`
+ * and watches its 'close' event (later client errors are swallowed so they cannot crash the process;
+ * they surface as closed channels). Rejects with ConnectError: 'HOST_KEY_UNKNOWN', 'HOST_KEY_MISMATCH',
+ * 'AUTH', 'CONNECT' or 'CONFIG'.
  */
 export async function connectSsh(options: ConnectOptions): Promise<Client> {
   const home = homedir();

@@ -30,6 +30,8 @@ export interface Ssh2Server {
   dir: string;
   /** Commands received by exec requests, in order. */
   commands: string[];
+  /** Public keys (base64 wire blobs) offered for authentication, in order, each once per connection attempt. */
+  offeredKeys: string[];
   close(): Promise<void>;
 }
 
@@ -43,12 +45,14 @@ export async function startSsh2Server(options: Ssh2ServerOptions = {}): Promise<
   const hostKey = parsed(hostPair.public).getPublicSSH();
 
   const commands: string[] = [];
+  const offeredKeys: string[] = [];
   const connections = new Set<Connection>();
   const server = new ssh2.Server({ hostKeys: [hostPair.private] }, (connection) => {
     connections.add(connection);
     connection.on('close', () => connections.delete(connection));
     connection.on('error', () => {}); // clients that refuse our host key hang up mid-handshake
     connection.on('authentication', (ctx) => {
+      if (ctx.method === 'publickey' && !ctx.signature) offeredKeys.push(ctx.key.data.toString('base64'));
       if (ctx.method !== 'publickey' || ctx.key.algo !== allowed.type || !ctx.key.data.equals(allowed.getPublicSSH())) {
         return ctx.reject(['publickey']);
       }
@@ -81,6 +85,7 @@ export async function startSsh2Server(options: Ssh2ServerOptions = {}): Promise<
     knownHostsFile: join(dir, 'known_hosts'),
     dir,
     commands,
+    offeredKeys,
     close: async () => {
       for (const c of connections) c.end();
       await new Promise<void>((resolve) => server.close(() => resolve()));
