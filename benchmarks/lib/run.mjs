@@ -82,10 +82,11 @@ export function runChecked(argv) {
 }
 
 /**
- * Runs `argv` once and measures it. Returns { wallMs, maxRssKiB, rssMethod }. `gnuTime` is the path
- * of GNU time or undefined. Throws, with the tool's stderr, if it does not exit 0.
+ * Runs `argv` once and measures it. Returns { wallMs, maxRssKiB, rssMethod }, plus `stdout` (the
+ * first 16 MiB) with `{ captureStdout: true }`. `gnuTime` is the path of GNU time or undefined.
+ * Throws, with the tool's stderr, if it does not exit 0.
  */
-export function measure(argv, gnuTime) {
+export function measure(argv, gnuTime, { captureStdout = false } = {}) {
   return new Promise((resolve, reject) => {
     const isNode = argv[0] === process.execPath;
     let spawnArgv;
@@ -103,7 +104,14 @@ export function measure(argv, gnuTime) {
     }
     if (rssFile) rmSync(rssFile, { force: true });
     const start = process.hrtime.bigint();
-    const child = spawn(spawnArgv[0], spawnArgv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env });
+    const child = spawn(spawnArgv[0], spawnArgv.slice(1), { stdio: ['ignore', captureStdout ? 'pipe' : 'ignore', 'pipe'], env });
+    let stdout = '';
+    if (captureStdout) {
+      child.stdout.setEncoding('utf8');
+      child.stdout.on('data', (text) => {
+        if (stdout.length < 16 * 1024 * 1024) stdout += text;
+      });
+    }
     let stderr = '';
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (text) => {
@@ -148,7 +156,7 @@ export function measure(argv, gnuTime) {
         rssMethod = 'proc-vmhwm';
       }
       if (rssFile) rmSync(rssFile, { force: true });
-      resolve({ wallMs, maxRssKiB, rssMethod });
+      resolve(captureStdout ? { wallMs, maxRssKiB, rssMethod, stdout } : { wallMs, maxRssKiB, rssMethod });
     });
   });
 }
