@@ -99,6 +99,13 @@ describe('connectSsh against an in-process ssh2 server', () => {
     expect((await connectError(options({ knownHostsFiles: [file] }))).code).toBe('HOST_KEY_MISMATCH');
   });
 
+  it('prefers the host key type on file, so a second key of another type is not taken for a change', async () => {
+    const file = join(server.dir, 'ecdsa_known_hosts');
+    writeFileSync(file, `[127.0.0.1]:${server.port} ecdsa-sha2-nistp256 ${server.ecdsaHostKey.toString('base64')}\n`);
+    const client = await connectSsh(options({ knownHostsFiles: [file] }));
+    client.end();
+  });
+
   describe('with the host key on file', () => {
     let knownHostsFiles: string[];
     beforeAll(() => {

@@ -18,8 +18,10 @@ export interface Ssh2ServerOptions {
 export interface Ssh2Server {
   host: '127.0.0.1';
   port: number;
-  /** The server's public host key in SSH wire format. */
+  /** The server's public host key in SSH wire format (ed25519, which ssh2 clients prefer). */
   hostKey: Buffer;
+  /** Its second host key (ecdsa-sha2-nistp256), for tests of host key type preference. */
+  ecdsaHostKey: Buffer;
   /** `[127.0.0.1]:port ssh-ed25519 AAAA...`, a known_hosts line for this server. */
   hostKeyLine: string;
   /** Private key the server accepts (OpenSSH format, mode 600). */
@@ -38,16 +40,18 @@ export interface Ssh2Server {
 export async function startSsh2Server(options: Ssh2ServerOptions = {}): Promise<Ssh2Server> {
   const dir = mkdtempSync(join(tmpdir(), 'deltacast-ssh2-'));
   const hostPair = ssh2.utils.generateKeyPairSync('ed25519');
+  const ecdsaPair = ssh2.utils.generateKeyPairSync('ecdsa', { bits: 256 });
   const clientPair = ssh2.utils.generateKeyPairSync('ed25519');
   const identityFile = join(dir, 'id_ed25519');
   writeFileSync(identityFile, clientPair.private, { mode: 0o600 });
   const allowed = parsed(clientPair.public);
   const hostKey = parsed(hostPair.public).getPublicSSH();
+  const ecdsaHostKey = parsed(ecdsaPair.public).getPublicSSH();
 
   const commands: string[] = [];
   const offeredKeys: string[] = [];
   const connections = new Set<Connection>();
-  const server = new ssh2.Server({ hostKeys: [hostPair.private] }, (connection) => {
+  const server = new ssh2.Server({ hostKeys: [hostPair.private, ecdsaPair.private] }, (connection) => {
     connections.add(connection);
     connection.on('close', () => connections.delete(connection));
     connection.on('error', () => {}); // clients that refuse our host key hang up mid-handshake
@@ -80,6 +84,7 @@ export async function startSsh2Server(options: Ssh2ServerOptions = {}): Promise<
     host: '127.0.0.1',
     port,
     hostKey,
+    ecdsaHostKey,
     hostKeyLine: `[127.0.0.1]:${port} ssh-ed25519 ${hostKey.toString('base64')}`,
     identityFile,
     knownHostsFile: join(dir, 'known_hosts'),
