@@ -1,0 +1,455 @@
+import { mkdir, readdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { delta, signature } from '@deltacast/core';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { AgentClient } from '../src/agent-client.js';
+import { PathError, ProtocolError, RemoteError, TransportError } from '../src/errors.js';
+import { encodeFrameHead, type Frame, type Header } from '../src/frame.js';
+import { inProcessAgent } from '../src/local.js';
+import { PROTOCOL_VERSION } from '../src/messages.js';
+import { FrameSession, type ByteStreams } from '../src/wire.js';
+import { leftovers, pseudoRandom, spawnAgent, useTempDirs } from './helpers/tree.js';
+
+const EMPTY_SIGNATURE = signature(new Uint8Array(0), { format: 'native', seed: 0n });
+
+/** A native delta making `data` from nothing, as a client sends for a new file. */
+function newFileDelta(data: Uint8Array): Uint8Array {
+  return delta(EMPTY_SIGNATURE, data);
+}
+
+/** A client written by hand: sends any frame, waits for replies by id, sees how the agent ends. */
+class RawClient {
+  readonly agent = inProcessAgent();
+  readonly session = new FrameSession(this.agent);
+  private readonly frames: Frame[] = [];
+  private waiters: (() => void)[] = [];
+  readonly closed: Promise<TransportError | undefined>;
+  /** How serveAgent settled: undefined when it resolved, else its error. */
+  readonly agentResult: Promise<unknown>;
+
+  constructor() {
+    this.session.onFrame((f) => {
+      this.frames.push({ header: f.header, payload: f.payload?.slice() });
+      const w = this.waiters;
+      this.waiters = [];
+      for (const wake of w) wake();
+    });
+    this.closed = new Promise((resolve) => this.session.onClose(resolve));
+    this.agentResult = this.agent.done.then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    void this.closed.then(() => {
+      for (const wake of this.waiters.splice(0)) wake();
+    });
+  }
+
+  send(header: Header, payload?: Uint8Array): Promise<void> {
+    return this.session.send(header, payload);
+  }
+
+  /** Raw bytes straight onto the agent's input. */
+  write(bytes: Uint8Array): void {
+    this.agent.writable.write(bytes);
+  }
+
+  /** The next frame answering `id` that ends a request (not a data or entries frame). */
+  async reply(id: number): Promise<Header> {
+    for (;;) {
+      // The agent's hello carries no id; it answers request 0.
+      const i = this.frames.findIndex(
+        (f) => (f.header.id === id || (id === 0 && f.header.t === 'hello')) && f.header.t !== 'data' && f.header.t !== 'entries',
+      );
+      if (i >= 0) return this.frames.splice(i, 1)[0].header;
+      if (this.session.closed) throw new Error(`session closed before a reply to ${id}`);
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+  }
+
+  /** Every frame for `id`, through the one that ends the request. */
+  async exchange(id: number): Promise<Frame[]> {
+    const end = await this.reply(id);
+    const rest = this.frames.filter((f) => f.header.id === id);
+    for (const f of rest) this.frames.splice(this.frames.indexOf(f), 1);
+    return [...rest, { header: end, payload: undefined }];
+  }
+
+  async hello(root: string, extra: Partial<Header> = {}): Promise<Header> {
+    await this.send({ t: 'hello', v: [1, PROTOCOL_VERSION], caps: [], root, owner: false, partial: false, ...extra });
+    return this.reply(0);
+  }
+
+  async request(header: Header): Promise<Header> {
+    await this.send(header);
+    return this.reply(header.id as number);
+  }
+
+  /** A whole put: header, delta in data frames, end; returns the agent's reply. */
+  async put(id: number, path: string, deltaBytes: Uint8Array, size: number, extra: Partial<Header> = {}): Promise<Header> {
+    await this.send({ t: 'put', id, path, size, mode: 0o644, mtime: 1_700_000_000_000, uid: null, gid: null, basis: false, ...extra });
+    for (let at = 0; at < deltaBytes.length; at += 64 * 1024) await this.send({ t: 'data', id }, deltaBytes.subarray(at, at + 64 * 1024));
+    await this.send({ t: 'end', id });
+    return this.reply(id);
+  }
+
+  async bye(): Promise<unknown> {
+    await this.send({ t: 'bye' });
+    this.session.end();
+    return this.agentResult;
+  }
+}
+
+const tempDir = useTempDirs();
+let root: string;
+let outside: string;
+
+beforeEach(async () => {
+  root = join(tempDir(), 'root');
+  outside = tempDir();
+  await mkdir(root);
+});
+
+async function outsideIsEmpty(): Promise<void> {
+  expect(await readdir(outside)).toEqual([]);
+}
+
+describe('the agent handshake', () => {
+  it('answers a hello with its version, capabilities and the real root, creating the root', async () => {
+    const c = new RawClient();
+    const fresh = join(root, 'new/deeper');
+    const h = await c.hello(fresh);
+    expect(h).toMatchObject({ t: 'hello', v: PROTOCOL_VERSION, root: fresh });
+    expect(h.caps).toEqual(expect.arrayContaining(['native-delta', 'zlib']));
+    expect(await readdir(fresh)).toEqual([]);
+    expect(await c.bye()).toBeUndefined();
+  });
+
+  it('refuses any request before the hello and ends the session', async () => {
+    const c = new RawClient();
+    await c.send({ t: 'mkdir', id: 1, path: 'x', mode: 0o755 });
+    const error = await c.agentResult;
+    expect(error).toBeInstanceOf(ProtocolError);
+    expect(error).toMatchObject({ code: 'BAD_MESSAGE' });
+    await c.closed;
+    expect(await readdir(root)).toEqual([]);
+  });
+
+  it('refuses a client whose versions it does not speak', async () => {
+    const c = new RawClient();
+    const h = await c.hello(root, { v: [PROTOCOL_VERSION + 1, PROTOCOL_VERSION + 5] });
+    expect(h).toMatchObject({ t: 'error', id: 0, code: 'VERSION_MISMATCH' });
+    expect(await c.agentResult).toMatchObject({ code: 'VERSION_MISMATCH' });
+  });
+
+  it('refuses a malformed hello', async () => {
+    const c = new RawClient();
+    await c.send({ t: 'hello', v: 'one', root });
+    expect(await c.agentResult).toMatchObject({ code: 'BAD_MESSAGE' });
+  });
+
+  it('refuses a root outside allowedRoot', async () => {
+    const agent = inProcessAgent({ allowedRoot: root });
+    const error = await AgentClient.connect(agent, { root: outside }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RemoteError);
+    expect(error).toMatchObject({ code: 'PATH_ESCAPE' });
+    agent.close();
+    await agent.done;
+    await outsideIsEmpty();
+  });
+});
+
+describe('the agent confines paths to the root', () => {
+  let c: RawClient;
+  beforeEach(async () => {
+    c = new RawClient();
+    await mkdir(join(root, 'sub'));
+    await symlink(outside, join(root, 'escape'));
+    await c.hello(root);
+  });
+
+  const cases: [string, string][] = [
+    ['../x', 'PATH_ESCAPE'],
+    ['sub/../../x', 'PATH_ESCAPE'],
+    ['/tmp/x', 'PATH_ABSOLUTE'],
+    ['escape/x', 'PATH_SYMLINK'],
+    ['escape/deeper/x', 'PATH_SYMLINK'],
+    ['sub//x', 'PATH_INVALID'],
+    ['./x', 'PATH_INVALID'],
+  ];
+
+  it.each(cases)('refuses %s with %s for every operation, writing nothing outside', async (path, code) => {
+    const target = path.startsWith('/') ? join(outside, 'x') : path;
+    let id = 1;
+    const replies = [
+      await c.request({ t: 'mkdir', id: id++, path: target, mode: 0o755 }),
+      await c.request({ t: 'symlink', id: id++, path: target, target: '/etc/passwd', mtime: null, uid: null, gid: null }),
+      await c.request({ t: 'setattr', id: id++, path: target, mode: 0o777, mtime: 0, uid: null, gid: null }),
+      await c.request({ t: 'delete', id: id++, path: target }),
+      await c.request({ t: 'sig', id: id++, path: target, seed: '1', block: null }),
+      await c.request({ t: 'hash', id: id++, paths: [target] }),
+      await c.put(id++, target, newFileDelta(pseudoRandom(100_000)), 100_000),
+    ];
+    for (const r of replies) expect(r).toMatchObject({ t: 'error', code: path.startsWith('/') ? 'PATH_ABSOLUTE' : code });
+    await outsideIsEmpty();
+    expect((await readdir(root)).sort()).toEqual(['escape', 'sub']);
+    expect(await readdir(join(root, 'sub'))).toEqual([]);
+    expect(await c.bye()).toBeUndefined();
+  });
+
+  it('replaces a symlink leaf instead of writing through it', async () => {
+    const victim = join(outside, 'victim');
+    await writeFile(victim, 'outside data');
+    await symlink(victim, join(root, 'leaf'));
+    await symlink(victim, join(root, 'leaf2'));
+    expect(await c.put(1, 'leaf', newFileDelta(new TextEncoder().encode('new')), 3)).toMatchObject({ t: 'ok', size: 3 });
+    expect(await readFile(join(root, 'leaf'), 'utf8')).toBe('new');
+    expect(await c.request({ t: 'delete', id: 2, path: 'leaf2' })).toMatchObject({ t: 'ok' });
+    expect(await readFile(victim, 'utf8')).toBe('outside data');
+    expect(await readdir(outside)).toEqual(['victim']);
+    // A symlink inside the root to a directory outside is deleted as a link, the directory stays.
+    expect(await c.request({ t: 'delete', id: 3, path: 'escape' })).toMatchObject({ t: 'ok' });
+    expect(await readFile(victim, 'utf8')).toBe('outside data');
+    expect(await c.bye()).toBeUndefined();
+  });
+
+  it('stores a symlink target as given, never following it', async () => {
+    expect(await c.request({ t: 'symlink', id: 1, path: 'abs', target: '/etc/passwd', mtime: null, uid: null, gid: null })).toMatchObject({ t: 'ok' });
+    expect(await c.request({ t: 'symlink', id: 2, path: 'up', target: '../../..', mtime: null, uid: null, gid: null })).toMatchObject({ t: 'ok' });
+    expect(await readlink(join(root, 'abs'))).toBe('/etc/passwd');
+    expect(await readlink(join(root, 'up'))).toBe('../../..');
+    // Its hash is that of no file, not of /etc/passwd.
+    const hashes = await c.request({ t: 'hash', id: 3, paths: ['abs'] });
+    expect(hashes.h).toEqual([null]);
+    expect(await c.bye()).toBeUndefined();
+  });
+
+  it('refuses to delete the root', async () => {
+    await writeFile(join(root, 'sub/keep'), 'x');
+    expect(await c.request({ t: 'delete', id: 1, path: '' })).toMatchObject({ t: 'error', code: 'PATH_INVALID' });
+    expect(await readFile(join(root, 'sub/keep'), 'utf8')).toBe('x');
+    expect(await c.bye()).toBeUndefined();
+  });
+});
+
+describe('the agent puts files', () => {
+  let c: RawClient;
+  beforeEach(async () => {
+    c = new RawClient();
+    await c.hello(root);
+  });
+
+  it('writes a verified file with its mode and mtime', async () => {
+    const data = pseudoRandom(300_000, 5);
+    expect(await c.put(1, 'f', newFileDelta(data), data.length, { mode: 0o640, mtime: 1_600_000_000_500 })).toMatchObject({ t: 'ok', size: data.length });
+    expect(Buffer.compare(await readFile(join(root, 'f')), data)).toBe(0);
+    const list = await c.send({ t: 'list', id: 2 }).then(() => c.exchange(2));
+    expect(list.at(-1)?.header).toMatchObject({ t: 'done', n: 1 });
+    expect(list[0].header.e).toEqual([['f', 'f', data.length, 1_600_000_000_500, 0o640, 0, 0]]);
+    expect(await c.bye()).toBeUndefined();
+  });
+
+  it('refuses a delta whose SHA-256 is wrong, leaving the target as it was and no temp file', async () => {
+    await writeFile(join(root, 'f'), 'old content');
+    const bad = newFileDelta(pseudoRandom(50_000, 6));
+    bad[bad.length - 1] ^= 1; // the last byte of the whole-file SHA-256
+    expect(await c.put(1, 'f', bad, 50_000)).toMatchObject({ t: 'error', code: 'HASH_MISMATCH', path: null });
+    expect(await readFile(join(root, 'f'), 'utf8')).toBe('old content');
+    expect(await leftovers(root)).toEqual([]);
+    expect(await c.bye()).toBeUndefined();
+  });
+
+  it('refuses more output than the announced size (OUTPUT_LIMIT)', async () => {
+    const r = await c.put(1, 'f', newFileDelta(pseudoRandom(1_000_000, 7)), 1000);
+    expect(r).toMatchObject({ t: 'error', code: 'OUTPUT_LIMIT' });
+    expect(await readdir(root)).toEqual([]);
+    // The session goes on.
+    expect(await c.put(2, 'g', newFileDelta(new Uint8Array([1, 2, 3])), 3)).toMatchObject({ t: 'ok' });
+    expect(await c.bye()).toBeUndefined();
+  });
+
+  it('refuses a delta that is not a native delta, and a truncated one', async () => {
+    expect(await c.put(1, 'f', new TextEncoder().encode('not a delta at all'), 10)).toMatchObject({ t: 'error', code: 'BAD_MAGIC' });
+    const whole = newFileDelta(pseudoRandom(10_000, 8));
+    expect(await c.put(2, 'g', whole.subarray(0, whole.length - 5), 10_000)).toMatchObject({ t: 'error', code: 'TRUNCATED' });
+    expect(await leftovers(root)).toEqual([]);
+    expect(await readdir(root)).toEqual([]);
+    expect(await c.bye()).toBeUndefined();
+  });
+
+  it('refuses a basis that is not a regular file', async () => {
+    await mkdir(join(root, 'd'));
+    expect(await c.put(1, 'd', newFileDelta(new Uint8Array(1)), 1, { basis: true })).toMatchObject({ t: 'error', code: 'PATH_INVALID' });
+    expect(await c.request({ t: 'sig', id: 2, path: 'missing', seed: '1', block: null })).toMatchObject({ t: 'error', code: 'PATH_INVALID' });
+    expect(await c.bye()).toBeUndefined();
+  });
+
+  it('ends the session on a frame with a huge header length, removing the temp file of a put in flight', async () => {
+    await c.send({ t: 'put', id: 1, path: 'f', size: 1_000_000, mode: 0o644, mtime: 0, uid: null, gid: null, basis: false });
+    const d = newFileDelta(pseudoRandom(1_000_000, 9));
+    await c.send({ t: 'data', id: 1 }, d.subarray(0, 100_000));
+    c.write(new Uint8Array([0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0]));
+    const error = await c.agentResult;
+    expect(error).toBeInstanceOf(ProtocolError);
+    expect(error).toMatchObject({ code: 'FRAME_TOO_LARGE' });
+    expect(await readdir(root)).toEqual([]);
+  });
+
+  it('ends the session on a message with a field of the wrong type', async () => {
+    await c.send({ t: 'mkdir', id: 'one', path: 'x' });
+    expect(await c.agentResult).toMatchObject({ code: 'BAD_MESSAGE' });
+    await c.closed;
+  });
+
+  it('fails in-flight puts when the client goes away without bye, leaving no temp file', async () => {
+    await writeFile(join(root, 'f'), 'old');
+    await c.send({ t: 'put', id: 1, path: 'f', size: 1_000_000, mode: 0o644, mtime: 0, uid: null, gid: null, basis: false });
+    await c.send({ t: 'data', id: 1 }, newFileDelta(pseudoRandom(1_000_000, 10)).subarray(0, 300_000));
+    c.session.end();
+    await c.agentResult;
+    expect(await readdir(root)).toEqual(['f']);
+    expect(await readFile(join(root, 'f'), 'utf8')).toBe('old');
+  });
+
+  // docs/protocol.md: "If its input ends without a bye (the client died), in-flight transfers fail
+  // [...] and the agent exits 1." serveAgent resolves instead, so agent-main exits 0.
+  it.fails('exits 1 when its input ends without bye', async () => {
+    const { child, exited } = spawnAgent();
+    const session = new FrameSession({ readable: child.stdout, writable: child.stdin });
+    const hello = new Promise<Header>((resolve) => session.onFrame((f) => resolve(f.header)));
+    await session.send({ t: 'hello', v: [1, PROTOCOL_VERSION], caps: [], root, owner: false, partial: false });
+    expect(await hello).toMatchObject({ t: 'hello' });
+    await session.send({ t: 'put', id: 1, path: 'f', size: 1_000_000, mode: 0o644, mtime: 0, uid: null, gid: null, basis: false });
+    await session.send({ t: 'data', id: 1 }, newFileDelta(pseudoRandom(1_000_000, 11)).subarray(0, 300_000));
+    session.end();
+    expect(await exited).toBe(1);
+  });
+});
+
+describe('the agent listing', () => {
+  it('removes stale temp files (and partials, without partial) and does not list them', async () => {
+    await mkdir(join(root, 'sub'));
+    await writeFile(join(root, '.x.dctmp-0123abcd'), 'stale');
+    await writeFile(join(root, 'sub/.y z.dctmp-89abcdef'), 'stale');
+    await writeFile(join(root, '.big.dcpartial'), 'partial');
+    await writeFile(join(root, 'x.dctmp-0123abcd'), 'a real file: no leading dot');
+    await writeFile(join(root, '.x.dctmp-0123ABCD'), 'a real file: not lowercase hex');
+    const c = new RawClient();
+    await c.hello(root);
+    await c.send({ t: 'list', id: 1 });
+    const frames = await c.exchange(1);
+    const paths = frames.flatMap((f) => (Array.isArray(f.header.e) ? f.header.e.map((e) => (e as unknown[])[0]) : []));
+    expect(paths.sort()).toEqual(['.x.dctmp-0123ABCD', 'sub', 'x.dctmp-0123abcd']);
+    expect((await readdir(root)).sort()).toEqual(['.x.dctmp-0123ABCD', 'sub', 'x.dctmp-0123abcd']);
+    expect(await readdir(join(root, 'sub'))).toEqual([]);
+    expect(await c.bye()).toBeUndefined();
+  });
+
+  it('splits a long listing into frames and lists parents before children', async () => {
+    const long = 'n'.repeat(200);
+    for (let i = 0; i < 300; i++) await writeFile(join(root, `${long}-${i}`), '');
+    await mkdir(join(root, 'z/y'), { recursive: true });
+    const client = await AgentClient.connect(inProcessAgent(), { root });
+    const entries = await client.list();
+    expect(entries).toHaveLength(302);
+    expect(entries.findIndex((e) => e.path === 'z')).toBeLessThan(entries.findIndex((e) => e.path === 'z/y'));
+    await client.close();
+  });
+});
+
+/** A fake agent: answers the hello, then lets the test answer requests with any frames. */
+function fakeAgent(onRequest: (h: Header, session: FrameSession, raw: PassThrough) => void): ByteStreams {
+  const toAgent = new PassThrough();
+  const fromAgent = new PassThrough();
+  const session = new FrameSession({ readable: toAgent, writable: fromAgent });
+  session.onFrame((f) => {
+    if (f.header.t === 'hello') void session.send({ t: 'hello', v: 1, caps: [], root: '/fake', version: 'fake', uid: 0 });
+    else onRequest(f.header, session, fromAgent);
+  });
+  return { readable: fromAgent, writable: toAgent, close: () => fromAgent.end() };
+}
+
+describe('the client against a malicious agent', () => {
+  const listing = (entries: unknown[][]) =>
+    fakeAgent((h, session) => {
+      if (h.t !== 'list') return;
+      void session.send({ t: 'entries', id: h.id, e: entries }).then(() => session.send({ t: 'done', id: h.id, n: entries.length }));
+    });
+
+  it.each([
+    ['../evil', 'PATH_ESCAPE'],
+    ['ok/../../evil', 'PATH_ESCAPE'],
+    ['/etc/passwd', 'PATH_ABSOLUTE'],
+    ['a//b', 'PATH_INVALID'],
+  ])('refuses a listing entry %s with a PathError %s', async (path, code) => {
+    const client = await AgentClient.connect(listing([['fine', 'f', 1, 0, 0o644, 0, 0], [path, 'f', 1, 0, 0o644, 0, 0]]), { root: '/x' });
+    const error = await client.list().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PathError);
+    expect(error).toMatchObject({ code });
+  });
+
+  it('refuses malformed listing entries with a ProtocolError', async () => {
+    for (const entry of [
+      ['', 'd', 0, 0, 0o755, 0, 0],
+      ['x', 'p', 0, 0, 0o644, 0, 0],
+      ['x', 'f', -1, 0, 0o644, 0, 0],
+      ['x', 'f', 1, 'yesterday', 0o644, 0, 0],
+      ['x', 'l', 0, 0, 0o777, 0, 0],
+      ['x', 'f'],
+    ]) {
+      const client = await AgentClient.connect(listing([entry]), { root: '/x' });
+      const error = await client.list().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ProtocolError);
+      expect(error).toMatchObject({ code: 'BAD_MESSAGE' });
+    }
+  });
+
+  it('ends the session on a frame with a huge length', async () => {
+    const client = await AgentClient.connect(
+      fakeAgent((h, _session, raw) => {
+        if (h.t === 'list') raw.write(new Uint8Array([0, 0, 0, 10, 0xff, 0xff, 0xff, 0xff]));
+      }),
+      { root: '/x' },
+    );
+    const error = await client.list().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ProtocolError);
+    expect(error).toMatchObject({ code: 'FRAME_TOO_LARGE' });
+    // Later requests fail at once with the same error.
+    await expect(client.mkdir('a', 0o755)).rejects.toMatchObject({ code: 'FRAME_TOO_LARGE' });
+  });
+
+  it('refuses a reply for a request it never made', async () => {
+    const client = await AgentClient.connect(
+      fakeAgent((h, session) => {
+        if (h.t === 'mkdir') void session.send({ t: 'ok', id: 999 });
+      }),
+      { root: '/x' },
+    );
+    await expect(client.mkdir('a', 0o755)).rejects.toMatchObject({ code: 'BAD_MESSAGE' });
+  });
+
+  it('refuses an agent that picks a protocol version it does not speak', async () => {
+    const toAgent = new PassThrough();
+    const fromAgent = new PassThrough();
+    const session = new FrameSession({ readable: toAgent, writable: fromAgent });
+    session.onFrame(() => void session.send({ t: 'hello', v: PROTOCOL_VERSION + 1, caps: [], root: '/', version: 'x', uid: 0 }));
+    const error = await AgentClient.connect({ readable: fromAgent, writable: toAgent }, { root: '/x' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ProtocolError);
+    expect(error).toMatchObject({ code: 'VERSION_MISMATCH' });
+  });
+
+  it('refuses a signature whose announced size differs from the bytes sent', async () => {
+    const client = await AgentClient.connect(
+      fakeAgent((h, session) => {
+        if (h.t !== 'sig') return;
+        void session.send({ t: 'data', id: h.id }, new Uint8Array(10)).then(() => session.send({ t: 'sig', id: h.id, size: 11, basis: 'file' }));
+      }),
+      { root: '/x' },
+    );
+    await expect(client.signature('f', 1n)).rejects.toMatchObject({ code: 'BAD_MESSAGE' });
+  });
+
+  it('refuses an oversized frame before the agent could send its payload', () => {
+    expect(() => encodeFrameHead({ t: 'data', id: 1 }, 2 ** 31)).toThrow(ProtocolError);
+  });
+});
