@@ -153,7 +153,7 @@ describe('the agent handshake', () => {
     const error = await AgentClient.connect(agent, { root: outside }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RemoteError);
     expect(error).toMatchObject({ code: 'PATH_ESCAPE' });
-    agent.close();
+    agent.close?.();
     await agent.done;
     await outsideIsEmpty();
   });
