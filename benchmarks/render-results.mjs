@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Renders the --json reports of micro.mjs, compare-rdiff.mjs and delta-memory.mjs as Markdown for
+ * Renders the --json reports of micro.mjs, compare-rdiff.mjs, compare-rsync.mjs and delta-memory.mjs as Markdown for
  * RESULTS.md, headed by the machine (lscpu model, cores, memory), Node, rdiff and the commit.
  *
  *   node render-results.mjs [--title TEXT] REPORT.json...
@@ -76,6 +76,41 @@ for (const report of reports) {
       );
     }
     lines.push('', `Verified: ${report.verified.join('; ')}.`);
+  } else if (report.benchmark === 'compare-rsync') {
+    const scope = [
+      report.bigSize !== null && `${formatSize(report.bigSize)} file with ${report.edits} edits`,
+      report.files !== null && `tree of ${report.files} files, ${formatSize(report.treeSize)}`,
+    ].filter(Boolean);
+    lines.push(
+      `${scope.join('; ')}; median of ${report.repeat} runs; ${report.rsync}; ${report.ssh}; remote agent: ${report.remoteCommand ?? 'auto'}; peak RSS of the client via ${report.rssMethod}.`,
+      '',
+    );
+    const wire = report.wire;
+    lines.push(
+      formatMarkdownTable(
+        ['case', 'rsync s', 'deltacast s', 'ratio', 'rsync sent', 'deltacast sent', ...(wire ? ['rsync wire up', 'deltacast wire up'] : []), 'rsync RSS MB', 'deltacast RSS MB', 'target', 'met'],
+        report.cases.map((t) => [
+          t.case,
+          (t.rsyncMs / 1000).toFixed(2),
+          (t.deltacastMs / 1000).toFixed(2),
+          `${t.ratio.toFixed(2)}x`,
+          formatSize(t.rsyncSent),
+          formatSize(t.deltacastSent),
+          ...(wire ? [formatSize(t.rsyncWireUp), formatSize(t.deltacastWireUp)] : []),
+          t.rsyncRssMB.toFixed(1),
+          t.deltacastRssMB.toFixed(1),
+          t.target === null ? 'info' : `>= ${t.target.time.toFixed(1)}x${t.target.bytes === null ? '' : `, bytes <= ${t.target.bytes.toFixed(1)}x`}`,
+          t.met === null ? '' : t.met ? 'yes' : 'no',
+        ]),
+      ),
+    );
+    lines.push(
+      '',
+      "Ratio = rsync time / deltacast time (> 1: deltacast faster). Sent: rsync's \"Total bytes sent\" against deltacast's file-data bytes" +
+        (wire ? '; wire up: client-to-server bytes on the TCP connection (the bytes target uses these).' : ' (the bytes target uses these).'),
+      '',
+      `Verified: ${report.verified.join('; ')}.`,
+    );
   } else if (report.benchmark === 'delta-memory') {
     lines.push(`${formatSize(report.size)} files, ${report.edits} scattered edits, ${report.format} format; peak RSS via ${report.rssMethod}.`, '');
     lines.push(

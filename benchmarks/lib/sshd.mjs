@@ -7,6 +7,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { findExecutable } from './run.mjs';
 
@@ -58,10 +59,11 @@ async function waitForBanner(port, timeoutMs, exited) {
 
 /**
  * Starts sshd with everything under `dir`. Returns { port, sshd, configFile, knownHostsFile,
- * clientKey, hostKeyLine, log, addKnownPort(port), stop() }. `configFile` holds `Host bench`
- * (HostName 127.0.0.1, Port, User root, IdentityFile, UserKnownHostsFile, no agent, BatchMode).
+ * clientKey, log, useClientPort(port), stop() }. `configFile` holds `Host bench` (HostName
+ * 127.0.0.1, Port, User: the current user, IdentityFile, UserKnownHostsFile, no agent, BatchMode).
+ * Logging in needs root (sshd switches to the user); as another user sshd can only serve itself.
  */
-export async function startSshd(dir, { sshd = findSshd(), user = 'root', timeoutMs = 10_000 } = {}) {
+export async function startSshd(dir, { sshd = findSshd(), user = userInfo().username, timeoutMs = 10_000 } = {}) {
   if (!sshd) throw new Error('sshd not found (Debian: apt-get install openssh-server)');
   mkdirSync(dir, { recursive: true });
   // sshd's privilege separation directory; Debian creates it at boot only when the service runs.
@@ -175,6 +177,9 @@ export async function startByteCounter(targetPort) {
   const sockets = new Set();
   const server = createServer((client) => {
     const upstream = connect(targetPort, '127.0.0.1');
+    // Without this, Nagle's algorithm in the relay holds back small packets and adds delays neither tool would see direct.
+    client.setNoDelay(true);
+    upstream.setNoDelay(true);
     sockets.add(client).add(upstream);
     client.on('data', (d) => {
       up += d.length;
