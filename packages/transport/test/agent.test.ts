@@ -326,6 +326,55 @@ describe('the agent puts files', () => {
   });
 });
 
+/** Waits (without a deadline of its own) until `check` holds. */
+async function until(check: () => boolean | Promise<boolean>): Promise<void> {
+  while (!(await check())) await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
+const hasTemp = async () => (await leftovers(root)).length > 0;
+
+describe('the agent with puts in flight', () => {
+  // A second put with the id of one in flight takes over its data; the first waits forever, so
+  // serveAgent never settles when the client goes (an agent process never exits) and the first
+  // put's temp file stays. The short timeout only bounds that hang.
+  it.fails(
+    'refuses a request id that is already in flight',
+    async () => {
+      const c = new RawClient();
+      await c.hello(root);
+      const d = newFileDelta(pseudoRandom(1000, 12));
+      await c.send({ t: 'put', id: 1, path: 'a', size: 1000, mode: 0o644, mtime: 0, uid: null, gid: null, basis: false });
+      await c.send({ t: 'put', id: 1, path: 'b', size: 1000, mode: 0o644, mtime: 0, uid: null, gid: null, basis: false });
+      await c.send({ t: 'data', id: 1 }, d);
+      await c.send({ t: 'end', id: 1 });
+      c.session.end();
+      expect(await c.agentResult).toMatchObject({ code: 'BAD_MESSAGE' });
+      expect(await leftovers(root)).toEqual([]);
+    },
+    2000,
+  );
+
+  // The listing removes every `.NAME.dctmp-XXXXXXXX` it meets, including the temp file of a put that
+  // is still being written (by this session or by another agent on the same root, e.g. a second
+  // channel): that put then fails with ENOENT on its rename.
+  it.fails('keeps the temp file of a put in flight when another session lists the root', async () => {
+    const writer = new RawClient();
+    await writer.hello(root);
+    const d = newFileDelta(pseudoRandom(100_000, 13));
+    await writer.send({ t: 'put', id: 1, path: 'f', size: 100_000, mode: 0o644, mtime: 0, uid: null, gid: null, basis: false });
+    await writer.send({ t: 'data', id: 1 }, d.subarray(0, 1000));
+    await until(hasTemp);
+
+    const lister = await AgentClient.connect(inProcessAgent(), { root });
+    expect(await lister.list()).toEqual([]);
+    await lister.close();
+
+    await writer.send({ t: 'data', id: 1 }, d.subarray(1000));
+    await writer.send({ t: 'end', id: 1 });
+    expect(await writer.reply(1)).toMatchObject({ t: 'ok', size: 100_000 });
+  });
+});
+
 describe('the agent listing', () => {
   it('removes stale temp files (and partials, without partial) and does not list them', async () => {
     await mkdir(join(root, 'sub'));
