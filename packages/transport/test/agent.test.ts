@@ -1,6 +1,7 @@
 import { mkdir, readdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import { deflateRawSync } from 'node:zlib';
 import { delta, signature } from '@deltacast/core';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { AgentClient } from '../src/agent-client.js';
@@ -157,6 +158,36 @@ describe('the agent handshake', () => {
     await agent.done;
     await outsideIsEmpty();
   });
+
+  // The allowedRoot check compares the requested path as written; realpath comes after, unchecked,
+  // so a symlink inside the allowed directory serves a root outside it.
+  it.fails('refuses a root that is a symlink inside allowedRoot pointing outside it', async () => {
+    await symlink(outside, join(root, 'link'));
+    const agent = inProcessAgent({ allowedRoot: root });
+    const error = await AgentClient.connect(agent, { root: join(root, 'link') }).then(
+      async (client) => {
+        await client.close();
+        return client.info;
+      },
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({ code: 'PATH_ESCAPE' });
+  });
+
+  // A relative root is checked as allowedRoot/root but served as cwd/root.
+  it.fails('serves a relative root inside allowedRoot, not inside the working directory', async () => {
+    const cwd = tempDir();
+    const previous = process.cwd();
+    process.chdir(cwd);
+    try {
+      const client = await AgentClient.connect(inProcessAgent({ allowedRoot: root }), { root: 'relative' });
+      await client.close();
+      expect(client.info?.root).toBe(join(root, 'relative'));
+      expect(await readdir(cwd)).toEqual([]);
+    } finally {
+      process.chdir(previous);
+    }
+  });
 });
 
 describe('the agent confines paths to the root', () => {
@@ -275,6 +306,21 @@ describe('the agent puts files', () => {
     expect(await leftovers(root)).toEqual([]);
     expect(await readdir(root)).toEqual([]);
     expect(await c.bye()).toBeUndefined();
+  });
+
+  // protocol.md: a data payload is "at most 256 KiB before compression", and every length off the
+  // wire is capped; the agent inflates a compressed payload without a limit (32 KiB -> 32 MiB here).
+  it.fails('refuses a compressed data frame that inflates past 256 KiB', async () => {
+    const size = 32 * 1024 * 1024;
+    const bomb = deflateRawSync(newFileDelta(new Uint8Array(size)));
+    expect(bomb.length).toBeLessThan(64 * 1024);
+    await c.send({ t: 'put', id: 1, path: 'f', size, mode: 0o644, mtime: 0, uid: null, gid: null, basis: false });
+    await c.send({ t: 'data', id: 1, z: true }, bomb);
+    await c.send({ t: 'end', id: 1 });
+    const outcome = await c.reply(1).catch(() => c.agentResult);
+    const refused = outcome instanceof ProtocolError || (outcome as Header | undefined)?.t === 'error';
+    expect(refused).toBe(true);
+    expect(await readdir(root)).toEqual([]);
   });
 
   it('refuses a basis that is not a regular file', async () => {
