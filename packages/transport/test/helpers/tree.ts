@@ -98,6 +98,25 @@ export async function writeTree(root: string, spec: TreeSpec): Promise<void> {
     await chmod(full, e.mode);
     await utimes(full, e.mtimeMs / 1000, e.mtimeMs / 1000);
   }
+  await pinNaturalTimes(root);
+}
+
+/** Mtimes at or after this were made by the filesystem during the run, not chosen by a test. */
+const RUN_START_MS = Date.now() - 60_000;
+
+/**
+ * Moves the mtimes the filesystem chose during the run (under `path`, itself included) down to whole
+ * seconds. A natural mtime a few hundred nanoseconds past a millisecond comes back one millisecond
+ * early from the agent's utimes (the it.fails in sync.test.ts), which would make tree diffs flaky;
+ * times the tests choose are left as they are.
+ */
+export async function pinNaturalTimes(path: string): Promise<void> {
+  const st = await lstat(path);
+  if (st.isDirectory()) for (const name of await readdir(path)) await pinNaturalTimes(join(path, name));
+  if (st.mtimeMs < RUN_START_MS || st.mtimeMs % 1000 === 0) return;
+  const seconds = Math.floor(st.mtimeMs / 1000);
+  if (st.isSymbolicLink()) await lutimes(path, seconds, seconds);
+  else await utimes(path, seconds, seconds);
 }
 
 function depthOf(path: string): number {
@@ -222,13 +241,17 @@ export function spawnAgent(): { child: ChildProcessWithoutNullStreams; exited: P
   return { child, exited };
 }
 
-/** scanSource + buildFilter + syncTree, the way `sync()` runs them, against a fresh agent. */
+/**
+ * scanSource + buildFilter + syncTree, the way `sync()` runs them, against a fresh agent. Natural
+ * mtimes in the source are pinned to whole seconds first (see pinNaturalTimes).
+ */
 export async function runSync(
   source: string,
   root: string,
   options: TransferOptions = {},
   agent: AgentKind | (ByteStreams & { done?: Promise<void> }) = 'in-process',
 ): Promise<SyncSummary> {
+  await pinNaturalTimes(source);
   const filter = await buildFilter(options);
   const tree = await scanSource(source, filter);
   const streams = typeof agent === 'string' ? openAgent(agent) : agent;
