@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmod, mkdir, readFile, rename, rm, stat, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, lchown, lstat, mkdir, readFile, rename, rm, stat, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { SyncEvent } from '../src/events.js';
@@ -247,6 +247,25 @@ describe('sync', () => {
     expect(summary).toMatchObject({ ok: true, deleted: 4 });
     expect(await diffTrees(src, dst)).toEqual([]);
     expectRsyncAgrees(src, dst);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('with owner (as root), keeps uid and gid; without it, files belong to the agent user', async () => {
+    const src = tempDir();
+    await writeTree(src, { 'owned/f.txt': file('f'), 'owned/l': link('f.txt'), 'plain.txt': file('p') });
+    await lchown(join(src, 'owned/f.txt'), 1234, 5678);
+    await lchown(join(src, 'owned/l'), 2345, 6789);
+    await lchown(join(src, 'owned'), 3456, 7890);
+
+    const withOwner = tempDir();
+    expect(await runSync(`${src}/`, withOwner, { owner: true })).toMatchObject({ ok: true });
+    for (const [path, uid, gid] of [['owned/f.txt', 1234, 5678], ['owned/l', 2345, 6789], ['owned', 3456, 7890], ['plain.txt', 0, 0]] as const) {
+      expect(await lstat(join(withOwner, path))).toMatchObject({ uid, gid });
+    }
+    expectRsyncAgrees(src, withOwner);
+
+    const without = tempDir();
+    expect(await runSync(`${src}/`, without)).toMatchObject({ ok: true });
+    expect(await lstat(join(without, 'owned/f.txt'))).toMatchObject({ uid: 0, gid: 0 });
   });
 
   it('creates the destination root and gives it the source directory mode and mtime', async () => {
