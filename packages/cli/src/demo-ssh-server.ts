@@ -28,7 +28,7 @@ export async function startDemoSshServer(dir: string): Promise<DemoSshServer> {
   await writeFile(identityFile, clientKey.private, { mode: 0o600 });
 
   const server = new Server({ hostKeys: [hostKey.private] }, (connection) => {
-    connection.setNoDelay(true);
+    (connection as unknown as { setNoDelay(on: boolean): void }).setNoDelay(true);
     connection.on('authentication', (ctx) => {
       const key = ctx.method === 'publickey' ? ctx.key : undefined;
       const matches =

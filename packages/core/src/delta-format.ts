@@ -42,9 +42,12 @@ export class DeltaEncoder {
   private out: Uint8Array;
   private length = 0;
 
+  private readonly capacity: number;
+
   constructor(format: SignatureFormat, initialCapacity = 1 << 16) {
     this.format = format;
-    this.out = new Uint8Array(initialCapacity);
+    this.capacity = Math.max(64, initialCapacity);
+    this.out = new Uint8Array(this.capacity);
   }
 
   header(basisLength: number): void {
@@ -121,9 +124,9 @@ export class DeltaEncoder {
     if (this.length < this.out.length >>> 2) {
       result = this.out.slice(0, this.length);
     } else {
-      // Mostly full: hand the buffer over instead of copying it.
+      // Mostly full: hand the buffer over instead of copying it; the next write allocates anew.
       result = this.out.subarray(0, this.length);
-      this.out = new Uint8Array(this.out.length);
+      this.out = EMPTY;
     }
     this.length = 0;
     return result;
@@ -131,7 +134,7 @@ export class DeltaEncoder {
 
   private reserve(n: number): void {
     if (this.length + n <= this.out.length) return;
-    const grown = new Uint8Array(Math.max(this.out.length * 2, this.length + n));
+    const grown = new Uint8Array(Math.max(this.out.length * 2, this.length + n, this.capacity));
     grown.set(this.out.subarray(0, this.length));
     this.out = grown;
   }

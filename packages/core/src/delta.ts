@@ -3,7 +3,7 @@
  * the weak sum passes the prefilter and a block with that weak sum also has the window's strong sum,
  * emit COPY (merged with the previous copy when adjacent in the basis), else the byte joins a LITERAL.
  * Streaming: the new data arrives in chunks and the delta leaves in chunks; memory is a buffer of a
- * few blocks (at least 1 MiB), whatever the new data's length.
+ * few blocks (1 MiB at most unless blocks are larger), whatever the new data's length.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { DeltaEncoder } from './delta-format.js';
@@ -16,7 +16,9 @@ import { writeStrongSum } from './strong-sum.js';
 
 /** Blocks examined in one bucket at one offset, whatever their weak sums (guards crafted signatures). */
 const MAX_CHAIN_STEPS = 4 * MAX_CANDIDATES;
-const MIN_BUFFER = 1 << 20;
+/** The window buffer starts small (many files are small) and doubles up to its full size. */
+const INITIAL_BUFFER = 64 * 1024;
+const FULL_BUFFER = 1 << 20;
 
 /**
  * The rolling loops are free functions over typed arrays, not methods: V8 optimizes them as tight
@@ -82,6 +84,14 @@ function rollRollsum(buf: Uint8Array, p: number, last: number, L: number, prefil
   return p;
 }
 
+export interface DeltaOptions {
+  /**
+   * Length of the new data if known: sizes the buffers, so deltas of many small files do not
+   * allocate (and collect) a full buffer each. Any length still works.
+   */
+  expectedLength?: number;
+}
+
 /** What a delta is made of, for reports and tests. */
 export interface DeltaStats {
   targetLength: number;
@@ -108,6 +118,7 @@ export class DeltaBuilder {
   private readonly rabinKarpMultL: number;
 
   private buf: Uint8Array;
+  private readonly bufferLimit: number;
   /** Start of the current window. */
   private pos = 0;
   /** Start of bytes not yet emitted as a literal or copy. */
@@ -124,19 +135,22 @@ export class DeltaBuilder {
   private copyLength = 0;
   private finished = false;
 
-  constructor(signatureOrIndex: Signature | SignatureIndex) {
+  constructor(signatureOrIndex: Signature | SignatureIndex, options: DeltaOptions = {}) {
     this.index = signatureOrIndex instanceof SignatureIndex ? signatureOrIndex : new SignatureIndex(signatureOrIndex);
     const sig = this.index.signature;
     this.signature = sig;
     this.blockLength = sig.blockLength;
-    this.encoder = new DeltaEncoder(sig.format);
+    const expected = options.expectedLength;
+    this.encoder = new DeltaEncoder(sig.format, expected !== undefined ? Math.min(1 << 16, expected + 64) : undefined);
     this.encoder.header(sig.basisLength ?? 0);
     this.sha256 = createHash('sha256');
     this.strongBuffer = new Uint8Array(sig.strongLength);
     this.shortLastBlock = sig.basisLength !== undefined ? sig.basisLength % sig.blockLength : 0;
     this.lastFullBlock = this.shortLastBlock > 0 ? sig.blockCount - 1 : sig.blockCount;
     this.rabinKarpMultL = rabinKarpPower(sig.blockLength);
-    this.buf = new Uint8Array(Math.max(MIN_BUFFER, 4 * sig.blockLength));
+    this.bufferLimit = Math.max(FULL_BUFFER, 4 * sig.blockLength);
+    const initial = expected !== undefined ? Math.max(expected, 1) : INITIAL_BUFFER;
+    this.buf = new Uint8Array(Math.min(this.bufferLimit, Math.max(initial, 4 * sig.blockLength)));
   }
 
   /** Adds new data; returns the delta bytes completed so far (often empty). */
@@ -146,7 +160,10 @@ export class DeltaBuilder {
     this.stats.targetLength += chunk.length;
     let i = 0;
     while (i < chunk.length) {
-      if (this.end === this.buf.length) this.compact();
+      if (this.end === this.buf.length) {
+        if (this.buf.length < this.bufferLimit) this.grow();
+        else this.compact();
+      }
       const n = Math.min(this.buf.length - this.end, chunk.length - i);
       this.buf.set(chunk.subarray(i, i + n), this.end);
       this.end += n;
@@ -338,6 +355,12 @@ export class DeltaBuilder {
     this.copyLength = 0;
   }
 
+  private grow(): void {
+    const grown = new Uint8Array(Math.min(this.bufferLimit, this.buf.length * 2));
+    grown.set(this.buf.subarray(0, this.end));
+    this.buf = grown;
+  }
+
   /** Emits pending bytes before the window and moves the window to the front of the buffer. */
   private compact(): void {
     this.flushLiteral(this.pos);
@@ -401,13 +424,13 @@ export class DeltaBuilder {
  * signature can at worst make this slower (candidates per offset are capped), never wrong: the
  * native delta carries the new data's SHA-256, which `patch` checks.
  */
-export function createDelta(signatureOrIndex: Signature | SignatureIndex): DeltaBuilder {
-  return new DeltaBuilder(signatureOrIndex);
+export function createDelta(signatureOrIndex: Signature | SignatureIndex, options: DeltaOptions = {}): DeltaBuilder {
+  return new DeltaBuilder(signatureOrIndex, options);
 }
 
 /** One-shot delta of new data held in memory. */
 export function delta(signatureOrIndex: Signature | SignatureIndex, newData: Uint8Array): Uint8Array {
-  const builder = new DeltaBuilder(signatureOrIndex);
+  const builder = new DeltaBuilder(signatureOrIndex, { expectedLength: newData.length });
   const body = builder.update(newData);
   const tail = builder.final();
   const out = new Uint8Array(body.length + tail.length);

@@ -5,12 +5,12 @@
  * targets, verifying each file's SHA-256 before renaming it into place. Every path it is sent goes
  * through `resolveInRoot`; every field through the readers in messages.ts.
  */
-import { createReadStream } from 'node:fs';
-import { chmod, chown, lchown, lstat, lutimes, mkdir, open, readdir, readlink, realpath, rename, rm, symlink, unlink, utimes } from 'node:fs/promises';
+import { closeSync, createReadStream, fchmodSync, fchownSync, futimesSync, lstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { chmod, chown, lchown, lstat, lutimes, mkdir, readdir, readlink, realpath, rename, rm, symlink, unlink, utimes } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
-import { bufferBasis, createSignature, encodeSignature, fileHandleBasis, patchStream, DeltacastError } from '@deltacast/core';
+import { bufferBasis, createSignature, encodeSignature, patchStream, DeltacastError, type BasisReader } from '@deltacast/core';
 import { ByteBudget, ChunkQueue } from './chunk-queue.js';
 import type { Frame, Header } from './frame.js';
 import { PathError, ProtocolError, TransportError } from './errors.js';
@@ -221,7 +221,11 @@ class Agent {
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
         throw error;
       }
-      for (const name of names) {
+      const stats = await Promise.all(
+        names.map((name) => (isTempName(name) || isPartialName(name) ? undefined : lstat(join(dir, name)).catch(() => undefined))),
+      );
+      for (let i = 0; i < names.length; i++) {
+        const name = names[i];
         const full = join(dir, name);
         if (isTempName(name)) {
           if (this.opts.partial) await rename(full, join(dir, `.${name.slice(1, name.lastIndexOf('.dctmp-'))}.dcpartial`)).catch(() => {});
@@ -232,12 +236,8 @@ class Agent {
           if (!this.opts.partial) await unlink(full).catch(() => {});
           continue;
         }
-        let st;
-        try {
-          st = await lstat(full);
-        } catch {
-          continue; // vanished while listing
-        }
+        const st = stats[i];
+        if (!st) continue; // vanished while listing
         const path = joinWire(wire, name);
         const type = st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : st.isFile() ? 'f' : undefined;
         if (!type) continue; // devices, sockets and fifos are not synced
@@ -259,7 +259,7 @@ class Agent {
   private async signature(id: number, h: Header): Promise<void> {
     const path = str(h, 'path');
     const target = await resolveInRoot(this.rootDir, path);
-    const basis = await this.openBasis(target, path);
+    const basis = this.openBasis(target, path);
     try {
       const builder = createSignature({
         format: 'native',
@@ -267,9 +267,9 @@ class Agent {
         basisLength: basis.size,
         blockLength: optUint(h, 'block', 1 << 24),
       });
-      const buffer = new Uint8Array(1 << 20);
+      const buffer = new Uint8Array(Math.min(1 << 20, Math.max(1, basis.size)));
       for (let position = 0; position < basis.size; ) {
-        const { bytesRead } = await basis.handle.read(buffer, 0, buffer.length, position);
+        const bytesRead = readSync(basis.fd, buffer, 0, buffer.length, position);
         if (bytesRead === 0) break;
         builder.update(buffer.subarray(0, bytesRead));
         position += bytesRead;
@@ -280,28 +280,29 @@ class Agent {
       }
       await this.session.send({ t: 'sig', id, size: bytes.length, basis: basis.fromPartial ? 'partial' : 'file' });
     } finally {
-      await basis.handle.close();
+      closeSync(basis.fd);
     }
   }
 
-  /** The basis for a path: the file itself or, with --partial and no file, a partial from a failed run. */
-  private async openBasis(target: string, path: string) {
+  /**
+   * The basis for a path: the file itself or, with --partial and no file, a partial from a failed
+   * run. File I/O in the agent is synchronous: it serves one client, and per-file thread-pool round
+   * trips (open, write, chmod, utimes, rename, close) cost more than the work itself.
+   */
+  private openBasis(target: string, path: string) {
     let candidate = target;
     let fromPartial = false;
-    let st = await lstat(target).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== 'ENOENT') throw error;
-      return undefined;
-    });
+    let st = lstatSync(target, { throwIfNoEntry: false });
     if (!st && this.opts.partial) {
       candidate = partialPathFor(target);
-      st = await lstat(candidate);
+      st = lstatSync(candidate, { throwIfNoEntry: false });
       fromPartial = true;
     }
     if (!st || !st.isFile()) {
       throw new PathError('PATH_INVALID', `basis ${JSON.stringify(path)} is not a regular file`, { path });
     }
-    const handle = await open(candidate, 'r');
-    return { handle, size: st.size, fromPartial, path: candidate };
+    const fd = openSync(candidate, 'r');
+    return { fd, size: st.size, fromPartial, path: candidate };
   }
 
   /**
@@ -319,12 +320,13 @@ class Agent {
     const gid = optUint(h, 'gid', 0xffffffff);
     if (!queue) throw new ProtocolError('BAD_MESSAGE', `put ${id}: no queue`, { id });
     const target = await resolveInRoot(this.rootDir, path);
-    const basis = useBasis ? await this.openBasis(target, path) : undefined;
+    const basis = useBasis ? this.openBasis(target, path) : undefined;
     const temp = tempPathFor(target);
-    const out = await open(temp, 'wx', 0o600);
+    let out: number | undefined;
     let renamed = false;
     try {
-      const reader = basis ? fileHandleBasis(basis.handle, basis.size) : bufferBasis(new Uint8Array(0));
+      out = openSync(temp, 'wx', 0o600);
+      const reader = basis ? fdBasis(basis.fd, basis.size) : bufferBasis(new Uint8Array(0));
       const patch = patchStream(reader, queue, { maxOutputLength: size });
       let result;
       for (;;) {
@@ -333,29 +335,32 @@ class Agent {
           result = step.value;
           break;
         }
-        let written = 0;
-        while (written < step.value.length) {
-          const { bytesWritten } = await out.write(step.value, written, step.value.length - written);
-          written += bytesWritten;
+        for (let written = 0; written < step.value.length; ) {
+          written += writeSync(out, step.value, written, step.value.length - written);
         }
       }
       if (!result.verified) {
         throw new ProtocolError('BAD_MESSAGE', `put ${JSON.stringify(path)}: delta was not a verifiable native delta`, { path });
       }
-      await out.chmod(mode);
-      if (this.opts.owner && uid !== undefined && gid !== undefined) await out.chown(uid, gid);
-      await out.close();
-      await utimes(temp, Date.now() / 1000, mtime / 1000);
-      await rename(temp, target);
+      fchmodSync(out, mode);
+      if (this.opts.owner && uid !== undefined && gid !== undefined) fchownSync(out, uid, gid);
+      futimesSync(out, Date.now() / 1000, mtime / 1000);
+      closeSync(out);
+      out = undefined;
+      renameSync(temp, target);
       renamed = true;
-      if (basis?.fromPartial) await unlink(basis.path).catch(() => {});
+      if (basis?.fromPartial) rmSync(basis.path, { force: true });
       await this.session.send({ t: 'ok', id, size: result.outputLength });
     } finally {
-      await out.close().catch(() => {});
-      await basis?.handle.close();
+      if (out !== undefined) closeSync(out);
+      if (basis) closeSync(basis.fd);
       if (!renamed) {
-        if (this.opts.partial && !basis) await rename(temp, partialPathFor(target)).catch(() => unlink(temp).catch(() => {}));
-        else await unlink(temp).catch(() => {});
+        try {
+          if (this.opts.partial && !basis) renameSync(temp, partialPathFor(target));
+          else rmSync(temp, { force: true });
+        } catch {
+          rmSync(temp, { force: true });
+        }
       }
     }
   }
@@ -450,4 +455,21 @@ class Agent {
       error instanceof DeltacastError || error instanceof TransportError ? String(e.code) : typeof e.code === 'string' ? e.code : 'IO';
     await this.session.send({ t: 'error', id, code, message: e.message ?? String(error), path: e.path ?? null });
   }
+}
+
+/** A basis read synchronously from an open file descriptor. */
+function fdBasis(fd: number, size: number): BasisReader {
+  return {
+    size,
+    read(position, length) {
+      const out = new Uint8Array(Math.min(length, Math.max(0, size - position)));
+      let filled = 0;
+      while (filled < out.length) {
+        const n = readSync(fd, out, filled, out.length - filled, position + filled);
+        if (n === 0) break;
+        filled += n;
+      }
+      return filled === out.length ? out : out.subarray(0, filled);
+    },
+  };
 }
