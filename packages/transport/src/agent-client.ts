@@ -14,7 +14,8 @@ import { FrameSession, type ByteStreams } from './wire.js';
 /** One entry of a destination listing. */
 export interface RemoteEntry {
   path: string;
-  type: EntryType;
+  /** 'p': a partial file kept from an interrupted transfer of `path` (listed with --partial only). */
+  type: EntryType | 'p';
   size: number;
   mtimeMs: number;
   mode: number;
@@ -302,7 +303,7 @@ function parseEntry(raw: unknown): RemoteEntry {
   if (typeof path !== 'string') throw new ProtocolError('BAD_MESSAGE', 'listing entry path is not a string', {});
   wirePathComponents(path); // a path from the agent must stay inside the root too
   if (path === '') throw new ProtocolError('BAD_MESSAGE', 'listing entry for the root itself', {});
-  if (type !== 'f' && type !== 'd' && type !== 'l') throw new ProtocolError('BAD_MESSAGE', `listing entry type ${String(type)}`, {});
+  if (type !== 'f' && type !== 'd' && type !== 'l' && type !== 'p') throw new ProtocolError('BAD_MESSAGE', `listing entry type ${String(type)}`, {});
   for (const [name, v] of [['size', size], ['mode', mode], ['uid', uid], ['gid', gid]] as const) {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new ProtocolError('BAD_MESSAGE', `listing entry ${name} malformed`, {});
   }

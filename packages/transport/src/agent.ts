@@ -29,7 +29,7 @@ import {
   uint,
 } from './messages.js';
 import { joinWire, resolveInRoot } from './paths.js';
-import { isPartialName, isTempName, partialPathFor, tempPathFor } from './tempfile.js';
+import { parsePartialName, parseTempName, partialPathFor, processAlive, tempPathFor } from './tempfile.js';
 import { FrameSession, type ByteStreams } from './wire.js';
 
 export interface AgentOptions {
@@ -64,6 +64,10 @@ class Agent {
   private readonly budget: ByteBudget;
   private readonly tasks = new Set<Promise<void>>();
   private helloPromise: Promise<void> | undefined;
+  private readonly active = new Set<number>();
+  /** Temp files of puts in flight in this process: a listing must not take them for leftovers. */
+  private readonly inFlight = new Set<string>();
+  private byeReceived = false;
 
   constructor(
     streams: ByteStreams,
@@ -72,7 +76,9 @@ class Agent {
     this.session = new FrameSession(streams);
     this.budget = new ByteBudget(QUEUE_HIGH, QUEUE_LOW, () => this.session.pause(), () => this.session.resume());
     this.done = new Promise((resolvePromise, reject) => {
-      this.session.onClose((error) => {
+      this.session.onClose((closeError) => {
+        // Input that ends without a bye means the client died: transfers in flight are abandoned.
+        const error = closeError ?? (this.byeReceived ? undefined : new TransportError('CLOSED', 'input ended without bye', {}));
         const failure = error ?? new TransportError('CLOSED', 'peer closed the session', {});
         for (const queue of this.puts.values()) queue.fail(failure);
         this.puts.clear();
@@ -89,6 +95,7 @@ class Agent {
       return;
     }
     if (h.t === 'bye') {
+      this.byeReceived = true;
       this.session.end();
       return;
     }
@@ -98,7 +105,7 @@ class Agent {
     if (h.t === 'data') {
       const queue = this.puts.get(uint(h, 'id'));
       if (!queue) return; // the put already failed; its data is dropped
-      if (frame.payload) queue.push(bool(h, 'z') ? inflateRawSync(frame.payload) : frame.payload.slice());
+      if (frame.payload) queue.push(bool(h, 'z') ? inflate(frame.payload) : frame.payload.slice());
       return;
     }
     if (h.t === 'end') {
@@ -110,6 +117,8 @@ class Agent {
     const id = uint(h, 'id');
     const handler = this.handlerFor(h.t);
     if (!handler) throw new ProtocolError('BAD_MESSAGE', `unknown message type "${h.t}"`, { type: h.t });
+    if (this.active.has(id)) throw new ProtocolError('BAD_MESSAGE', `request id ${id} is already in flight`, { id });
+    this.active.add(id);
     // A put's data may all arrive (and its `end` remove it from the routing map) before its
     // handler runs, so the handler gets its queue now.
     const queue = h.t === 'put' ? new ChunkQueue(this.budget) : undefined;
@@ -122,6 +131,8 @@ class Agent {
         queue?.discard();
         if (queue && this.puts.get(id) === queue) this.puts.delete(id);
         await this.replyError(id, error);
+      } finally {
+        this.active.delete(id);
       }
     };
     this.track(run());
@@ -169,20 +180,21 @@ class Agent {
       await this.session.send({ t: 'error', id: 0, code: 'VERSION_MISMATCH', message: `agent speaks protocol ${MIN_PROTOCOL_VERSION}..${PROTOCOL_VERSION}, client ${min}..${max}` });
       throw new ProtocolError('VERSION_MISMATCH', `client speaks protocol ${min}..${max}`, { min, max });
     }
-    const requested = resolve(str(h, 'root'));
     try {
-      if (this.options.allowedRoot !== undefined) {
-        const allowed = await realpath(this.options.allowedRoot);
-        const target = resolve(allowed, str(h, 'root'));
-        if (target !== allowed && !target.startsWith(allowed + '/')) {
-          throw new PathError('PATH_ESCAPE', `root ${target} is outside the allowed ${allowed}`, { root: target });
-        }
-      }
+      const allowed = this.options.allowedRoot !== undefined ? await realpath(this.options.allowedRoot) : undefined;
+      // A relative root is relative to the allowed root if there is one, else to the working directory.
+      const requested = allowed !== undefined ? resolve(allowed, str(h, 'root')) : resolve(str(h, 'root'));
+      const inside = (path: string) => allowed === undefined || path === allowed || path.startsWith(`${allowed}/`);
+      if (!inside(requested)) throw new PathError('PATH_ESCAPE', `root ${requested} is outside the allowed ${allowed}`, { root: requested });
       // Like rsync, create the destination directory itself if it is missing.
       await mkdir(requested, { recursive: true });
-      this.root = await realpath(requested);
+      const real = await realpath(requested);
+      // Checked again after resolving symlinks: a link inside the allowed root may point out of it.
+      if (!inside(real)) throw new PathError('PATH_ESCAPE', `root ${requested} resolves to ${real}, outside the allowed ${allowed}`, { root: real });
+      this.root = real;
     } catch (error) {
       await this.replyError(0, error);
+      this.byeReceived = true; // the agent ends this session itself: a clean end
       this.session.end();
       return;
     }
@@ -221,19 +233,31 @@ class Agent {
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
         throw error;
       }
-      const stats = await Promise.all(
-        names.map((name) => (isTempName(name) || isPartialName(name) ? undefined : lstat(join(dir, name)).catch(() => undefined))),
-      );
+      const stats = await Promise.all(names.map((name) => (parseTempName(name) ? undefined : lstat(join(dir, name)).catch(() => undefined))));
       for (let i = 0; i < names.length; i++) {
         const name = names[i];
         const full = join(dir, name);
-        if (isTempName(name)) {
-          if (this.opts.partial) await rename(full, join(dir, `.${name.slice(1, name.lastIndexOf('.dctmp-'))}.dcpartial`)).catch(() => {});
-          else await unlink(full).catch(() => {});
+        const temp = parseTempName(name);
+        if (temp) {
+          // Left by a run whose agent is gone: remove it, or keep it to resume from with --partial.
+          if (this.inFlight.has(full) || processAlive(temp.pid)) continue;
+          const partial = this.opts.partial && temp.target !== undefined ? partialPathFor(join(dir, temp.target)) : undefined;
+          if (partial && temp.target !== undefined) {
+            const kept = await rename(full, partial).then(
+              () => lstat(partial),
+              () => unlink(full).then(() => undefined, () => undefined),
+            );
+            if (kept) batch.push([joinWire(wire, temp.target), 'p', kept.size, kept.mtimeMs, kept.mode & 0o7777, kept.uid, kept.gid]);
+          } else {
+            await unlink(full).catch(() => {});
+          }
           continue;
         }
-        if (isPartialName(name)) {
+        const partialOf = parsePartialName(name);
+        if (partialOf !== undefined) {
+          const st = stats[i];
           if (!this.opts.partial) await unlink(full).catch(() => {});
+          else if (st?.isFile()) batch.push([joinWire(wire, partialOf), 'p', st.size, st.mtimeMs, st.mode & 0o7777, st.uid, st.gid]);
           continue;
         }
         const st = stats[i];
@@ -293,8 +317,9 @@ class Agent {
     let candidate = target;
     let fromPartial = false;
     let st = lstatSync(target, { throwIfNoEntry: false });
-    if (!st && this.opts.partial) {
-      candidate = partialPathFor(target);
+    const partial = this.opts.partial ? partialPathFor(target) : undefined;
+    if (!st && partial) {
+      candidate = partial;
       st = lstatSync(candidate, { throwIfNoEntry: false });
       fromPartial = true;
     }
@@ -324,6 +349,7 @@ class Agent {
     const temp = tempPathFor(target);
     let out: number | undefined;
     let renamed = false;
+    this.inFlight.add(temp);
     try {
       out = openSync(temp, 'wx', 0o600);
       const reader = basis ? fdBasis(basis.fd, basis.size) : bufferBasis(new Uint8Array(0));
@@ -355,13 +381,15 @@ class Agent {
       if (out !== undefined) closeSync(out);
       if (basis) closeSync(basis.fd);
       if (!renamed) {
+        const partial = this.opts.partial && !basis ? partialPathFor(target) : undefined;
         try {
-          if (this.opts.partial && !basis) renameSync(temp, partialPathFor(target));
+          if (partial) renameSync(temp, partial);
           else rmSync(temp, { force: true });
         } catch {
           rmSync(temp, { force: true });
         }
       }
+      this.inFlight.delete(temp);
     }
   }
 
@@ -472,4 +500,13 @@ function fdBasis(fd: number, size: number): BasisReader {
       return filled === out.length ? out : out.subarray(0, filled);
     },
   };
+}
+
+/** A compressed data frame inflates to at most one data chunk; more is a protocol error. */
+function inflate(payload: Uint8Array): Uint8Array {
+  try {
+    return inflateRawSync(payload, { maxOutputLength: DATA_CHUNK });
+  } catch (error) {
+    throw new ProtocolError('BAD_MESSAGE', `compressed data frame is invalid or inflates past ${DATA_CHUNK} bytes: ${(error as Error).message}`, {});
+  }
 }

@@ -18,8 +18,11 @@ export class PathFilter {
     const lines: string[] = [];
     for (const rule of [...rules].reverse()) {
       const p = rule.pattern.trim();
-      if (p === '' || p.startsWith('#')) continue;
-      lines.push(rule.action === 'include' ? `!${p}` : p);
+      if (p === '') continue;
+      // A leading '!' or '#' is part of the name, as rsync reads it; gitignore would take it as
+      // negation or a comment, so it is escaped.
+      const literal = /^[!#]/.test(p) ? `\\${p}` : p;
+      lines.push(rule.action === 'include' ? `!${literal}` : literal);
     }
     this.matcher = ignore({ allowRelativePaths: true }).add(lines);
   }

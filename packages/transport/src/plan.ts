@@ -15,6 +15,8 @@ export interface Change {
   path: string;
   source?: SourceEntry;
   remote?: RemoteEntry;
+  /** A create that can resume from a partial file the destination kept (--partial). */
+  resume?: boolean;
 }
 
 export interface Plan {
@@ -38,11 +40,17 @@ export interface PlanOptions {
   sameContent?: (source: SourceEntry, remote: RemoteEntry) => boolean;
 }
 
+/**
+ * Mtimes compare to the millisecond, give or take 10 µs: times travel as floating-point seconds
+ * (utimes), so an exact millisecond may come back a few hundred nanoseconds early.
+ */
 function sameTime(a: number, b: number): boolean {
-  return Math.floor(a) === Math.floor(b);
+  return Math.abs(a - b) < 0.01 || Math.floor(a) === Math.floor(b);
 }
 
 export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: PathFilter, options: PlanOptions): Plan {
+  const partials = new Set(remote.filter((e) => e.type === 'p').map((e) => e.path));
+  remote = remote.filter((e) => e.type !== 'p');
   const remoteByPath = new Map(remote.map((e) => [e.path, e]));
   const plan: Plan = { deletes: [], mkdirs: [], files: [], symlinks: [], attrs: [], dirAttrs: [], unchanged: 0 };
   const sourcePaths = new Set(tree.entries.map((e) => e.path));
@@ -77,7 +85,7 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
       continue;
     }
     if (!existing) {
-      plan.files.push({ kind: 'create', path: entry.path, source: entry });
+      plan.files.push({ kind: 'create', path: entry.path, source: entry, resume: partials.has(entry.path) && !r });
       touchedDirs.add(parentOf(entry.path));
       continue;
     }

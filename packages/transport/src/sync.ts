@@ -246,7 +246,8 @@ async function sendFile(
 ): Promise<void> {
   const source = change.source!;
   let index = EMPTY_INDEX;
-  if (change.kind === 'update') {
+  const withBasis = change.kind === 'update' || change.resume === true;
+  if (withBasis) {
     const sig = decodeSignature(await client.signature(change.path, seed));
     if (sig.format !== 'native' || sig.seed !== seed) {
       throw new ProtocolError('BAD_MESSAGE', `signature for ${change.path} is not native with our seed`, { path: change.path });
@@ -265,7 +266,7 @@ async function sendFile(
     change.path,
     { size: source.size, mode: source.mode, mtimeMs: source.mtimeMs, uid: options.owner ? source.uid : undefined, gid: options.owner ? source.gid : undefined },
     deltaChunks(),
-    { basis: change.kind === 'update', compress: options.compress },
+    { basis: withBasis, compress: options.compress },
   );
   if (change.kind === 'create') summary.created++;
   else summary.updated++;

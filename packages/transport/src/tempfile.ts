@@ -1,26 +1,59 @@
 /**
- * Temporary files beside their target: `.<name>.dctmp-<8 hex>`. Written, verified, then renamed over
- * the target, so a live path never holds a partial file. A run that dies leaves such files behind; the
- * next listing removes them (or, with --partial, keeps one as `.<name>.dcpartial` to resume from).
+ * Temporary files beside their target: `.<name>.dctmp-<pid>-<8 hex>`, written, verified, then
+ * renamed over the target, so a live path never holds a partial file. A run that dies leaves such
+ * files behind; a later listing removes those whose agent process is gone (or, with --partial, keeps
+ * them as `.<name>.dcpartial` to resume from). Names are kept within NAME_MAX (255 bytes): for a long
+ * target name the temp name carries a shortened prefix and the marker `dctmpx`, and is never kept as
+ * a partial (the target's name cannot be recovered from it).
  */
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 
-const TEMP_PATTERN = /^\..+\.dctmp-[0-9a-f]{8}$/;
-const PARTIAL_PATTERN = /^\..+\.dcpartial$/;
+const NAME_MAX = 255;
+const TEMP_PATTERN = /^\.(.+)\.dctmp(x?)-([0-9a-z]+)-[0-9a-f]{8}$/;
+const PARTIAL_SUFFIX = '.dcpartial';
 
 export function tempPathFor(target: string): string {
-  return join(dirname(target), `.${basename(target)}.dctmp-${randomBytes(4).toString('hex')}`);
+  const suffix = `-${process.pid.toString(36)}-${randomBytes(4).toString('hex')}`;
+  let name = basename(target);
+  const room = NAME_MAX - Buffer.byteLength(`..dctmpx${suffix}`);
+  if (Buffer.byteLength(name) <= room) return join(dirname(target), `.${name}.dctmp${suffix}`);
+  while (Buffer.byteLength(name) > room) name = name.slice(0, -1);
+  return join(dirname(target), `.${name}.dctmpx${suffix}`);
 }
 
-export function partialPathFor(target: string): string {
-  return join(dirname(target), `.${basename(target)}.dcpartial`);
+/** Where an interrupted new file is kept with --partial; undefined when the name would be too long. */
+export function partialPathFor(target: string): string | undefined {
+  const name = `.${basename(target)}${PARTIAL_SUFFIX}`;
+  return Buffer.byteLength(name) <= NAME_MAX ? join(dirname(target), name) : undefined;
 }
 
-export function isTempName(name: string): boolean {
-  return TEMP_PATTERN.test(name);
+export interface TempName {
+  /** The target's name, when the temp name holds it whole. */
+  target: string | undefined;
+  pid: number;
 }
 
-export function isPartialName(name: string): boolean {
-  return PARTIAL_PATTERN.test(name);
+export function parseTempName(name: string): TempName | undefined {
+  const m = TEMP_PATTERN.exec(name);
+  if (!m) return undefined;
+  return { target: m[2] === '' ? m[1] : undefined, pid: parseInt(m[3], 36) };
+}
+
+/** The target name of a partial file, or undefined if `name` is not one. */
+export function parsePartialName(name: string): string | undefined {
+  return name.startsWith('.') && name.endsWith(PARTIAL_SUFFIX) && name.length > 1 + PARTIAL_SUFFIX.length
+    ? name.slice(1, -PARTIAL_SUFFIX.length)
+    : undefined;
+}
+
+/** Whether the process that made a temp file may still be writing it. */
+export function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

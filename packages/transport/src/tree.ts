@@ -54,15 +54,14 @@ export async function scanSource(source: string, filter = new PathFilter([])): P
 
   const walk = async (dir: string, wire: string): Promise<void> => {
     const names = (await readdir(dir)).sort();
-    for (const name of names) {
+    // All lstat calls of a directory at once: the thread pool runs them in parallel.
+    const stats = await Promise.all(names.map((name) => lstat(join(dir, name)).catch(() => undefined)));
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i];
       const local = join(dir, name);
       const path = joinWire(wire, name);
-      let s;
-      try {
-        s = await lstat(local);
-      } catch {
-        continue; // vanished during the scan
-      }
+      const s = stats[i];
+      if (!s) continue; // vanished during the scan
       const type: EntryType | undefined = s.isDirectory() ? 'd' : s.isSymbolicLink() ? 'l' : s.isFile() ? 'f' : undefined;
       if (!type) {
         skipped.push({ path, reason: 'not a regular file, directory or symlink' });
