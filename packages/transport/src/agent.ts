@@ -130,7 +130,7 @@ class Agent {
       } catch (error) {
         queue?.discard();
         if (queue && this.puts.get(id) === queue) this.puts.delete(id);
-        await this.replyError(id, error);
+        await this.replyError(id, error, typeof h.path === 'string' ? h.path : null);
       } finally {
         this.active.delete(id);
       }
@@ -287,7 +287,7 @@ class Agent {
     try {
       const builder = createSignature({
         format: 'native',
-        seed: BigInt.asUintN(64, BigInt(str(h, 'seed', 20))),
+        seed: seedOf(h),
         basisLength: basis.size,
         blockLength: optUint(h, 'block', 1 << 24),
       });
@@ -475,13 +475,15 @@ class Agent {
     await this.session.send({ t: 'hashes', id, h: hashes });
   }
 
-  private async replyError(id: number, error: unknown): Promise<void> {
+  /** Reports a failed request; `path` is the wire path (never a local one: the client has no use for it). */
+  private async replyError(id: number, error: unknown, path: string | null = null): Promise<void> {
     if (this.session.closed) return;
     if (error instanceof ProtocolError) throw error;
     const e = error as NodeJS.ErrnoException & { details?: unknown };
     const code =
       error instanceof DeltacastError || error instanceof TransportError ? String(e.code) : typeof e.code === 'string' ? e.code : 'IO';
-    await this.session.send({ t: 'error', id, code, message: e.message ?? String(error), path: e.path ?? null });
+    const message = (e.message ?? String(error)).replaceAll(this.root ?? '\0', '<root>');
+    await this.session.send({ t: 'error', id, code, message, path });
   }
 }
 
@@ -509,4 +511,13 @@ function inflate(payload: Uint8Array): Uint8Array {
   } catch (error) {
     throw new ProtocolError('BAD_MESSAGE', `compressed data frame is invalid or inflates past ${DATA_CHUNK} bytes: ${(error as Error).message}`, {});
   }
+}
+
+/** The client's u64 seed, sent as a decimal string (msgpack has no portable u64). */
+function seedOf(h: Header): bigint {
+  const text = str(h, 'seed', 20);
+  if (!/^\d{1,20}$/.test(text) || BigInt(text) > 0xffffffffffffffffn) {
+    throw new ProtocolError('BAD_MESSAGE', 'message "sig": field "seed" must be a decimal u64', { field: 'seed' });
+  }
+  return BigInt(text);
 }

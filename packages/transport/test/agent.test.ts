@@ -284,7 +284,7 @@ describe('the agent puts files', () => {
     await writeFile(join(root, 'f'), 'old content');
     const bad = newFileDelta(pseudoRandom(50_000, 6));
     bad[bad.length - 1] ^= 1; // the last byte of the whole-file SHA-256
-    expect(await c.put(1, 'f', bad, 50_000)).toMatchObject({ t: 'error', code: 'HASH_MISMATCH', path: null });
+    expect(await c.put(1, 'f', bad, 50_000)).toMatchObject({ t: 'error', code: 'HASH_MISMATCH', path: 'f' });
     expect(await readFile(join(root, 'f'), 'utf8')).toBe('old content');
     expect(await leftovers(root)).toEqual([]);
     expect(await c.bye()).toBeUndefined();
