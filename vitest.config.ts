@@ -3,9 +3,9 @@ import { defineConfig } from 'vitest/config';
 
 // Suites that drive system tools skip where a tool is missing; in CI they must run, so fail fast there.
 if (process.env.CI) {
-  for (const tool of ['rdiff', 'rsync']) {
+  for (const tool of ['rdiff', 'rsync', 'sshd', 'ssh-keygen']) {
     try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+      execFileSync('sh', ['-c', `command -v ${tool} || test -x /usr/sbin/${tool}`], { stdio: 'ignore' });
     } catch {
       throw new Error(`CI is set but ${tool} is not installed; .ci/run installs it with apt-get`);
     }
