@@ -1,7 +1,9 @@
 /**
  * A framed, bidirectional session over any pair of byte streams (child stdio, an SSH exec channel,
- * an in-process pipe). Sending honours backpressure: a frame's head and payload are written back to
- * back (frames never interleave), then `send` waits for 'drain' if the stream asked for it.
+ * an in-process pipe). Sending honours backpressure: `send` resolves once the stream can take more.
+ * Small frames sent in the same turn of the event loop are joined into one write: over SSH every
+ * write becomes its own encrypted packet and system call, which dominated syncs of many small files.
+ * A large payload is written on its own, after whatever is batched, never copied.
  */
 import type { Readable, Writable } from 'node:stream';
 import { encodeFrameHead, FrameDecoder, type Frame, type Header } from './frame.js';
@@ -17,6 +19,11 @@ export interface ByteStreams {
 
 export type FrameHandler = (frame: Frame) => void;
 
+/** Frames are batched up to this many bytes per write. */
+const BATCH_LIMIT = 64 * 1024;
+/** Payloads this large skip the batch (no copy). */
+const DIRECT_PAYLOAD = 32 * 1024;
+
 export class FrameSession {
   readonly streams: ByteStreams;
   private readonly decoder = new FrameDecoder();
@@ -24,6 +31,10 @@ export class FrameSession {
   private closeHandlers: ((error: TransportError | undefined) => void)[] = [];
   private drainWaiters: (() => void)[] = [];
   private closedWith: TransportError | null | undefined = undefined;
+  private batch: Uint8Array[] = [];
+  private batchBytes = 0;
+  private batchWaiters: (() => void)[] = [];
+  private flushScheduled = false;
 
   constructor(streams: ByteStreams) {
     this.streams = streams;
@@ -53,18 +64,55 @@ export class FrameSession {
     return this.closedWith !== undefined;
   }
 
-  /** Sends one frame; resolves when the stream can take more. */
+  /** Sends one frame; resolves when the stream can take more. The payload must not change until then. */
   async send(header: Header, payload?: Uint8Array): Promise<void> {
     if (this.closedWith !== undefined) {
       throw this.closedWith ?? new TransportError('CLOSED', 'session is closed', {});
     }
     const head = encodeFrameHead(header, payload?.length ?? 0);
-    const { writable } = this.streams;
-    let ok = writable.write(head);
-    if (payload && payload.length > 0) ok = writable.write(payload);
-    if (!ok && this.closedWith === undefined) {
-      await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+    if (payload && payload.length >= DIRECT_PAYLOAD) {
+      this.flush();
+      const { writable } = this.streams;
+      writable.write(head);
+      if (!writable.write(payload)) await this.drained();
+      return;
     }
+    this.batch.push(head);
+    this.batchBytes += head.length;
+    if (payload && payload.length > 0) {
+      this.batch.push(payload);
+      this.batchBytes += payload.length;
+    }
+    const done = new Promise<void>((resolve) => this.batchWaiters.push(resolve));
+    if (this.batchBytes >= BATCH_LIMIT) this.flush();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+    return done;
+  }
+
+  /** Writes what is batched as one chunk; its senders resume when the stream can take more. */
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.batch.length === 0) return;
+    const parts = this.batch;
+    const waiters = this.batchWaiters;
+    this.batch = [];
+    this.batchWaiters = [];
+    this.batchBytes = 0;
+    const release = () => {
+      for (const w of waiters) w();
+    };
+    if (this.closedWith !== undefined) return release();
+    const ok = this.streams.writable.write(parts.length === 1 ? parts[0] : Buffer.concat(parts));
+    if (ok) release();
+    else void this.drained().then(release);
+  }
+
+  private drained(): Promise<void> {
+    if (this.closedWith !== undefined) return Promise.resolve();
+    return new Promise<void>((resolve) => this.drainWaiters.push(resolve));
   }
 
   /** Stops reading (backpressure towards the peer) until `resume()`. */
@@ -76,8 +124,9 @@ export class FrameSession {
     if (this.closedWith === undefined) this.streams.readable.resume();
   }
 
-  /** Ends our side; the peer sees end of input. */
+  /** Ends our side after what is batched; the peer sees end of input. */
   end(): void {
+    this.flush();
     if (!this.streams.writable.writableEnded) this.streams.writable.end();
   }
 
@@ -109,6 +158,10 @@ export class FrameSession {
       });
     }
     this.closedWith = error ?? null;
+    const batched = this.batchWaiters;
+    this.batch = [];
+    this.batchWaiters = [];
+    for (const w of batched) w();
     const waiters = this.drainWaiters;
     this.drainWaiters = [];
     for (const w of waiters) w();
