@@ -4,7 +4,7 @@
  * place only once the whole operation has succeeded, so a failure never leaves a partial target.
  */
 import { randomBytes } from 'node:crypto';
-import { fstatSync } from 'node:fs';
+import { constants, fstatSync } from 'node:fs';
 import { link, lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -122,7 +122,8 @@ export async function createOutput(path: string | undefined, mode: OutputMode, i
   const temp = join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
   let handle: FileHandle;
   try {
-    handle = await open(temp, 'wx');
+    // Exclusive create without O_TRUNC (ext4 flushes O_TRUNC-opened files on close).
+    handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o666);
   } catch (error) {
     // Name the output the user asked for, not the temporary file.
     const { code = 'EIO', message } = error as NodeJS.ErrnoException;

@@ -5,7 +5,7 @@
  * targets, verifying each file's SHA-256 before renaming it into place. Every path it is sent goes
  * through `resolveInRoot`; every field through the readers in messages.ts.
  */
-import { closeSync, createReadStream, fchmodSync, fchownSync, futimesSync, lstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, createReadStream, fchmodSync, fchownSync, futimesSync, lstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { chmod, chown, lchown, lstat, lutimes, mkdir, readdir, readlink, realpath, rename, rm, symlink, unlink, utimes } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
@@ -351,7 +351,8 @@ class Agent {
     let renamed = false;
     this.inFlight.add(temp);
     try {
-      out = openSync(temp, 'wx', 0o600);
+      // O_EXCL without O_TRUNC: ext4 treats O_TRUNC as "replace via truncate" and flushes such files on close.
+      out = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
       const reader = basis ? fdBasis(basis.fd, basis.size) : bufferBasis(new Uint8Array(0));
       const patch = patchStream(reader, queue, { maxOutputLength: size });
       let result;
