@@ -71,3 +71,18 @@ export function basisAndNew(length: number): { basis: Uint8Array; next: Uint8Arr
 export function strayFiles(dir: string, expected: readonly string[]): string[] {
   return readdirSync(dir).filter((name) => !expected.includes(name));
 }
+
+/** NDJSON from `--json`: every non-empty line must parse (a line that does not throws, naming it). */
+export function parseNdjson(stdout: Buffer | string): Record<string, unknown>[] {
+  const text = typeof stdout === 'string' ? stdout : stdout.toString('utf8');
+  return text
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => {
+      try {
+        return JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        throw new Error(`not a JSON line: ${JSON.stringify(line)}`);
+      }
+    });
+}
