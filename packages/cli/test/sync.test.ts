@@ -119,6 +119,19 @@ describe('filters from the command line', () => {
     expect(await paths(dest)).toEqual(['important.tmp', 'keep.log', 'notes.tmp', 'src', 'src/main.ts', 'src/tmp', 'src/tmp/scratch', 'src/top-only']);
   });
 
+  // rsync applies --exclude-from rules where the option stands; deltacast appends every file's rules
+  // after all --exclude/--include options, so a later --include overrides an earlier file's exclude.
+  it.fails('--exclude-from rules take effect at their place among the options, as in rsync', async () => {
+    const src = fresh('src');
+    const dest = fresh('dest');
+    await writeTree(src, { 'notes.tmp': 'tmp', 'keep.txt': 'keep' });
+    const rules = join(work, `rules-${++counter}.txt`);
+    writeFileSync(rules, '*.tmp\n');
+    const run = sync('--exclude-from', rules, '--include', 'notes.tmp', `${src}/`, dest);
+    expect(run.status).toBe(0);
+    expect(await paths(dest)).toEqual(['keep.txt']);
+  });
+
   it('--delete leaves excluded destination files alone', async () => {
     const src = fresh('src');
     const dest = fresh('dest');
