@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * Stand-in for `deltacast signature|delta|patch` built directly on @deltacast/core, used by the
- * benchmarks only when packages/cli/dist/bin.js is not built. Same arguments as the CLI:
+ * benchmarks only when packages/cli/dist/deltacast.mjs is not built. Same arguments as the CLI:
  *   signature [--format native|rdiff] [-f] BASIS SIG     (rdiff format by default, like rdiff)
  *   delta [-f] SIG NEW DELTA
  *   patch [-f] BASIS DELTA OUT

@@ -10,7 +10,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = join(here, '..', '..');
-export const defaultCliPath = join(repoRoot, 'packages', 'cli', 'dist', 'bin.js');
+// The file the `deltacast` bin runs: the single-file bundle.
+export const defaultCliPath = join(repoRoot, 'packages', 'cli', 'dist', 'deltacast.mjs');
 const coreFallbackPath = join(here, 'core-cli.mjs');
 const reportRssUrl = pathToFileURL(join(here, 'report-rss.mjs')).href;
 

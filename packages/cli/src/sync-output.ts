@@ -14,8 +14,17 @@ export interface OutputOptions {
   progress: boolean;
 }
 
+/** Control characters as rsync prints them (`\#012` for a newline), so one change is one line. */
+export function printable(path: string): string {
+  return path.replace(/[\x00-\x1f\x7f]/g, (c) => `\\#${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+}
+
 /** Itemized change, in the spirit of rsync's --itemize-changes: `>f+` new, `>f.` changed, ... */
 export function itemize(event: Extract<SyncEvent, { type: 'item' }>): string {
+  return itemizeRaw({ ...event, path: printable(event.path), linkTarget: event.linkTarget === undefined ? undefined : printable(event.linkTarget) });
+}
+
+function itemizeRaw(event: Extract<SyncEvent, { type: 'item' }>): string {
   switch (event.kind) {
     case 'create':
       return `>f+ ${event.path}`;
@@ -66,7 +75,7 @@ export function createSyncOutput(stdout: Writable, stderr: Writable, options: Ou
       stdout.write(`${itemize(event)}\n`);
     } else if (event.type === 'error') {
       bar?.stop();
-      stderr.write(`deltacast: sync: ${event.path || event.destination}: ${event.code}: ${event.message}\n`);
+      stderr.write(`deltacast: sync: ${printable(event.path || event.destination)}: ${event.code}: ${printable(event.message)}\n`);
     } else if (event.type === 'start' && options.progress && !event.dryRun && event.files > 0) {
       totalBytes = event.bytes;
       bar = new cliProgress.SingleBar(

@@ -3,6 +3,7 @@
  * process (`node agent-main.js`, so patching runs on another core while this one computes deltas).
  */
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { serveAgent, type AgentOptions } from './agent.js';
@@ -24,9 +25,13 @@ export function inProcessAgent(options: AgentOptions = {}): ByteStreams & { done
   };
 }
 
-/** Path of the agent entry point that runs with plain `node`. */
+/**
+ * Path of the agent entry point that runs with plain `node`: dist/agent-main.js beside this module,
+ * or, inside the CLI's single-file bundle, the agent bundle copied beside it.
+ */
 export function agentEntryPath(): string {
-  return fileURLToPath(new URL('./agent-main.js', import.meta.url));
+  const candidates = [new URL('./agent-main.js', import.meta.url), new URL('./agent.bundle.mjs', import.meta.url)].map((u) => fileURLToPath(u));
+  return candidates.find((p) => existsSync(p)) ?? candidates[0];
 }
 
 /** An agent in a child process speaking on its stdin/stdout; stderr is passed through. */

@@ -25,7 +25,7 @@ export interface TransferOptions {
   checksum?: boolean;
   /** Filter rules in order; first match wins. */
   filters?: FilterRule[];
-  /** Files with filter rules, one a line (rsync's --exclude-from). */
+  /** Files with filter rules, one a line (rsync's --exclude-from); their rules apply after `filters`. */
   excludeFrom?: string[];
   /** Report what would change; change nothing. */
   dryRun?: boolean;

@@ -1,5 +1,6 @@
 /** `deltacast sync SRC DEST`: one source tree to a destination, locally or over SSH, the way rsync -a does. */
-import { ConnectError, sync, type FilterRule, type SyncSummary } from '@deltacast/transport';
+import { ConnectError, parseFilterFile, sync, type FilterRule, type SyncSummary } from '@deltacast/transport';
+import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import type { MainIO } from '../io.js';
 import { createSyncOutput } from '../sync-output.js';
@@ -34,7 +35,6 @@ interface SyncCommandOptions {
   config?: string;
   acceptNewHostKeys: boolean;
   remoteCommand?: string;
-  excludeFrom: string[];
   concurrency?: number;
 }
 
@@ -57,7 +57,11 @@ export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Co
     .option('--partial', 'keep interrupted new files to resume from on the next run', false)
     .option('--exclude <pattern>', 'exclude paths matching a gitignore-style pattern (repeatable)', collect('exclude'))
     .option('--include <pattern>', 'include paths matching a pattern, overriding later excludes (repeatable)', collect('include'))
-    .option('--exclude-from <file>', 'read exclude patterns from a file (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
+    .option('--exclude-from <file>', 'read exclude patterns from a file, in place among the other rules (repeatable)', (file: string) => {
+      // Read now, so the file's rules take their place in the order given, as rsync's do.
+      rules.push(...parseFilterFile(readFileSync(file, 'utf8')));
+      return rules;
+    })
     .option('-v, --verbose', 'itemize every change', false)
     .option('--json', 'write NDJSON events to stdout instead of text', false)
     .option('--no-progress', 'no progress bar even on a terminal')
@@ -86,7 +90,6 @@ export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Co
         partial: opts.partial,
         dryRun: opts.dryRun,
         filters: rules,
-        excludeFrom: opts.excludeFrom,
         concurrency: opts.concurrency,
         onEvent: output.onEvent,
         ssh: {

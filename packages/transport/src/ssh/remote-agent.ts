@@ -54,8 +54,13 @@ export function bundleCacheName(bundle: Uint8Array): string {
 
 /** The agent bundle that ships with this package (dist/agent.bundle.mjs). */
 export function defaultBundlePath(): string {
-  // From dist/ssh/ the bundle is ../agent.bundle.mjs; when running from src/ssh/ (tests) it is ../../dist/.
-  const candidates = [new URL('../agent.bundle.mjs', import.meta.url), new URL('../../dist/agent.bundle.mjs', import.meta.url)].map((u) => fileURLToPath(u));
+  // From dist/ssh/ the bundle is ../agent.bundle.mjs; when running from src/ssh/ (tests) it is
+  // ../../dist/; inside the CLI's single-file bundle it sits beside it (./agent.bundle.mjs).
+  const candidates = [
+    new URL('../agent.bundle.mjs', import.meta.url),
+    new URL('../../dist/agent.bundle.mjs', import.meta.url),
+    new URL('./agent.bundle.mjs', import.meta.url),
+  ].map((u) => fileURLToPath(u));
   return candidates.find((p) => existsSync(p)) ?? candidates[0];
 }
 
