@@ -4,7 +4,7 @@
  * place only once the whole operation has succeeded, so a failure never leaves a partial target.
  */
 import { randomBytes } from 'node:crypto';
-import { constants, fstatSync } from 'node:fs';
+import { constants, fstatSync, readSync, writeSync } from 'node:fs';
 import { link, lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -50,11 +50,33 @@ export async function openInput(path: string | undefined, io: MainIO): Promise<I
   try {
     const stat = await handle.stat();
     if (stat.isDirectory()) throw new OperationError('EISDIR', `${path} is a directory`);
-    const stream = handle.createReadStream({ highWaterMark: CHUNK_LENGTH });
-    return { name: path as string, size: stat.isFile() ? stat.size : undefined, chunks: stream, close: () => stream.destroy() };
+    let closed = false;
+    const close = () => {
+      if (!closed) void handle.close().catch(() => {});
+      closed = true;
+    };
+    return { name: path as string, size: stat.isFile() ? stat.size : undefined, chunks: readFd(handle.fd, close), close };
   } catch (error) {
     await handle.close();
     throw error;
+  }
+}
+
+/**
+ * Chunks of a file read synchronously into one reused buffer: each chunk is valid until the next is
+ * asked for (the core's builders copy what they keep). A page-cached file reads far faster this way
+ * than through a stream, which allocates a new buffer per chunk and hops through the thread pool.
+ */
+async function* readFd(fd: number, close: () => void): AsyncGenerator<Uint8Array> {
+  const buffer = new Uint8Array(CHUNK_LENGTH);
+  try {
+    for (;;) {
+      const n = readSync(fd, buffer, 0, buffer.length, null);
+      if (n === 0) return;
+      yield buffer.subarray(0, n);
+    }
+  } finally {
+    close();
   }
 }
 
@@ -77,7 +99,7 @@ export async function readAll(input: Input): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let length = 0;
   for await (const chunk of input.chunks) {
-    chunks.push(chunk);
+    chunks.push(chunk.slice()); // file chunks share one buffer
     length += chunk.length;
   }
   const out = new Uint8Array(length);
@@ -235,11 +257,9 @@ class FileOutput extends BufferedOutput {
     super();
   }
 
+  /** Synchronous writes: for a local file they cost less than a thread-pool round trip each. */
   protected async sink(data: Uint8Array): Promise<void> {
-    for (let at = 0; at < data.length; ) {
-      const { bytesWritten } = await this.handle.write(data, at, data.length - at);
-      at += bytesWritten;
-    }
+    for (let at = 0; at < data.length; ) at += writeSync(this.handle.fd, data, at, data.length - at);
   }
 
   async commit(): Promise<void> {

@@ -11,9 +11,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createDelta, decodeSignature, indexSignature, signature, type SignatureIndex } from '@deltacast/core';
 import { AgentClient, type RemoteEntry } from './agent-client.js';
 import { ProtocolError, TransportError } from './errors.js';
-import type { EventListener, SyncEvent, SyncSummary } from './events.js';
+import type { EventListener, SyncSummary } from './events.js';
+import { DestinationRun, emptySummary, isSessionFailure, recordFailure } from './destination-run.js';
 import { parseFilterFile, PathFilter, type FilterRule } from './filter.js';
-import { depth, planChanges, type Change, type Plan } from './plan.js';
+import { planChanges, type Change } from './plan.js';
 import { scanSource, type SourceEntry, type SourceTree } from './tree.js';
 import type { ByteStreams } from './wire.js';
 import { openDestination, type DestinationOptions } from './open-destination.js';
@@ -67,33 +68,6 @@ export async function syncTree(
   options: TransferOptions = {},
 ): Promise<SyncSummary> {
   const started = performance.now();
-  const emit = (event: SyncEvent) => options.onEvent?.(event);
-  const summary: SyncSummary = {
-    ok: true,
-    dryRun: options.dryRun ?? false,
-    created: 0,
-    updated: 0,
-    unchanged: 0,
-    deleted: 0,
-    directories: 0,
-    symlinks: 0,
-    attributes: 0,
-    literalBytes: 0,
-    matchedBytes: 0,
-    sentBytes: 0,
-    totalBytes: 0,
-    errors: [],
-    durationMs: 0,
-  };
-  const fail = (path: string, error: unknown) => {
-    const e = error as { code?: unknown; message?: string };
-    const code = typeof e.code === 'string' ? e.code : 'ERROR';
-    const message = e.message ?? String(error);
-    summary.ok = false;
-    summary.errors.push({ path, code, message });
-    emit({ type: 'error', destination: target.name, path, code, message });
-  };
-
   let client: AgentClient;
   try {
     client = await AgentClient.connect(target.streams, { root: target.root, owner: options.owner, partial: options.partial });
@@ -101,149 +75,48 @@ export async function syncTree(
     target.streams.close?.();
     throw error;
   }
+  let run: DestinationRun | undefined;
+  let summary: SyncSummary;
   try {
     // The destination lists its tree while the source is still being scanned.
     const [tree, remote] = await Promise.all([source, client.list()]);
     const sameContent = options.checksum ? await contentComparer(tree, remote, client) : undefined;
     const plan = planChanges(tree, remote, filter, { delete: options.delete ?? false, sameContent });
-    summary.unchanged = plan.unchanged;
-    emit({
-      type: 'start',
-      destination: target.name,
-      files: plan.files.length,
-      bytes: plan.files.reduce((n, c) => n + (c.source?.size ?? 0), 0),
-      dryRun: summary.dryRun,
-    });
-    for (const change of [...plan.deletes, ...plan.mkdirs, ...plan.files, ...plan.symlinks, ...plan.attrs]) {
-      emit({ type: 'item', destination: target.name, kind: change.kind, path: change.path, linkTarget: change.source?.linkTarget });
+    run = new DestinationRun(target.name, client, plan, options);
+    run.announce();
+    if (!options.dryRun) {
+      await run.prepare();
+      const seed = randomBytes(8).readBigUInt64BE();
+      const queue = run.files();
+      const workers = Math.max(1, Math.min(options.concurrency ?? DEFAULT_CONCURRENCY, queue.length));
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: workers }, async () => {
+          while (next < queue.length) {
+            const change = queue[next++];
+            await sendFile(change, client, seed, options)
+              .then((stats) => run!.fileDone(change, stats))
+              .catch((e) => run!.fail(change.path, e));
+          }
+        }),
+      );
+      await run.finish();
     }
-    if (summary.dryRun) {
-      countPlan(plan, summary);
-    } else {
-      await execute(plan, client, target, options, summary, fail, emit);
-    }
+    summary = run.summary;
     await client.close();
   } catch (error) {
     client.abort(error instanceof TransportError ? error : undefined);
-    if (error instanceof ProtocolError || (error instanceof TransportError && (error.code === 'CLOSED' || error.code === 'IO'))) {
-      fail('', error);
-    } else {
-      throw error;
-    }
+    if (!isSessionFailure(error)) throw error;
+    summary = run?.summary ?? emptySummary(options.dryRun ?? false);
+    recordFailure(summary, target.name, '', error, options.onEvent);
   }
   summary.durationMs = performance.now() - started;
-  emit({ type: 'summary', destination: target.name, result: summary });
+  options.onEvent?.({ type: 'summary', destination: target.name, result: summary });
   return summary;
 }
 
-function countPlan(plan: Plan, summary: SyncSummary): void {
-  summary.deleted = plan.deletes.length;
-  summary.directories = plan.mkdirs.length;
-  summary.created = plan.files.filter((c) => c.kind === 'create').length;
-  summary.updated = plan.files.filter((c) => c.kind === 'update').length;
-  summary.symlinks = plan.symlinks.length;
-  summary.attributes = plan.attrs.length;
-  summary.totalBytes = plan.files.reduce((n, c) => n + (c.source?.size ?? 0), 0);
-}
-
-async function execute(
-  plan: Plan,
-  client: AgentClient,
-  target: SyncTarget,
-  options: TransferOptions,
-  summary: SyncSummary,
-  fail: (path: string, error: unknown) => void,
-  emit: (event: SyncEvent) => void,
-): Promise<void> {
-  const guard = (path: string) => (error: unknown) => {
-    if (error instanceof ProtocolError || (error instanceof TransportError && error.code === 'CLOSED')) throw error;
-    fail(path, error);
-  };
-  const failedDirs = new Set<string>();
-  const underFailed = (path: string) => {
-    for (let p = path; p.includes('/'); ) {
-      p = p.slice(0, p.lastIndexOf('/'));
-      if (failedDirs.has(p)) return true;
-    }
-    return false;
-  };
-
-  await Promise.all(
-    plan.deletes.map((c) =>
-      client.remove(c.path).then(() => void summary.deleted++, guard(c.path)),
-    ),
-  );
-
-  // Parents before children: one depth at a time, each depth in parallel.
-  const byDepth = new Map<number, Change[]>();
-  for (const c of plan.mkdirs) {
-    const d = depth(c.path);
-    byDepth.set(d, [...(byDepth.get(d) ?? []), c]);
-  }
-  for (const d of [...byDepth.keys()].sort((a, b) => a - b)) {
-    await Promise.all(
-      byDepth.get(d)!.map((c) => {
-        if (underFailed(c.path)) {
-          failedDirs.add(c.path);
-          return undefined;
-        }
-        return client.mkdir(c.path, c.source!.mode).then(
-          () => void summary.directories++,
-          (error) => {
-            failedDirs.add(c.path);
-            guard(c.path)(error);
-          },
-        );
-      }),
-    );
-  }
-
-  const seed = randomBytes(8).readBigUInt64BE();
-  const queue = plan.files.filter((c) => !underFailed(c.path));
-  const workers = Math.max(1, Math.min(options.concurrency ?? DEFAULT_CONCURRENCY, queue.length));
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: workers }, async () => {
-      while (next < queue.length) {
-        const change = queue[next++];
-        await sendFile(change, client, seed, options, summary, emit, target.name).catch(guard(change.path));
-      }
-    }),
-  );
-
-  await Promise.all(
-    plan.symlinks
-      .filter((c) => !underFailed(c.path))
-      .map((c) => {
-        const s = c.source!;
-        return client
-          .symlink(c.path, s.linkTarget!, s.mtimeMs, options.owner ? s.uid : undefined, options.owner ? s.gid : undefined)
-          .then(() => void summary.symlinks++, guard(c.path));
-      }),
-  );
-  await Promise.all(
-    plan.attrs.map((c) => client.setattr(c.path, attributesOf(c.source!, options)).then(() => void summary.attributes++, guard(c.path))),
-  );
-  // Deepest first, after every change inside: creating entries moves a directory's mtime.
-  for (const c of plan.dirAttrs) {
-    if (failedDirs.has(c.path) || underFailed(c.path)) continue;
-    await client.setattr(c.path, attributesOf(c.source!, options)).catch(guard(c.path));
-  }
-}
-
-function attributesOf(s: SourceEntry, options: TransferOptions) {
-  return { mode: s.mode, mtimeMs: s.mtimeMs, uid: options.owner ? s.uid : undefined, gid: options.owner ? s.gid : undefined };
-}
-
-async function sendFile(
-  change: Change,
-  client: AgentClient,
-  seed: bigint,
-  options: TransferOptions,
-  summary: SyncSummary,
-  emit: (event: SyncEvent) => void,
-  destination: string,
-): Promise<void> {
+/** One file as a native delta against the destination's basis (or nothing); its figures. */
+export async function sendFile(change: Change, client: AgentClient, seed: bigint, options: TransferOptions) {
   const source = change.source!;
   let index = EMPTY_INDEX;
   const withBasis = change.kind === 'update' || change.resume === true;
@@ -268,22 +141,7 @@ async function sendFile(
     deltaChunks(),
     { basis: withBasis, compress: options.compress },
   );
-  if (change.kind === 'create') summary.created++;
-  else summary.updated++;
-  summary.literalBytes += builder.stats.literalBytes;
-  summary.matchedBytes += builder.stats.copiedBytes;
-  summary.sentBytes += result.sentBytes;
-  summary.totalBytes += result.size;
-  emit({
-    type: 'file',
-    destination,
-    kind: change.kind === 'create' ? 'create' : 'update',
-    path: change.path,
-    size: result.size,
-    literalBytes: builder.stats.literalBytes,
-    matchedBytes: builder.stats.copiedBytes,
-    sentBytes: result.sentBytes,
-  });
+  return { size: result.size, literalBytes: builder.stats.literalBytes, matchedBytes: builder.stats.copiedBytes, sentBytes: result.sentBytes };
 }
 
 /** For --checksum: hash same-size candidates on both sides, compare. */

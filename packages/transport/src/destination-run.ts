@@ -1,0 +1,189 @@
+/**
+ * The work on one destination, phase by phase, shared by `sync` (one destination) and the fan-out
+ * (many): structure first (deletes, then directories parents-first), files by whatever strategy the
+ * caller has, then symlinks, attribute-only changes and directory attributes deepest-first. Per-path
+ * failures are recorded in the summary and the run goes on; a failure of the session itself
+ * (protocol error, closed connection) is thrown.
+ */
+import type { AgentClient } from './agent-client.js';
+import { ProtocolError, TransportError } from './errors.js';
+import type { SyncEvent, SyncSummary } from './events.js';
+import { depth, type Change, type Plan } from './plan.js';
+import type { SourceEntry } from './tree.js';
+
+export interface RunOptions {
+  owner?: boolean;
+  dryRun?: boolean;
+  onEvent?: (event: SyncEvent) => void;
+}
+
+export function emptySummary(dryRun: boolean): SyncSummary {
+  return {
+    ok: true,
+    dryRun,
+    created: 0,
+    updated: 0,
+    unchanged: 0,
+    deleted: 0,
+    directories: 0,
+    symlinks: 0,
+    attributes: 0,
+    literalBytes: 0,
+    matchedBytes: 0,
+    sentBytes: 0,
+    totalBytes: 0,
+    errors: [],
+    durationMs: 0,
+  };
+}
+
+/** A failure that ends the whole session rather than one path. */
+export function isSessionFailure(error: unknown): boolean {
+  return error instanceof ProtocolError || (error instanceof TransportError && (error.code === 'CLOSED' || error.code === 'IO'));
+}
+
+/** Puts a failure in a summary (path '' for the destination as a whole) and reports it. */
+export function recordFailure(
+  summary: SyncSummary,
+  destination: string,
+  path: string,
+  error: unknown,
+  onEvent?: (event: SyncEvent) => void,
+): void {
+  const e = error as { code?: unknown; message?: string };
+  const code = typeof e.code === 'string' ? e.code : 'ERROR';
+  const message = e.message ?? String(error);
+  summary.ok = false;
+  summary.errors.push({ path, code, message });
+  onEvent?.({ type: 'error', destination, path, code, message });
+}
+
+export class DestinationRun {
+  readonly summary: SyncSummary;
+  private readonly failedDirs = new Set<string>();
+
+  constructor(
+    readonly name: string,
+    readonly client: AgentClient,
+    readonly plan: Plan,
+    private readonly options: RunOptions,
+  ) {
+    this.summary = emptySummary(options.dryRun ?? false);
+    this.summary.unchanged = plan.unchanged;
+  }
+
+  emit(event: SyncEvent): void {
+    this.options.onEvent?.(event);
+  }
+
+  /** Records a failed path; rethrows failures of the session itself. */
+  fail(path: string, error: unknown): void {
+    if (isSessionFailure(error)) throw error;
+    recordFailure(this.summary, this.name, path, error, this.options.onEvent);
+  }
+
+  /** Whether a path lies under a directory that could not be created. */
+  underFailed(path: string): boolean {
+    for (let p = path; p.includes('/'); ) {
+      p = p.slice(0, p.lastIndexOf('/'));
+      if (this.failedDirs.has(p)) return true;
+    }
+    return false;
+  }
+
+  /** Announces the plan (start and item events); in a dry run, counts it as the result. */
+  announce(): void {
+    const plan = this.plan;
+    this.emit({
+      type: 'start',
+      destination: this.name,
+      files: plan.files.length,
+      bytes: plan.files.reduce((n, c) => n + (c.source?.size ?? 0), 0),
+      dryRun: this.summary.dryRun,
+    });
+    for (const change of [...plan.deletes, ...plan.mkdirs, ...plan.files, ...plan.symlinks, ...plan.attrs]) {
+      this.emit({ type: 'item', destination: this.name, kind: change.kind, path: change.path, linkTarget: change.source?.linkTarget });
+    }
+    if (!this.summary.dryRun) return;
+    const s = this.summary;
+    s.deleted = plan.deletes.length;
+    s.directories = plan.mkdirs.length;
+    s.created = plan.files.filter((c) => c.kind === 'create').length;
+    s.updated = plan.files.filter((c) => c.kind === 'update').length;
+    s.symlinks = plan.symlinks.length;
+    s.attributes = plan.attrs.length;
+    s.totalBytes = plan.files.reduce((n, c) => n + (c.source?.size ?? 0), 0);
+  }
+
+  /** Deletes, then directories one depth at a time (each depth in parallel). */
+  async prepare(): Promise<void> {
+    const { client, plan, summary } = this;
+    await Promise.all(plan.deletes.map((c) => client.remove(c.path).then(() => void summary.deleted++, (e) => this.fail(c.path, e))));
+    const byDepth = new Map<number, Change[]>();
+    for (const c of plan.mkdirs) {
+      const d = depth(c.path);
+      byDepth.set(d, [...(byDepth.get(d) ?? []), c]);
+    }
+    for (const d of [...byDepth.keys()].sort((a, b) => a - b)) {
+      await Promise.all(
+        byDepth.get(d)!.map((c) => {
+          if (this.underFailed(c.path)) {
+            this.failedDirs.add(c.path);
+            return undefined;
+          }
+          return client.mkdir(c.path, c.source!.mode).then(
+            () => void summary.directories++,
+            (error) => {
+              this.failedDirs.add(c.path);
+              this.fail(c.path, error);
+            },
+          );
+        }),
+      );
+    }
+  }
+
+  /** The files this destination should receive (those under a failed directory are skipped). */
+  files(): Change[] {
+    return this.plan.files.filter((c) => !this.underFailed(c.path));
+  }
+
+  /** Counts a file that arrived, and reports it. */
+  fileDone(change: Change, stats: { size: number; literalBytes: number; matchedBytes: number; sentBytes: number }): void {
+    const s = this.summary;
+    if (change.kind === 'create') s.created++;
+    else s.updated++;
+    s.literalBytes += stats.literalBytes;
+    s.matchedBytes += stats.matchedBytes;
+    s.sentBytes += stats.sentBytes;
+    s.totalBytes += stats.size;
+    this.emit({ type: 'file', destination: this.name, kind: change.kind === 'create' ? 'create' : 'update', path: change.path, ...stats });
+  }
+
+  /** Symlinks, attribute-only changes, then directory attributes deepest first. */
+  async finish(): Promise<void> {
+    const { client, plan, summary, options } = this;
+    await Promise.all(
+      plan.symlinks
+        .filter((c) => !this.underFailed(c.path))
+        .map((c) => {
+          const s = c.source!;
+          return client
+            .symlink(c.path, s.linkTarget!, s.mtimeMs, options.owner ? s.uid : undefined, options.owner ? s.gid : undefined)
+            .then(() => void summary.symlinks++, (e) => this.fail(c.path, e));
+        }),
+    );
+    await Promise.all(
+      plan.attrs.map((c) => client.setattr(c.path, attributesOf(c.source!, options)).then(() => void summary.attributes++, (e) => this.fail(c.path, e))),
+    );
+    // After every change inside: creating entries moves a directory's mtime.
+    for (const c of plan.dirAttrs) {
+      if (this.failedDirs.has(c.path) || this.underFailed(c.path)) continue;
+      await client.setattr(c.path, attributesOf(c.source!, options)).catch((e) => this.fail(c.path, e));
+    }
+  }
+}
+
+export function attributesOf(s: SourceEntry, options: { owner?: boolean }) {
+  return { mode: s.mode, mtimeMs: s.mtimeMs, uid: options.owner ? s.uid : undefined, gid: options.owner ? s.gid : undefined };
+}
