@@ -20,12 +20,12 @@ describe('packed tarballs install and import outside the workspace', () => {
   let dir = '';
 
   beforeAll(() => {
-    for (const file of ['packages/core/dist/index.js', 'packages/transport/dist/index.js', 'packages/cli/dist/bin.js']) {
+    for (const file of ['packages/core/dist/index.js', 'packages/transport/dist/index.js', 'packages/fanout/dist/index.js', 'packages/cli/dist/bin.js']) {
       if (!existsSync(join(root, file))) throw new Error(`${file} is missing: build first (npm test does)`);
     }
     dir = mkdtempSync(join(tmpdir(), 'deltacast-pack-'));
     const packs = join(dir, 'packs');
-    for (const pkg of ['core', 'transport', 'cli']) {
+    for (const pkg of ['core', 'transport', 'fanout', 'cli']) {
       run('npx', ['--yes', 'pnpm@12', 'pack', '--pack-destination', packs], join(root, 'packages', pkg));
     }
     const tarballs = readdirSync(packs).map((f) => join(packs, f));

@@ -1,4 +1,5 @@
-export { sync, syncTree, buildFilter, type SyncOptions, type SyncTarget, type TransferOptions } from './sync.js';
+export { sync, syncTree, sendFile, buildFilter, readChunks, contentComparer, type SyncOptions, type SyncTarget, type TransferOptions } from './sync.js';
+export { DestinationRun, attributesOf, emptySummary, recordFailure, isSessionFailure, type RunOptions } from './destination-run.js';
 export type { SyncEvent, SyncSummary, EventListener } from './events.js';
 export { openDestination, type DestinationOptions, type OpenedDestination, type SshOptions } from './open-destination.js';
 export { serveAgent, type AgentOptions } from './agent.js';

@@ -145,7 +145,7 @@ export async function sendFile(change: Change, client: AgentClient, seed: bigint
 }
 
 /** For --checksum: hash same-size candidates on both sides, compare. */
-async function contentComparer(tree: SourceTree, remote: RemoteEntry[], client: AgentClient) {
+export async function contentComparer(tree: SourceTree, remote: RemoteEntry[], client: AgentClient) {
   const remoteByPath = new Map(remote.map((r) => [r.path, r]));
   const candidates = tree.entries.filter((e) => {
     const r = remoteByPath.get(e.path);

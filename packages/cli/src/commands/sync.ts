@@ -1,9 +1,13 @@
-/** `deltacast sync SRC DEST`: one source tree to a destination, locally or over SSH, the way rsync -a does. */
+/**
+ * `deltacast sync SRC DEST...`: a source tree to one destination, or to many at once (fan-out: the
+ * source read once, one delta per distinct basis), locally or over SSH, the way rsync -a does.
+ */
 import { ConnectError, parseFilterFile, sync, type FilterRule, type SyncSummary } from '@deltacast/transport';
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import type { MainIO } from '../io.js';
-import { createSyncOutput } from '../sync-output.js';
+import { createSyncOutput, itemize, printable, summaryLine } from '../sync-output.js';
+import { fanout } from '@deltacast/fanout';
 import { integer } from '../options.js';
 
 /** rsync's code for a partial transfer (some files failed); 255 as ssh uses for connection failures. */
@@ -12,9 +16,10 @@ export const EXIT_CONNECT = 255;
 
 export const SYNC_EXIT_CODES_HELP = `
 Exit codes of sync:
-  0    every change was made
-  23   partial transfer: some paths failed (each is reported); the rest arrived
-  255  could not connect, authenticate, verify the host key or start the agent
+  0    every change was made (on every destination)
+  23   partial transfer: some paths, or some destinations, failed (each is reported); the rest arrived
+  255  could not connect, authenticate, verify the host key or start the agent (with several
+       destinations: none could be reached)
   1    other failure; 2 usage error
 
 Source: "dir/" sends the contents of dir, "dir" sends dir itself (as rsync).
@@ -36,7 +41,66 @@ interface SyncCommandOptions {
   acceptNewHostKeys: boolean;
   remoteCommand?: string;
   concurrency?: number;
+  parallel: number;
+  sequential: boolean;
 }
+
+function transferOptions(rules: FilterRule[], opts: SyncCommandOptions) {
+  return {
+    delete: opts.delete,
+    checksum: opts.checksum,
+    compress: opts.compress,
+    owner: opts.owner,
+    partial: opts.partial,
+    dryRun: opts.dryRun,
+    filters: rules,
+    concurrency: opts.concurrency,
+    ssh: {
+      port: opts.port,
+      identityFile: opts.identity,
+      configFile: opts.config,
+      acceptNewHostKeys: opts.acceptNewHostKeys,
+      remoteCommand: opts.remoteCommand,
+    },
+  };
+}
+
+/** Several destinations: the fan-out, a line per destination, and one exit code for all. */
+async function runFanout(io: MainIO, source: string, destinations: string[], rules: FilterRule[], opts: SyncCommandOptions): Promise<number> {
+  const output = createSyncOutput(io.stdout, io.stderr, { json: opts.json, verbose: opts.verbose || opts.dryRun, progress: false });
+  const result = await fanout({
+    source,
+    destinations,
+    ...transferOptions(rules, opts),
+    parallel: opts.sequential ? 1 : opts.parallel,
+    onEvent: (event) => {
+      if (event.type === 'delta') {
+        if (opts.json) io.stdout.write(`${JSON.stringify(event)}\n`);
+      } else if (event.type === 'item' && !opts.json) {
+        // Several destinations: each itemized line says which one it is about.
+        if (opts.verbose || opts.dryRun) io.stdout.write(`${printable(event.destination)}: ${itemize(event)}\n`);
+      } else if (event.type !== 'summary' || opts.json) {
+        output.onEvent(event);
+      }
+    },
+  });
+  if (opts.json) {
+    io.stdout.write(
+      `${JSON.stringify({ type: 'fanout', ok: result.ok, files: result.files, deltasComputed: result.deltasComputed, destinationFiles: result.destinationFiles, sourceReads: result.sourceReads, durationMs: result.durationMs })}\n`,
+    );
+  } else {
+    for (const d of result.destinations) io.stdout.write(`${d.destination}: ${d.ok ? 'ok' : 'FAILED'}; ${summaryLine(d.summary)}\n`);
+    io.stdout.write(
+      `${result.files} changed files: ${result.deltasComputed} deltas computed for ${result.destinationFiles} destination-files; ` +
+        `each source file read ${result.sourceReads === result.files ? 'once' : `${result.sourceReads} times in all`}\n`,
+    );
+  }
+  if (result.ok) return 0;
+  const unreachable = result.destinations.every((d) => d.summary.errors.some((e) => e.path === '' && CONNECT_CODES.has(e.code)));
+  return unreachable ? EXIT_CONNECT : EXIT_PARTIAL;
+}
+
+const CONNECT_CODES = new Set(['CONNECT', 'AUTH', 'HOST_KEY_UNKNOWN', 'HOST_KEY_MISMATCH', 'NO_REMOTE_NODE', 'CONFIG']);
 
 export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Command {
   const rules: FilterRule[] = [];
@@ -48,7 +112,7 @@ export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Co
     .summary('sync a source tree to a destination (local or over ssh)')
     .description('Make DEST identical to SRC (files, directories, symlinks, modes, mtimes), sending only deltas of changed files.')
     .argument('<src>', 'source file or directory')
-    .argument('<dest>', 'destination: path, host:path, user@host:path or ssh://user@host:port/path')
+    .argument('<dest...>', 'destinations: path, host:path, user@host:path or ssh://user@host:port/path')
     .option('-n, --dry-run', 'show what would change, change nothing', false)
     .option('--delete', 'delete destination files that are not in the source', false)
     .option('-c, --checksum', 'compare file contents (SHA-256) instead of size and mtime', false)
@@ -70,9 +134,16 @@ export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Co
     .option('-F, --config <file>', 'ssh config file (default ~/.ssh/config)')
     .option('--accept-new-host-keys', 'learn unknown host keys into known_hosts instead of refusing them', false)
     .option('--remote-command <cmd>', 'command that starts the agent on the remote (default: deltacast agent, or an uploaded bundle)')
-    .addOption(new Option('--concurrency <n>', 'files in flight at once').argParser(integer(1, 256)).default(8));
+    .addOption(new Option('--concurrency <n>', 'files in flight at once').argParser(integer(1, 256)).default(8))
+    .addOption(new Option('--parallel <n>', 'with several destinations: how many are written at once').argParser(integer(1, 1024)).default(8))
+    .option('--sequential', 'with several destinations: one at a time (same as --parallel 1)', false);
   command.addHelpText('after', SYNC_EXIT_CODES_HELP);
-  return command.action(async (source: string, destination: string, opts: SyncCommandOptions) => {
+  return command.action(async (source: string, destinations: string[], opts: SyncCommandOptions) => {
+    if (destinations.length > 1) {
+      setExitCode(await runFanout(io, source, destinations, rules, opts));
+      return;
+    }
+    const destination = destinations[0];
     const output = createSyncOutput(io.stdout, io.stderr, {
       json: opts.json,
       verbose: opts.verbose || opts.dryRun,
@@ -80,26 +151,7 @@ export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Co
     });
     let summary: SyncSummary | undefined;
     try {
-      summary = await sync({
-        source,
-        destination,
-        delete: opts.delete,
-        checksum: opts.checksum,
-        compress: opts.compress,
-        owner: opts.owner,
-        partial: opts.partial,
-        dryRun: opts.dryRun,
-        filters: rules,
-        concurrency: opts.concurrency,
-        onEvent: output.onEvent,
-        ssh: {
-          port: opts.port,
-          identityFile: opts.identity,
-          configFile: opts.config,
-          acceptNewHostKeys: opts.acceptNewHostKeys,
-          remoteCommand: opts.remoteCommand,
-        },
-      });
+      summary = await sync({ source, destination, ...transferOptions(rules, opts), onEvent: output.onEvent });
     } catch (error) {
       output.finish(undefined);
       if (error instanceof ConnectError) {

@@ -1,0 +1,351 @@
+/**
+ * One source, many destinations. The source tree is scanned once and every source file is read once
+ * per run; destinations are connected, listed and planned in parallel; for each changed file the
+ * destinations whose basis is identical (same signature bytes under one seed) share one delta
+ * computation and one encoded payload, a destination that drifted gets its own delta, and those
+ * lacking the file share one literal stream. A destination that fails (cannot connect, loses its
+ * connection, cannot write a path) is reported in its own result and never stops the others.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { fstatSync, openSync, closeSync } from 'node:fs';
+import { createDelta, decodeSignature, indexSignature, signature, type DeltaStats, type SignatureIndex } from '@deltacast/core';
+import {
+  AgentClient,
+  buildFilter,
+  contentComparer,
+  DestinationRun,
+  emptySummary,
+  isSessionFailure,
+  openDestination,
+  planChanges,
+  ProtocolError,
+  readChunks,
+  recordFailure,
+  scanSource,
+  TransportError,
+  type Change,
+  type DestinationOptions,
+  type SourceEntry,
+  type SyncEvent,
+  type SyncSummary,
+  type TransferOptions,
+} from '@deltacast/transport';
+import { Spool } from './spool.js';
+
+export interface FanoutOptions extends TransferOptions, DestinationOptions {
+  /** Source path, rsync style: "dir/" sends the contents of dir, "dir" sends dir itself. */
+  source: string;
+  /** Destinations: local paths or host:path, user@host:path, ssh://user@host:port/path. */
+  destinations: string[];
+  /** Destinations connected, and written for one file, at once; 1 is sequential. Default 8. */
+  parallel?: number;
+  onEvent?: (event: FanoutEvent) => void;
+}
+
+/** The sync events (each names its destination), plus one per delta computed for a file. */
+export type FanoutEvent =
+  | SyncEvent
+  | {
+      type: 'delta';
+      path: string;
+      /** Destinations that received this one delta. */
+      destinations: string[];
+      /** 'new' for the literal stream to destinations lacking the file. */
+      basis: 'new' | 'shared';
+      deltaBytes: number;
+      literalBytes: number;
+      matchedBytes: number;
+    };
+
+export interface DestinationResult {
+  destination: string;
+  ok: boolean;
+  summary: SyncSummary;
+}
+
+export interface FanoutResult {
+  ok: boolean;
+  destinations: DestinationResult[];
+  /** Files that changed on at least one destination. */
+  files: number;
+  /** Delta computations for those files (one per distinct basis, plus one literal stream). */
+  deltasComputed: number;
+  /** File transfers to destinations those deltas served. */
+  destinationFiles: number;
+  /** Times a source file was read (once per changed file, plus re-reads of files that changed). */
+  sourceReads: number;
+  durationMs: number;
+}
+
+const DEFAULT_PARALLEL = 8;
+/** Changed files prepared (signatures gathered, deltas computed) at once. */
+const FILES_IN_FLIGHT = 4;
+/** Reads of a file that keeps changing before it is reported instead of sent. */
+const MAX_READS = 3;
+
+interface Target {
+  run: DestinationRun;
+  change: Change;
+}
+
+interface Group {
+  targets: Target[];
+  basis: 'new' | 'shared';
+  index: SignatureIndex;
+}
+
+class SourceChangedError extends Error {
+  readonly code = 'SOURCE_CHANGED';
+}
+
+const EMPTY_INDEX = indexSignature(signature(new Uint8Array(0), { format: 'native', seed: 0n }));
+
+/** Runs a fan-out; per-destination outcomes are in the result, never thrown. */
+export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
+  const started = performance.now();
+  const emit = (event: FanoutEvent) => options.onEvent?.(event);
+  const parallel = Math.max(1, options.parallel ?? DEFAULT_PARALLEL);
+  const filter = await buildFilter(options);
+  const tree = await scanSource(options.source, filter);
+  const results = new Map<string, SyncSummary>(options.destinations.map((d) => [d, emptySummary(options.dryRun ?? false)]));
+
+  // Connect, list and plan every destination; a failure here only removes that destination.
+  const runs: DestinationRun[] = [];
+  await limit(options.destinations, parallel, async (name) => {
+    try {
+      const opened = await openDestination(name, options);
+      let client: AgentClient;
+      try {
+        client = await AgentClient.connect(opened.streams, { root: opened.root, owner: options.owner, partial: options.partial });
+      } catch (error) {
+        opened.close();
+        throw error;
+      }
+      const remote = await client.list();
+      const sameContent = options.checksum ? await contentComparer(tree, remote, client) : undefined;
+      const plan = planChanges(tree, remote, filter, { delete: options.delete ?? false, sameContent });
+      const run = new DestinationRun(name, client, plan, options);
+      results.set(name, run.summary);
+      runs.push(run);
+    } catch (error) {
+      recordFailure(results.get(name)!, name, '', error, emit);
+    }
+  });
+
+  let files = 0;
+  let deltasComputed = 0;
+  let destinationFiles = 0;
+  let sourceReads = 0;
+  const live = new Set(runs);
+  // A session failure takes the destination out of the run; its other work is skipped.
+  const drop = (run: DestinationRun, error: unknown) => {
+    if (!live.has(run)) return;
+    live.delete(run);
+    recordFailure(run.summary, run.name, '', error, emit);
+    run.client.abort(error instanceof TransportError ? error : undefined);
+  };
+  const guarded = async (run: DestinationRun, work: () => Promise<void>) => {
+    if (!live.has(run)) return;
+    try {
+      await work();
+    } catch (error) {
+      if (isSessionFailure(error)) drop(run, error);
+      else throw error;
+    }
+  };
+
+  for (const run of runs) run.announce();
+  if (!options.dryRun) {
+    await limit(runs, parallel, (run) => guarded(run, () => run.prepare()));
+
+    // Every changed file once, with the destinations that need it.
+    const byPath = new Map<string, Target[]>();
+    for (const run of live) {
+      for (const change of run.files()) {
+        const targets = byPath.get(change.path) ?? [];
+        targets.push({ run, change });
+        byPath.set(change.path, targets);
+      }
+    }
+    const order = tree.entries.filter((e) => byPath.has(e.path));
+    files = order.length;
+    const seed = randomBytes(8).readBigUInt64BE();
+    await limit(order, FILES_IN_FLIGHT, async (entry) => {
+      const targets = byPath.get(entry.path)!.filter((t) => live.has(t.run));
+      const groups = await groupByBasis(entry, targets, seed, (t, e) => (isSessionFailure(e) ? drop(t.run, e) : t.run.fail(t.change.path, e)));
+      if (groups.length === 0) return;
+      let prepared: { group: Group; spool: Spool; stats: DeltaStats }[];
+      try {
+        const read = await readOnce(entry, groups);
+        sourceReads += read.reads;
+        prepared = read.prepared;
+      } catch (error) {
+        sourceReads += MAX_READS;
+        for (const g of groups) for (const t of g.targets) t.run.fail(t.change.path, error);
+        return;
+      }
+      try {
+        for (const { group, spool, stats } of prepared) {
+          deltasComputed++;
+          const sent: string[] = [];
+          await limit(group.targets, parallel, (t) =>
+            guarded(t.run, async () => {
+              try {
+                const result = await t.run.client.put(
+                  entry.path,
+                  {
+                    size: entry.size,
+                    mode: entry.mode,
+                    mtimeMs: entry.mtimeMs,
+                    uid: options.owner ? entry.uid : undefined,
+                    gid: options.owner ? entry.gid : undefined,
+                  },
+                  spool.chunks(),
+                  { basis: group.basis === 'shared', compress: options.compress },
+                );
+                destinationFiles++;
+                sent.push(t.run.name);
+                t.run.fileDone(t.change, { size: result.size, literalBytes: stats.literalBytes, matchedBytes: stats.copiedBytes, sentBytes: result.sentBytes });
+              } catch (error) {
+                t.run.fail(t.change.path, error);
+              }
+            }),
+          );
+          emit({
+            type: 'delta',
+            path: entry.path,
+            destinations: sent,
+            basis: group.basis,
+            deltaBytes: spool.size,
+            literalBytes: stats.literalBytes,
+            matchedBytes: stats.copiedBytes,
+          });
+        }
+      } finally {
+        for (const p of prepared) p.spool.dispose();
+      }
+    });
+
+    await limit([...live], parallel, (run) => guarded(run, () => run.finish()));
+  }
+  await Promise.all([...live].map((run) => run.client.close()));
+
+  const elapsed = performance.now() - started;
+  const destinations = options.destinations.map((name) => {
+    const summary = results.get(name)!;
+    summary.durationMs = elapsed;
+    emit({ type: 'summary', destination: name, result: summary });
+    return { destination: name, ok: summary.ok, summary };
+  });
+  return {
+    ok: destinations.every((d) => d.ok),
+    destinations,
+    files,
+    deltasComputed,
+    destinationFiles,
+    sourceReads,
+    durationMs: elapsed,
+  };
+}
+
+/**
+ * Signatures from every destination that has a basis, all with one seed; destinations whose
+ * signature bytes are equal have the same basis (to the strength of the strong sums, and the
+ * whole-file SHA-256 checks the result) and form one group. Destinations lacking the file form the
+ * 'new' group.
+ */
+async function groupByBasis(
+  entry: SourceEntry,
+  targets: Target[],
+  seed: bigint,
+  onError: (target: Target, error: unknown) => void,
+): Promise<Group[]> {
+  const fresh: Target[] = [];
+  const byDigest = new Map<string, { targets: Target[]; bytes: Uint8Array }>();
+  await Promise.all(
+    targets.map(async (t) => {
+      if (t.change.kind === 'create' && !t.change.resume) {
+        fresh.push(t);
+        return;
+      }
+      try {
+        const bytes = await t.run.client.signature(entry.path, seed);
+        const digest = createHash('sha256').update(bytes).digest('hex');
+        const group = byDigest.get(digest) ?? { targets: [], bytes };
+        group.targets.push(t);
+        byDigest.set(digest, group);
+      } catch (error) {
+        onError(t, error);
+      }
+    }),
+  );
+  const groups: Group[] = [];
+  for (const { targets: members, bytes } of byDigest.values()) {
+    const sig = decodeSignature(bytes);
+    if (sig.format !== 'native' || sig.seed !== seed) {
+      for (const t of members) onError(t, new ProtocolError('BAD_MESSAGE', `signature for ${entry.path} is not native with our seed`, {}));
+      continue;
+    }
+    groups.push({ targets: members, basis: 'shared', index: indexSignature(sig) });
+  }
+  if (fresh.length > 0) groups.push({ targets: fresh, basis: 'new', index: EMPTY_INDEX });
+  return groups;
+}
+
+/**
+ * Reads the file once, feeding every group's delta into its spool. The file's size and mtime are
+ * checked before and after (and against the scan); if it changed while being read, the deltas are
+ * thrown away and it is read again, up to MAX_READS times. So every destination receives the same
+ * bytes, from one read of a file that held still.
+ */
+async function readOnce(entry: SourceEntry, groups: Group[]) {
+  for (let reads = 1; ; reads++) {
+    const before = statOf(entry.local);
+    const prepared = groups.map((group) => ({
+      group,
+      builder: createDelta(group.index, { expectedLength: before.size }),
+      spool: new Spool(),
+    }));
+    try {
+      for (const chunk of readChunks(entry.local, before.size)) {
+        for (const p of prepared) p.spool.push(p.builder.update(chunk));
+      }
+      for (const p of prepared) p.spool.push(p.builder.final());
+    } catch (error) {
+      for (const p of prepared) p.spool.dispose();
+      throw error;
+    }
+    const after = statOf(entry.local);
+    const steady = before.size === after.size && before.mtimeMs === after.mtimeMs && after.size === entry.size && after.mtimeMs === entry.mtimeMs;
+    if (steady && prepared.every((p) => p.builder.stats.targetLength === entry.size)) {
+      return { reads, prepared: prepared.map((p) => ({ group: p.group, spool: p.spool, stats: p.builder.stats })) };
+    }
+    for (const p of prepared) p.spool.dispose();
+    if (reads >= MAX_READS) {
+      throw new SourceChangedError(`${entry.path} kept changing while it was read (${reads} reads); not sent anywhere`);
+    }
+    // The scan's view is stale: take the file as it is now for the next read.
+    entry.size = after.size;
+    entry.mtimeMs = after.mtimeMs;
+  }
+}
+
+function statOf(path: string): { size: number; mtimeMs: number } {
+  const fd = openSync(path, 'r');
+  try {
+    const st = fstatSync(fd);
+    return { size: st.size, mtimeMs: st.mtimeMs };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Runs `work` over `items`, at most `n` at a time. */
+async function limit<T>(items: readonly T[], n: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(n, items.length) }, async () => {
+      while (next < items.length) await work(items[next++]);
+    }),
+  );
+}

@@ -1,0 +1,1 @@
+export { fanout, type FanoutOptions, type FanoutEvent, type FanoutResult, type DestinationResult } from './fanout.js';
