@@ -5,7 +5,7 @@
  * targets, verifying each file's SHA-256 before renaming it into place. Every path it is sent goes
  * through `resolveInRoot`; every field through the readers in messages.ts.
  */
-import { closeSync, constants, createReadStream, fchmodSync, fchownSync, futimesSync, lstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, createReadStream, readdirSync, fchmodSync, fchownSync, futimesSync, lstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { chmod, chown, lchown, lstat, lutimes, mkdir, readdir, readlink, realpath, rename, rm, symlink, unlink, utimes } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
@@ -228,12 +228,12 @@ class Agent {
     const walk = async (dir: string, wire: string): Promise<void> => {
       let names: string[];
       try {
-        names = (await readdir(dir)).sort();
+        names = readdirSync(dir).sort();
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
         throw error;
       }
-      const stats = await Promise.all(names.map((name) => (parseTempName(name) ? undefined : lstat(join(dir, name)).catch(() => undefined))));
+      const stats = names.map((name) => (parseTempName(name) ? undefined : lstatSync(join(dir, name), { throwIfNoEntry: false })));
       for (let i = 0; i < names.length; i++) {
         const name = names[i];
         const full = join(dir, name);
