@@ -18,6 +18,8 @@ import { writeStrongSum } from './strong-sum.js';
 const MAX_CHAIN_STEPS = 4 * MAX_CANDIDATES;
 /** The window buffer starts small (many files are small) and doubles up to its full size. */
 const INITIAL_BUFFER = 64 * 1024;
+/** Merged COPY runs are emitted once they reach this length. */
+const COPY_RUN_LIMIT = 8 << 20;
 const FULL_BUFFER = 1 << 20;
 
 /**
@@ -334,6 +336,9 @@ export class DeltaBuilder {
       this.copyOffset = offset;
       this.copyLength = length;
     }
+    // A long unchanged run goes out in pieces, so the patching side can start copying while the rest
+    // of the new data is still being matched (else a mostly unchanged file arrives as one COPY at the end).
+    if (this.copyLength >= COPY_RUN_LIMIT) this.flushCopy();
     this.stats.copiedBytes += length;
     this.lastBlock = block;
     this.lit = p + length;
