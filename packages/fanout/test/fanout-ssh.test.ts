@@ -1,0 +1,104 @@
+/**
+ * The fan-out over SSH: three roots on one real OpenSSH server (the agent bundle run with
+ * `ssh.remoteCommand`, so nothing is uploaded) and two in-process ssh2 servers, all named in one ssh
+ * config. Every destination ends identical to the source, an edit travels as one shared delta, and
+ * no SSH connection outlives the fan-out.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hasSshd, sshdSkipReason, startSshd, type Sshd } from '../../transport/test/helpers/sshd.js';
+import { BASE_MTIME_MS, expectAllIdentical, file, pseudoRandom, runFanout, useTempDirs, writeTree } from './helpers.js';
+import { hostEntry, startAgentServer, writeSshConfig, type AgentServer } from './ssh-servers.js';
+
+const MiB = 1024 * 1024;
+const tempDir = useTempDirs('deltacast-fanout-ssh-');
+const AGENT_BUNDLE = fileURLToPath(new URL('../../transport/dist/agent.bundle.mjs', import.meta.url));
+
+/** TCP handles this process holds (client and in-process server sides of SSH connections). */
+function tcpHandles(): number {
+  return process.getActiveResourcesInfo().filter((r) => r === 'TCPWRAP' || r === 'TCPSocketWrap').length;
+}
+
+/** Waits (up to two seconds) for closed connections to be released; returns the count then. */
+async function settledTcpHandles(baseline: number): Promise<number> {
+  for (let i = 0; i < 40 && tcpHandles() > baseline; i++) await sleep(50);
+  return tcpHandles();
+}
+
+describe.skipIf(!hasSshd)(`five SSH destinations: three roots on OpenSSH, two ssh2 servers ${sshdSkipReason}`, () => {
+  let sshd: Sshd;
+  const servers: AgentServer[] = [];
+  let configFile = '';
+
+  beforeAll(async () => {
+    if (!existsSync(AGENT_BUNDLE)) throw new Error(`${AGENT_BUNDLE} is missing: run \`pnpm -r run build\` first`);
+    sshd = await startSshd();
+    servers.push(await startAgentServer(), await startAgentServer());
+    configFile = writeSshConfig(join(sshd.dir, 'fanout_ssh_config'), [
+      { alias: 'real', port: sshd.port, user: sshd.user, identityFile: sshd.identityFile, knownHostsFile: sshd.knownHostsFile },
+      hostEntry('mem1', servers[0]),
+      hostEntry('mem2', servers[1]),
+    ]);
+  });
+
+  afterAll(async () => {
+    for (const s of servers) await s.server.close();
+    await sshd?.stop();
+  });
+
+  it('makes every destination identical, then sends an edit as one shared delta', async () => {
+    const base = tempDir();
+    const src = join(base, 'src');
+    await writeTree(src, {
+      'big.bin': file(pseudoRandom(3 * MiB, 21)),
+      'index.html': file('<h1>site</h1>\n'),
+      'assets/app.js': file(pseudoRandom(50_000, 22)),
+      'assets/empty.css': file(''),
+      'assets/logo': { kind: 'link', target: '../index.html', mtimeMs: BASE_MTIME_MS },
+    });
+    const roots = ['d1', 'd2', 'd3', 'd4', 'd5'].map((d) => join(base, d));
+    const destinations = [`real:${roots[0]}`, `real:${roots[1]}`, `real:${roots[2]}`, `mem1:${roots[3]}`, `mem2:${roots[4]}`];
+    const ssh = { configFile, remoteCommand: `node ${AGENT_BUNDLE}` };
+
+    const first = await runFanout({ source: `${src}/`, destinations, ssh });
+    expect(first.errors).toEqual([]);
+    expect(first.result).toMatchObject({ ok: true, files: 4, deltasComputed: 4, destinationFiles: 20, sourceReads: 4 });
+    expect(first.result.destinations.map((d) => d.destination)).toEqual(destinations);
+    for (const d of first.deltas) expect([...d.destinations].sort()).toEqual([...destinations].sort());
+    await expectAllIdentical(src, roots);
+    expect(servers.map((s) => s.sessions)).toEqual([1, 1]);
+
+    const edited = pseudoRandom(3 * MiB, 21);
+    edited.set(pseudoRandom(64, 23), 2 * MiB + 17);
+    await writeTree(src, { 'big.bin': file(edited, { mtimeMs: BASE_MTIME_MS + 1000 }) });
+    const second = await runFanout({ source: `${src}/`, destinations, ssh, compress: true });
+    expect(second.errors).toEqual([]);
+    expect(second.result).toMatchObject({ ok: true, files: 1, deltasComputed: 1, destinationFiles: 5, sourceReads: 1 });
+    expect(second.deltas).toHaveLength(1);
+    expect(second.deltas[0]).toMatchObject({ path: 'big.bin', basis: 'shared' });
+    expect([...second.deltas[0].destinations].sort()).toEqual([...destinations].sort());
+    expect(second.deltas[0].deltaBytes).toBeLessThan(16 * 1024);
+    for (const d of second.result.destinations) expect(d.summary).toMatchObject({ updated: 1, created: 0 });
+    await expectAllIdentical(src, roots);
+  });
+
+  // fanout() opens each destination with openDestination() but calls the returned close() only when
+  // the agent handshake fails: after a successful run (and for a destination dropped mid-run) it
+  // ends the agent session and never the SSH connection. The ssh2 clients stay connected, so a
+  // process that fanned out to SSH destinations never exits on its own (`deltacast sync SRC h:/a
+  // h:/b` prints its result and hangs; `sync` to one destination closes it and exits).
+  it.fails('closes every SSH connection it opened', async () => {
+    const base = tempDir();
+    const src = join(base, 'src');
+    await writeTree(src, { 'a.txt': file('a') });
+    const destinations = [`real:${join(base, 'd1')}`, `mem1:${join(base, 'd2')}`, `mem2:${join(base, 'd3')}`];
+    const baseline = tcpHandles();
+    const run = await runFanout({ source: `${src}/`, destinations, ssh: { configFile, remoteCommand: `node ${AGENT_BUNDLE}` } });
+    expect(run.result.ok).toBe(true);
+    // Three client ends, and the two in-process servers' ends, are released once closed.
+    expect(await settledTcpHandles(baseline)).toBeLessThanOrEqual(baseline);
+  });
+});
