@@ -39,6 +39,17 @@ export interface FanoutOptions extends TransferOptions, DestinationOptions {
   destinations: string[];
   /** Destinations connected, and written for one file, at once; 1 is sequential. Default 8. */
   parallel?: number;
+  /**
+   * 'file' (default): each file is renamed into place as soon as it is verified. 'tree': every change
+   * is staged on the destination and applied in one quick phase of renames at the end; a destination
+   * that did not stage everything is left exactly as it was.
+   */
+  atomic?: 'file' | 'tree';
+  /**
+   * Across destinations (implies atomic 'tree'): 'best-effort' (default) commits each destination that
+   * staged everything; 'all-or-none' commits only if every destination did, else none.
+   */
+  commit?: 'best-effort' | 'all-or-none';
   onEvent?: (event: FanoutEvent) => void;
 }
 
@@ -60,6 +71,8 @@ export type FanoutEvent =
 export interface DestinationResult {
   destination: string;
   ok: boolean;
+  /** With atomic 'tree': whether its staged changes were applied (false: left as it was). */
+  committed?: boolean;
   summary: SyncSummary;
 }
 
@@ -154,7 +167,14 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
     }
   };
 
-  for (const run of runs) run.announce();
+  const staged = (options.atomic ?? (options.commit === 'all-or-none' ? 'tree' : 'file')) === 'tree';
+  if (staged && options.commit === undefined) options = { ...options, commit: 'best-effort' };
+  const stageId = randomBytes(6).toString('hex');
+  const committed = new Map<string, boolean>();
+  for (const run of runs) {
+    run.announce();
+    if (staged) run.client.stage = stageId;
+  }
   if (!options.dryRun) {
     await limit(runs, parallel, (run) => guarded(run, () => run.prepare()));
 
@@ -227,6 +247,31 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
     });
 
     await limit([...live], parallel, (run) => guarded(run, () => run.finish()));
+
+    if (staged) {
+      // Phase two: every destination has staged (or failed to). A destination with any failure is
+      // left as it was; with all-or-none, one failure anywhere means no destination commits.
+      const ready = runs.filter((run) => live.has(run) && run.summary.ok);
+      const everyone = ready.length === options.destinations.length;
+      const commitNow = options.commit === 'all-or-none' ? (everyone ? ready : []) : ready;
+      await limit(runs, parallel, async (run) => {
+        if (!live.has(run)) return;
+        const apply = commitNow.includes(run);
+        await guarded(run, async () => {
+          try {
+            if (apply) await run.client.commitStage();
+            else await run.client.abortStage();
+            committed.set(run.name, apply);
+            if (!apply && run.summary.ok) {
+              recordFailure(run.summary, run.name, '', Object.assign(new Error('not committed: another destination failed (all-or-none)'), { code: 'ABORTED' }), emit);
+            }
+          } catch (error) {
+            committed.set(run.name, false);
+            run.fail('', error);
+          }
+        });
+      });
+    }
   }
   await Promise.all([...live].map((run) => run.client.close()));
 
@@ -235,7 +280,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
     const summary = results.get(name)!;
     summary.durationMs = elapsed;
     emit({ type: 'summary', destination: name, result: summary });
-    return { destination: name, ok: summary.ok, summary };
+    return { destination: name, ok: summary.ok, ...(staged ? { committed: committed.get(name) ?? false } : {}), summary };
   });
   return {
     ok: destinations.every((d) => d.ok),

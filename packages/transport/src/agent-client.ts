@@ -56,6 +56,11 @@ export class AgentClient {
   private nextId = 1;
   private closeError: TransportError | undefined;
   info: AgentInfo | undefined;
+  /**
+   * When set, every change (put, mkdir, symlink, delete, setattr) is staged under this id and applied
+   * only by `commitStage()`; `abortStage()` or the session ending drops it (docs/protocol.md).
+   */
+  stage: string | undefined;
 
   private constructor(streams: ByteStreams) {
     this.session = new FrameSession(streams);
@@ -146,7 +151,8 @@ export class AgentClient {
         },
         reject,
       });
-      this.session.send({ ...header, id }).catch(reject);
+      const staged = this.stage !== undefined && STAGED.has(String(header.t)) ? { stage: this.stage } : {};
+      this.session.send({ ...header, ...staged, id }).catch(reject);
     });
   }
 
@@ -226,6 +232,7 @@ export class AgentClient {
       uid: attributes.uid ?? null,
       gid: attributes.gid ?? null,
       basis: options.basis,
+      ...(this.stage !== undefined ? { stage: this.stage } : {}),
     });
     let failed = false;
     void reply.catch(() => (failed = true));
@@ -281,6 +288,18 @@ export class AgentClient {
     return list as (string | null)[];
   }
 
+  /** Applies everything staged under `stage` in one quick phase. */
+  async commitStage(): Promise<void> {
+    if (this.stage === undefined) return;
+    await this.request({ t: 'commit', stage: this.stage });
+  }
+
+  /** Drops everything staged; the destination stays as it was. */
+  async abortStage(): Promise<void> {
+    if (this.stage === undefined) return;
+    await this.request({ t: 'abort', stage: this.stage });
+  }
+
   /** Ends the session politely and waits for the agent to close. */
   async close(): Promise<void> {
     if (this.closeError) return;
@@ -296,6 +315,9 @@ export class AgentClient {
     this.session.destroy(error);
   }
 }
+
+/** Requests that change the tree, and so carry the stage when there is one. */
+const STAGED = new Set(['mkdir', 'symlink', 'delete', 'setattr']);
 
 function parseEntry(raw: unknown): RemoteEntry {
   if (!Array.isArray(raw) || raw.length < 7) throw new ProtocolError('BAD_MESSAGE', 'listing entry malformed', {});

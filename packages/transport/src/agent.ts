@@ -31,6 +31,7 @@ import {
 import { joinWire, resolveInRoot } from './paths.js';
 import { parsePartialName, parseTempName, partialPathFor, processAlive, tempPathFor } from './tempfile.js';
 import { FrameSession, type ByteStreams } from './wire.js';
+import { parseStageName, Stage } from './stage.js';
 
 export interface AgentOptions {
   /** If set, only roots inside this directory may be served. */
@@ -68,6 +69,8 @@ class Agent {
   /** Temp files of puts in flight in this process: a listing must not take them for leftovers. */
   private readonly inFlight = new Set<string>();
   private byeReceived = false;
+  /** Open stages of a whole-tree commit, by the client's stage id. */
+  private readonly stages = new Map<string, Stage>();
 
   constructor(
     streams: ByteStreams,
@@ -80,6 +83,9 @@ class Agent {
         // Input that ends without a bye means the client died: transfers in flight are abandoned.
         const error = closeError ?? (this.byeReceived ? undefined : new TransportError('CLOSED', 'input ended without bye', {}));
         const failure = error ?? new TransportError('CLOSED', 'peer closed the session', {});
+        // Stages never committed leave the tree as it was.
+        for (const stage of this.stages.values()) stage.abort();
+        this.stages.clear();
         for (const queue of this.puts.values()) queue.fail(failure);
         this.puts.clear();
         void Promise.allSettled([...this.tasks]).then(() => (error ? reject(error) : resolvePromise()));
@@ -156,6 +162,10 @@ class Agent {
         return this.setattr;
       case 'hash':
         return this.hash;
+      case 'commit':
+        return this.commitStage;
+      case 'abort':
+        return this.abortStage;
       default:
         return undefined;
     }
@@ -237,6 +247,11 @@ class Agent {
       for (let i = 0; i < names.length; i++) {
         const name = names[i];
         const full = join(dir, name);
+        const stagePid = wire === '' ? parseStageName(name) : undefined;
+        if (stagePid !== undefined) {
+          if (!processAlive(stagePid)) await rm(full, { recursive: true, force: true }).catch(() => {});
+          continue;
+        }
         const temp = parseTempName(name);
         if (temp) {
           // Left by a run whose agent is gone: remove it, or keep it to resume from with --partial.
@@ -345,8 +360,9 @@ class Agent {
     const gid = optUint(h, 'gid', 0xffffffff);
     if (!queue) throw new ProtocolError('BAD_MESSAGE', `put ${id}: no queue`, { id });
     const target = await resolveInRoot(this.rootDir, path);
+    const stage = this.stageOf(h);
     const basis = useBasis ? this.openBasis(target, path) : undefined;
-    const temp = tempPathFor(target);
+    const temp = stage ? stage.nextPath() : tempPathFor(target);
     let out: number | undefined;
     let renamed = false;
     this.inFlight.add(temp);
@@ -374,7 +390,8 @@ class Agent {
       futimesSync(out, Date.now() / 1000, mtime / 1000);
       closeSync(out);
       out = undefined;
-      renameSync(temp, target);
+      if (stage) stage.record({ kind: 'place', path, staged: temp });
+      else renameSync(temp, target);
       renamed = true;
       if (basis?.fromPartial) rmSync(basis.path, { force: true });
       await this.session.send({ t: 'ok', id, size: result.outputLength });
@@ -398,6 +415,12 @@ class Agent {
     const path = str(h, 'path');
     const target = await resolveInRoot(this.rootDir, path);
     const mode = optUint(h, 'mode', 0o7777) ?? 0o755;
+    const stage = this.stageOf(h);
+    if (stage) {
+      stage.record({ kind: 'mkdir', path, mode });
+      await this.session.send({ t: 'ok', id });
+      return;
+    }
     try {
       await mkdir(target, { mode: mode | 0o700 });
     } catch (error) {
@@ -414,7 +437,8 @@ class Agent {
     const linkTarget = str(h, 'target');
     if (linkTarget.includes('\0')) throw new PathError('PATH_INVALID', 'symlink target contains NUL', { path });
     const target = await resolveInRoot(this.rootDir, path);
-    const temp = tempPathFor(target);
+    const stage = this.stageOf(h);
+    const temp = stage ? stage.nextPath() : tempPathFor(target);
     await symlink(linkTarget, temp);
     try {
       const mtime = optTime(h, 'mtime');
@@ -422,7 +446,8 @@ class Agent {
       const uid = optUint(h, 'uid', 0xffffffff);
       const gid = optUint(h, 'gid', 0xffffffff);
       if (this.opts.owner && uid !== undefined && gid !== undefined) await lchown(temp, uid, gid);
-      await rename(temp, target);
+      if (stage) stage.record({ kind: 'place', path, staged: temp });
+      else await rename(temp, target);
     } catch (error) {
       await unlink(temp).catch(() => {});
       throw error;
@@ -434,6 +459,12 @@ class Agent {
     const path = str(h, 'path');
     if (path === '') throw new PathError('PATH_INVALID', 'refusing to delete the root', { path });
     const target = await resolveInRoot(this.rootDir, path);
+    const stage = this.stageOf(h);
+    if (stage) {
+      stage.record({ kind: 'delete', path });
+      await this.session.send({ t: 'ok', id });
+      return;
+    }
     // fs.rm removes a symlink itself, never what it points to.
     await rm(target, { recursive: true, force: true });
     await this.session.send({ t: 'ok', id });
@@ -442,11 +473,17 @@ class Agent {
   private async setattr(id: number, h: Header): Promise<void> {
     const path = str(h, 'path');
     const target = await resolveInRoot(this.rootDir, path);
-    const st = await lstat(target);
     const mode = optUint(h, 'mode', 0o7777);
     const mtime = optTime(h, 'mtime');
     const uid = optUint(h, 'uid', 0xffffffff);
     const gid = optUint(h, 'gid', 0xffffffff);
+    const stage = this.stageOf(h);
+    if (stage) {
+      stage.record({ kind: 'setattr', path, attributes: { mode, mtime, uid, gid } });
+      await this.session.send({ t: 'ok', id });
+      return;
+    }
+    const st = await lstat(target);
     if (st.isSymbolicLink()) {
       if (this.opts.owner && uid !== undefined && gid !== undefined) await lchown(target, uid, gid);
       if (mtime !== undefined) await lutimes(target, Date.now() / 1000, mtime / 1000);
@@ -455,6 +492,34 @@ class Agent {
       if (this.opts.owner && uid !== undefined && gid !== undefined) await chown(target, uid, gid);
       if (mtime !== undefined) await utimes(target, Date.now() / 1000, mtime / 1000);
     }
+    await this.session.send({ t: 'ok', id });
+  }
+
+  /** The stage a request names (created on first use), or undefined for a live change. */
+  private stageOf(h: Header): Stage | undefined {
+    const id = optStr(h, 'stage', 64);
+    if (id === undefined) return undefined;
+    let stage = this.stages.get(id);
+    if (!stage) {
+      stage = new Stage(this.rootDir, id, this.opts.owner);
+      this.stages.set(id, stage);
+    }
+    return stage;
+  }
+
+  /** Applies a stage in one quick phase of renames (a stage with nothing in it commits trivially). */
+  private async commitStage(id: number, h: Header): Promise<void> {
+    const stageId = str(h, 'stage', 64);
+    const stage = this.stages.get(stageId);
+    this.stages.delete(stageId);
+    await stage?.commit();
+    await this.session.send({ t: 'ok', id });
+  }
+
+  private async abortStage(id: number, h: Header): Promise<void> {
+    const stageId = str(h, 'stage', 64);
+    this.stages.get(stageId)?.abort();
+    this.stages.delete(stageId);
     await this.session.send({ t: 'ok', id });
   }
 

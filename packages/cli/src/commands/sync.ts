@@ -9,6 +9,7 @@ import type { MainIO } from '../io.js';
 import { createSyncOutput, itemize, printable, summaryLine } from '../sync-output.js';
 import { fanout } from '@deltacast/fanout';
 import { integer } from '../options.js';
+import { UsageError } from '../errors.js';
 
 /** rsync's code for a partial transfer (some files failed); 255 as ssh uses for connection failures. */
 export const EXIT_PARTIAL = 23;
@@ -43,6 +44,9 @@ interface SyncCommandOptions {
   concurrency?: number;
   parallel: number;
   sequential: boolean;
+  atomic: 'file' | 'tree';
+  allOrNone: boolean;
+  bestEffort: boolean;
 }
 
 function transferOptions(rules: FilterRule[], opts: SyncCommandOptions) {
@@ -73,6 +77,8 @@ async function runFanout(io: MainIO, source: string, destinations: string[], rul
     destinations,
     ...transferOptions(rules, opts),
     parallel: opts.sequential ? 1 : opts.parallel,
+    atomic: opts.allOrNone ? 'tree' : opts.atomic,
+    commit: opts.allOrNone ? 'all-or-none' : opts.atomic === 'tree' ? 'best-effort' : undefined,
     onEvent: (event) => {
       if (event.type === 'delta') {
         if (opts.json) io.stdout.write(`${JSON.stringify(event)}\n`);
@@ -89,7 +95,10 @@ async function runFanout(io: MainIO, source: string, destinations: string[], rul
       `${JSON.stringify({ type: 'fanout', ok: result.ok, files: result.files, deltasComputed: result.deltasComputed, destinationFiles: result.destinationFiles, sourceReads: result.sourceReads, durationMs: result.durationMs })}\n`,
     );
   } else {
-    for (const d of result.destinations) io.stdout.write(`${d.destination}: ${d.ok ? 'ok' : 'FAILED'}; ${summaryLine(d.summary)}\n`);
+    for (const d of result.destinations) {
+      const state = d.committed === undefined ? (d.ok ? 'ok' : 'FAILED') : d.committed ? 'committed' : 'NOT COMMITTED (left as it was)';
+      io.stdout.write(`${d.destination}: ${state}; ${summaryLine(d.summary)}\n`);
+    }
     io.stdout.write(
       `${result.files} changed files: ${result.deltasComputed} deltas computed for ${result.destinationFiles} destination-files; ` +
         `each source file read ${result.sourceReads === result.files ? 'once' : `${result.sourceReads} times in all`}\n`,
@@ -136,10 +145,18 @@ export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Co
     .option('--remote-command <cmd>', 'command that starts the agent on the remote (default: deltacast agent, or an uploaded bundle)')
     .addOption(new Option('--concurrency <n>', 'files in flight at once').argParser(integer(1, 256)).default(8))
     .addOption(new Option('--parallel <n>', 'with several destinations: how many are written at once').argParser(integer(1, 1024)).default(8))
-    .option('--sequential', 'with several destinations: one at a time (same as --parallel 1)', false);
+    .option('--sequential', 'with several destinations: one at a time (same as --parallel 1)', false)
+    .addOption(
+      new Option('--atomic <mode>', 'file: each file renamed into place when verified; tree: stage everything, then apply it in one quick phase')
+        .choices(['file', 'tree'])
+        .default('file'),
+    )
+    .option('--all-or-none', 'commit only if every destination staged everything, else leave all as they were (implies --atomic tree)', false)
+    .option('--best-effort', 'with --atomic tree: commit each destination that staged everything (the default)', false);
   command.addHelpText('after', SYNC_EXIT_CODES_HELP);
   return command.action(async (source: string, destinations: string[], opts: SyncCommandOptions) => {
-    if (destinations.length > 1) {
+    if (opts.allOrNone && opts.bestEffort) throw new UsageError('--all-or-none and --best-effort exclude each other');
+    if (destinations.length > 1 || opts.atomic === 'tree' || opts.allOrNone) {
       setExitCode(await runFanout(io, source, destinations, rules, opts));
       return;
     }

@@ -1,0 +1,117 @@
+/**
+ * Staging for whole-tree commits. With a stage, the agent applies nothing to the live tree while the
+ * client sends: files and symlinks are written (and verified) into a staging directory inside the
+ * root, and deletes, new directories and attribute changes are recorded. `commit` then applies it all
+ * in one quick phase of renames; `abort` (or the session ending first) removes the staging directory
+ * and leaves the tree exactly as it was. A staging directory left by a dead agent (its pid is in the
+ * name) is removed by the next listing.
+ */
+import { lstatSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { chmod, chown, lchown, lutimes, lstat, mkdir, utimes } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PathError } from './errors.js';
+import { resolveInRoot } from './paths.js';
+
+const STAGE_PREFIX = '.deltacast-stage-';
+const STAGE_PATTERN = /^\.deltacast-stage-([0-9a-z]+)-[0-9a-z-]{1,64}$/;
+
+/** A stage id from the wire: short, lowercase letters, digits and dashes. */
+export function checkStageId(id: string): string {
+  if (!/^[0-9a-z-]{1,64}$/.test(id)) throw new PathError('PATH_INVALID', `invalid stage id ${JSON.stringify(id)}`, { stage: id });
+  return id;
+}
+
+/** The pid of the agent that made a staging directory, if `name` is one. */
+export function parseStageName(name: string): number | undefined {
+  const m = STAGE_PATTERN.exec(name);
+  return m ? parseInt(m[1], 36) : undefined;
+}
+
+interface Attributes {
+  mode?: number;
+  mtime?: number;
+  uid?: number;
+  gid?: number;
+}
+
+type StagedOp =
+  | { kind: 'delete'; path: string }
+  | { kind: 'mkdir'; path: string; mode: number }
+  | { kind: 'place'; path: string; staged: string }
+  | { kind: 'setattr'; path: string; attributes: Attributes };
+
+const ORDER = { delete: 0, mkdir: 1, place: 2, setattr: 3 } as const;
+
+export class Stage {
+  readonly dir: string;
+  private readonly ops: StagedOp[] = [];
+  private count = 0;
+  private made = false;
+
+  constructor(
+    private readonly root: string,
+    id: string,
+    private readonly owner: boolean,
+  ) {
+    this.dir = join(root, `${STAGE_PREFIX}${process.pid.toString(36)}-${checkStageId(id)}`);
+  }
+
+  /** A fresh path inside the staging directory for a file or link to be placed later. */
+  nextPath(): string {
+    if (!this.made) {
+      mkdirSync(this.dir, { mode: 0o700 });
+      this.made = true;
+    }
+    return join(this.dir, String(this.count++));
+  }
+
+  record(op: StagedOp): void {
+    this.ops.push(op);
+  }
+
+  /**
+   * Applies the recorded changes: deletes (moved into the staging directory, removed afterwards),
+   * directories parents first, renames of staged files and links into place, then attributes.
+   * Paths are checked against the root again: the tree may have changed since they were sent.
+   */
+  async commit(): Promise<void> {
+    const ops = this.ops.map((op, i) => ({ op, i })).sort((a, b) => ORDER[a.op.kind] - ORDER[b.op.kind] || a.i - b.i);
+    for (const { op } of ops) {
+      const target = await resolveInRoot(this.root, op.path);
+      switch (op.kind) {
+        case 'delete':
+          if (lstatSync(target, { throwIfNoEntry: false })) renameSync(target, this.nextPath());
+          break;
+        case 'mkdir':
+          await mkdir(target, { mode: op.mode | 0o700 }).catch(async (error: NodeJS.ErrnoException) => {
+            if (error.code !== 'EEXIST' || !(await lstat(target)).isDirectory()) throw error;
+          });
+          break;
+        case 'place':
+          renameSync(op.staged, target);
+          break;
+        case 'setattr': {
+          const { mode, mtime, uid, gid } = op.attributes;
+          const st = await lstat(target);
+          const own = this.owner && uid !== undefined && gid !== undefined;
+          if (st.isSymbolicLink()) {
+            if (own) await lchown(target, uid, gid);
+            if (mtime !== undefined) await lutimes(target, Date.now() / 1000, mtime / 1000);
+          } else {
+            if (mode !== undefined) await chmod(target, mode);
+            if (own) await chown(target, uid, gid);
+            if (mtime !== undefined) await utimes(target, Date.now() / 1000, mtime / 1000);
+          }
+          break;
+        }
+      }
+    }
+    this.abort();
+  }
+
+  /** Removes the staging directory; the live tree is untouched. */
+  abort(): void {
+    if (this.made) rmSync(this.dir, { recursive: true, force: true });
+    this.made = false;
+  }
+}
