@@ -129,7 +129,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
       const opened = await openDestination(name, options);
       let client: AgentClient;
       try {
-        client = await AgentClient.connect(opened.streams, { root: opened.root, owner: options.owner, partial: options.partial });
+        client = await AgentClient.connect(opened.streams, { root: opened.root, owner: options.owner, partial: options.partial, lock: true });
       } catch (error) {
         opened.close();
         throw error;

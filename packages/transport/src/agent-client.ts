@@ -28,6 +28,13 @@ export interface HelloOptions {
   root: string;
   owner?: boolean;
   partial?: boolean;
+  /** Take the destination's lock for this session (a second run is refused with LOCKED). */
+  lock?: boolean;
+  /**
+   * Fail the session (TransportError 'TIMEOUT') when requests are pending and nothing arrives for
+   * this long: a hung peer must not block the others. Default 60 s; 0 disables.
+   */
+  idleTimeoutMs?: number;
 }
 
 export interface AgentInfo {
@@ -75,8 +82,24 @@ export class AgentClient {
   /** Opens a session: sends hello, waits for the agent's. */
   static async connect(streams: ByteStreams, options: HelloOptions): Promise<AgentClient> {
     const client = new AgentClient(streams);
+    client.watchIdle(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT);
     await client.hello(options);
     return client;
+  }
+
+  /** When the session last made progress (a frame in, or data taken by the agent). */
+  private lastFrame = performance.now();
+
+  /** Ends the session when requests wait and the peer has been silent for `ms`. */
+  private watchIdle(ms: number): void {
+    if (ms <= 0) return;
+    const timer = setInterval(() => {
+      if (this.pending.size > 0 && performance.now() - this.lastFrame > ms) {
+        this.session.destroy(new TransportError('TIMEOUT', `no reply from the agent for ${Math.round(ms / 1000)} s`, { idleTimeoutMs: ms }));
+      }
+    }, Math.min(ms, 1000));
+    timer.unref();
+    this.session.onClose(() => clearInterval(timer));
   }
 
   private hello(options: HelloOptions): Promise<void> {
@@ -112,12 +135,14 @@ export class AgentClient {
           root: options.root,
           owner: options.owner ?? false,
           partial: options.partial ?? false,
+          lock: options.lock ?? false,
         })
         .catch(reject);
     });
   }
 
   private onFrame(frame: Frame): void {
+    this.lastFrame = performance.now();
     const h = frame.header;
     const id = h.t === 'hello' || (h.t === 'error' && h.id === 0) ? 0 : uint(h, 'id');
     const pending = this.pending.get(id);
@@ -248,6 +273,8 @@ export class AgentClient {
           await this.session.send({ t: 'data', id }, piece);
           sentBytes += piece.length;
         }
+        // The agent took the data: progress, even though it replies only at the end.
+        this.lastFrame = performance.now();
       }
     }
     if (!failed) await this.session.send({ t: 'end', id });
@@ -315,6 +342,8 @@ export class AgentClient {
     this.session.destroy(error);
   }
 }
+
+const DEFAULT_IDLE_TIMEOUT = 60_000;
 
 /** Requests that change the tree, and so carry the stage when there is one. */
 const STAGED = new Set(['mkdir', 'symlink', 'delete', 'setattr']);

@@ -32,6 +32,7 @@ import { joinWire, resolveInRoot } from './paths.js';
 import { parsePartialName, parseTempName, partialPathFor, processAlive, tempPathFor } from './tempfile.js';
 import { FrameSession, type ByteStreams } from './wire.js';
 import { parseStageName, Stage } from './stage.js';
+import { DestinationLock, LOCK_NAME } from './lock.js';
 
 export interface AgentOptions {
   /** If set, only roots inside this directory may be served. */
@@ -71,6 +72,7 @@ class Agent {
   private byeReceived = false;
   /** Open stages of a whole-tree commit, by the client's stage id. */
   private readonly stages = new Map<string, Stage>();
+  private lock: DestinationLock | undefined;
 
   constructor(
     streams: ByteStreams,
@@ -86,6 +88,7 @@ class Agent {
         // Stages never committed leave the tree as it was.
         for (const stage of this.stages.values()) stage.abort();
         this.stages.clear();
+        this.lock?.release();
         for (const queue of this.puts.values()) queue.fail(failure);
         this.puts.clear();
         void Promise.allSettled([...this.tasks]).then(() => (error ? reject(error) : resolvePromise()));
@@ -102,6 +105,8 @@ class Agent {
     }
     if (h.t === 'bye') {
       this.byeReceived = true;
+      // Released now: the client may end this process as soon as our output closes.
+      this.lock?.release();
       this.session.end();
       return;
     }
@@ -201,6 +206,7 @@ class Agent {
       const real = await realpath(requested);
       // Checked again after resolving symlinks: a link inside the allowed root may point out of it.
       if (!inside(real)) throw new PathError('PATH_ESCAPE', `root ${requested} resolves to ${real}, outside the allowed ${allowed}`, { root: real });
+      if (bool(h, 'lock')) this.lock = DestinationLock.acquire(real);
       this.root = real;
     } catch (error) {
       await this.replyError(0, error);
@@ -247,6 +253,7 @@ class Agent {
       for (let i = 0; i < names.length; i++) {
         const name = names[i];
         const full = join(dir, name);
+        if (wire === '' && name === LOCK_NAME) continue;
         const stagePid = wire === '' ? parseStageName(name) : undefined;
         if (stagePid !== undefined) {
           if (!processAlive(stagePid)) await rm(full, { recursive: true, force: true }).catch(() => {});

@@ -15,6 +15,8 @@ export type TransportErrorCode =
   | 'UNEXPECTED_EOF'
   | 'CLOSED'
   | 'TIMEOUT'
+  | 'LOCKED'
+  | 'CONFIG'
   | 'PATH_ABSOLUTE'
   | 'PATH_ESCAPE'
   | 'PATH_INVALID'

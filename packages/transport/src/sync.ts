@@ -70,7 +70,7 @@ export async function syncTree(
   const started = performance.now();
   let client: AgentClient;
   try {
-    client = await AgentClient.connect(target.streams, { root: target.root, owner: options.owner, partial: options.partial });
+    client = await AgentClient.connect(target.streams, { root: target.root, owner: options.owner, partial: options.partial, lock: true });
   } catch (error) {
     target.streams.close?.();
     throw error;
