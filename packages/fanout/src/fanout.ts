@@ -25,6 +25,7 @@ import {
   TransportError,
   type Change,
   type DestinationOptions,
+  type OpenedDestination,
   type SourceEntry,
   type SyncEvent,
   type SyncSummary,
@@ -50,6 +51,16 @@ export interface FanoutOptions extends TransferOptions, DestinationOptions {
    * staged everything; 'all-or-none' commits only if every destination did, else none.
    */
   commit?: 'best-effort' | 'all-or-none';
+  /**
+   * Run on each destination's host, in its root, before its changes go live (with atomic 'tree':
+   * after staging, before commit; else before the first change). A non-zero exit counts as that
+   * destination failing to stage: it is not changed.
+   */
+  beforeCommit?: string;
+  /** Run on each destination after its changes went live (e.g. reload a service). A failure is reported. */
+  afterCommit?: string;
+  /** Extra connection attempts after a transient failure (refused, timed out, dropped), with backoff. Default 2. */
+  connectRetries?: number;
   onEvent?: (event: FanoutEvent) => void;
 }
 
@@ -124,14 +135,15 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
 
   // Connect, list and plan every destination; a failure here only removes that destination.
   const runs: DestinationRun[] = [];
+  const opened = new Map<DestinationRun, OpenedDestination>();
   await limit(options.destinations, parallel, async (name) => {
     try {
-      const opened = await openDestination(name, options);
+      const destination = await withRetries(() => openDestination(name, options), options.connectRetries ?? 2);
       let client: AgentClient;
       try {
-        client = await AgentClient.connect(opened.streams, { root: opened.root, owner: options.owner, partial: options.partial, lock: true });
+        client = await AgentClient.connect(destination.streams, { root: destination.root, owner: options.owner, partial: options.partial, lock: true });
       } catch (error) {
-        opened.close();
+        destination.close();
         throw error;
       }
       const remote = await client.list();
@@ -140,6 +152,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
       const run = new DestinationRun(name, client, plan, options);
       results.set(name, run.summary);
       runs.push(run);
+      opened.set(run, destination);
     } catch (error) {
       recordFailure(results.get(name)!, name, '', error, emit);
     }
@@ -175,8 +188,25 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
     run.announce();
     if (staged) run.client.stage = stageId;
   }
+  const hook = async (run: DestinationRun, which: 'before-commit' | 'after-commit', command: string | undefined) => {
+    if (command === undefined || !live.has(run)) return true;
+    const result = await opened.get(run)!.exec(command);
+    if (result.code === 0) return true;
+    const message = `${which} hook exited ${result.code}${result.stderr ? `: ${result.stderr.trim().split('\n').pop()}` : ''}`;
+    recordFailure(run.summary, run.name, '', Object.assign(new Error(message), { code: 'HOOK_FAILED' }), emit);
+    return false;
+  };
   if (!options.dryRun) {
-    await limit(runs, parallel, (run) => guarded(run, () => run.prepare()));
+    if (!staged && options.beforeCommit !== undefined) {
+      // Changes go live file by file: the hook runs before the first one; a failure keeps the destination out.
+      await limit(runs, parallel, async (run) => {
+        if (!(await hook(run, 'before-commit', options.beforeCommit))) {
+          live.delete(run);
+          run.client.abort();
+        }
+      });
+    }
+    await limit([...live], parallel, (run) => guarded(run, () => run.prepare()));
 
     // Every changed file once, with the destinations that need it.
     const byPath = new Map<string, Target[]>();
@@ -251,6 +281,10 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
     if (staged) {
       // Phase two: every destination has staged (or failed to). A destination with any failure is
       // left as it was; with all-or-none, one failure anywhere means no destination commits.
+      // The before-commit hook runs once a destination has staged everything.
+      await limit(runs, parallel, async (run) => {
+        if (live.has(run) && run.summary.ok) await hook(run, 'before-commit', options.beforeCommit);
+      });
       const ready = runs.filter((run) => live.has(run) && run.summary.ok);
       const everyone = ready.length === options.destinations.length;
       const commitNow = options.commit === 'all-or-none' ? (everyone ? ready : []) : ready;
@@ -262,6 +296,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
             if (apply) await run.client.commitStage();
             else await run.client.abortStage();
             committed.set(run.name, apply);
+            if (apply) await hook(run, 'after-commit', options.afterCommit);
             if (!apply && run.summary.ok) {
               recordFailure(run.summary, run.name, '', Object.assign(new Error('not committed: another destination failed (all-or-none)'), { code: 'ABORTED' }), emit);
             }
@@ -273,7 +308,9 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
       });
     }
   }
+  if (!staged && !options.dryRun) await limit([...live], parallel, async (run) => void (await hook(run, 'after-commit', options.afterCommit)));
   await Promise.all([...live].map((run) => run.client.close()));
+  for (const destination of opened.values()) destination.close();
 
   const elapsed = performance.now() - started;
   const destinations = options.destinations.map((name) => {
@@ -382,6 +419,21 @@ function statOf(path: string): { size: number; mtimeMs: number } {
     return { size: st.size, mtimeMs: st.mtimeMs };
   } finally {
     closeSync(fd);
+  }
+}
+
+const TRANSIENT = new Set(['CONNECT', 'TIMEOUT', 'CLOSED', 'IO', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH']);
+
+/** Retries a connection after transient failures (not authentication or host keys), with backoff. */
+async function withRetries<T>(attempt: () => Promise<T>, retries: number): Promise<T> {
+  for (let n = 0; ; n++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (n >= retries || typeof code !== 'string' || !TRANSIENT.has(code)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** n));
+    }
   }
 }
 

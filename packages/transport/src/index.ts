@@ -1,7 +1,7 @@
 export { sync, syncTree, sendFile, buildFilter, readChunks, contentComparer, type SyncOptions, type SyncTarget, type TransferOptions } from './sync.js';
 export { DestinationRun, attributesOf, emptySummary, recordFailure, isSessionFailure, type RunOptions } from './destination-run.js';
 export type { SyncEvent, SyncSummary, EventListener } from './events.js';
-export { openDestination, type DestinationOptions, type OpenedDestination, type SshOptions } from './open-destination.js';
+export { openDestination, type DestinationOptions, type OpenedDestination, type SshOptions, type HookResult } from './open-destination.js';
 export { serveAgent, type AgentOptions } from './agent.js';
 export { AgentClient, type RemoteEntry, type HelloOptions, type AgentInfo, type FileAttributes } from './agent-client.js';
 export { scanSource, type SourceEntry, type SourceTree } from './tree.js';

@@ -5,7 +5,9 @@
  */
 import { ConnectError, TransportError } from './errors.js';
 import { childProcessAgent, inProcessAgent } from './local.js';
-import { connectSsh, formatDestination, parseDestination, startRemoteAgent, type Destination } from './ssh/index.js';
+import { connectSsh, formatDestination, parseDestination, shellQuote, startRemoteAgent, type Destination } from './ssh/index.js';
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
 import type { ByteStreams } from './wire.js';
 
 export interface SshOptions {
@@ -29,13 +31,30 @@ export interface DestinationOptions {
   localAgent?: 'child' | 'in-process';
 }
 
+export interface HookResult {
+  code: number;
+  /** The end of what the command wrote to stderr (for messages). */
+  stderr: string;
+}
+
 export interface OpenedDestination {
   /** The destination as the user wrote it, for messages. */
   name: string;
   /** The root as the agent resolves it. */
   root: string;
   streams: ByteStreams;
+  /**
+   * Runs a shell command on the destination's host, in its root, with DELTACAST_ROOT and
+   * DELTACAST_DESTINATION set (commit hooks).
+   */
+  exec(command: string): Promise<HookResult>;
   close(): void;
+}
+
+const STDERR_KEEP = 4096;
+
+function hookEnv(name: string, root: string): Record<string, string> {
+  return { DELTACAST_ROOT: root, DELTACAST_DESTINATION: name };
 }
 
 export async function openDestination(spec: string | Destination, options: DestinationOptions = {}): Promise<OpenedDestination> {
@@ -43,7 +62,21 @@ export async function openDestination(spec: string | Destination, options: Desti
   const name = typeof spec === 'string' ? spec : formatDestination(destination);
   if (destination.kind === 'local') {
     const streams = options.localAgent === 'in-process' ? inProcessAgent() : childProcessAgent();
-    return { name, root: destination.path, streams, close: () => streams.close?.() };
+    const root = resolve(destination.path);
+    return {
+      name,
+      root: destination.path,
+      streams,
+      exec: (command) =>
+        new Promise((done) => {
+          const child = spawn('sh', ['-c', command], { cwd: root, env: { ...process.env, ...hookEnv(name, root) }, stdio: ['ignore', 'ignore', 'pipe'] });
+          let stderr = '';
+          child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-STDERR_KEEP)));
+          child.on('error', (error) => done({ code: 127, stderr: error.message }));
+          child.on('close', (code) => done({ code: code ?? 128, stderr }));
+        }),
+      close: () => streams.close?.(),
+    };
   }
   const ssh = options.ssh ?? {};
   let client;
@@ -67,10 +100,26 @@ export async function openDestination(spec: string | Destination, options: Desti
   client.setNoDelay(true);
   try {
     const streams = await startRemoteAgent(client, { remoteCommand: ssh.remoteCommand });
+    const root = destination.path === '' ? '.' : destination.path;
     return {
       name,
-      root: destination.path === '' ? '.' : destination.path,
+      root,
       streams,
+      exec: (command) =>
+        new Promise((done) => {
+          const env = Object.entries(hookEnv(name, root))
+            .map(([k, v]) => `${k}=${shellQuote(v)}`)
+            .join(' ');
+          client.exec(`cd ${shellQuote(root)} && env ${env} sh -c ${shellQuote(command)}`, (error, channel) => {
+            if (error) return done({ code: 255, stderr: error.message });
+            let stderr = '';
+            channel.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-STDERR_KEEP)));
+            let exitCode = 255;
+            channel.on('data', () => {});
+            channel.on('exit', (code: number | null) => (exitCode = code ?? 255));
+            channel.on('close', () => done({ code: exitCode, stderr }));
+          });
+        }),
       close: () => {
         streams.close?.();
         client.end();

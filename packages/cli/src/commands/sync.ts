@@ -47,6 +47,8 @@ interface SyncCommandOptions {
   atomic: 'file' | 'tree';
   allOrNone: boolean;
   bestEffort: boolean;
+  beforeCommit?: string;
+  afterCommit?: string;
 }
 
 function transferOptions(rules: FilterRule[], opts: SyncCommandOptions) {
@@ -79,6 +81,8 @@ async function runFanout(io: MainIO, source: string, destinations: string[], rul
     parallel: opts.sequential ? 1 : opts.parallel,
     atomic: opts.allOrNone ? 'tree' : opts.atomic,
     commit: opts.allOrNone ? 'all-or-none' : opts.atomic === 'tree' ? 'best-effort' : undefined,
+    beforeCommit: opts.beforeCommit,
+    afterCommit: opts.afterCommit,
     onEvent: (event) => {
       if (event.type === 'delta') {
         if (opts.json) io.stdout.write(`${JSON.stringify(event)}\n`);
@@ -152,11 +156,13 @@ export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Co
         .default('file'),
     )
     .option('--all-or-none', 'commit only if every destination staged everything, else leave all as they were (implies --atomic tree)', false)
-    .option('--best-effort', 'with --atomic tree: commit each destination that staged everything (the default)', false);
+    .option('--best-effort', 'with --atomic tree: commit each destination that staged everything (the default)', false)
+    .option('--before-commit <cmd>', 'run on each destination (in its root) before its changes go live; failing keeps it unchanged')
+    .option('--after-commit <cmd>', 'run on each destination after its changes went live');
   command.addHelpText('after', SYNC_EXIT_CODES_HELP);
   return command.action(async (source: string, destinations: string[], opts: SyncCommandOptions) => {
     if (opts.allOrNone && opts.bestEffort) throw new UsageError('--all-or-none and --best-effort exclude each other');
-    if (destinations.length > 1 || opts.atomic === 'tree' || opts.allOrNone) {
+    if (destinations.length > 1 || opts.atomic === 'tree' || opts.allOrNone || opts.beforeCommit !== undefined || opts.afterCommit !== undefined) {
       setExitCode(await runFanout(io, source, destinations, rules, opts));
       return;
     }
