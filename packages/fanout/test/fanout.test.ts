@@ -5,7 +5,7 @@
  * source file that changes while it is read never makes destinations disagree.
  */
 import { spawn } from 'node:child_process';
-import fs, { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import fs, { existsSync, readFileSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { rm, utimes, writeFile } from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
@@ -22,7 +22,8 @@ import {
   resultFor,
   runFanout,
   sha256,
-  snapshotTree,
+  pinNaturalTimes,
+  snapshotOf,
   useTempDirs,
   writeTree,
 } from './helpers.js';
@@ -197,14 +198,16 @@ describe('delete, excludes and dry runs (in-process agents)', () => {
     await writeTree(src, { 'new.txt': 'new' });
     await rm(join(roots[1], 'a.txt'));
     await writeTree(roots[2], { 'extra.txt': 'extra' });
-    const before = await Promise.all(roots.map((r) => snapshotTree(r, { includeRoot: true })));
+    // Whole seconds: the lock's restoring of the root's mtime is exact for those (see the next test).
+    for (const root of roots) await pinNaturalTimes(root);
+    const before = await Promise.all(roots.map((r) => snapshotOf(r)));
 
     const run = await runFanout({ source: `${src}/`, destinations: roots, localAgent, delete: true, dryRun: true });
     expect(run.errors).toEqual([]);
     expect(run.result).toMatchObject({ ok: true, deltasComputed: 0, destinationFiles: 0, sourceReads: 0 });
     expect(run.deltas).toEqual([]);
     expect(run.events.filter((e) => e.type === 'file')).toEqual([]);
-    const after = await Promise.all(roots.map((r) => snapshotTree(r, { includeRoot: true })));
+    const after = await Promise.all(roots.map((r) => snapshotOf(r)));
     expect(after).toEqual(before);
 
     const summaries = run.result.destinations.map((d) => d.summary);
@@ -220,6 +223,69 @@ describe('delete, excludes and dry runs (in-process agents)', () => {
     expect(items(roots[0])).toEqual(['create new.txt', 'update big.bin']);
     expect(items(roots[1])).toEqual(['create a.txt', 'create new.txt', 'update big.bin']);
     expect(items(roots[2])).toEqual(['create new.txt', 'delete extra.txt', 'update big.bin']);
+  });
+});
+
+describe('a dry run', () => {
+  // The agent takes the destination lock at hello whatever the run: a dry run creates and removes
+  // ROOT/.deltacast-lock, then puts the root's mtime back from a millisecond Date
+  // (DestinationLock.release), so a root whose mtime had a sub-millisecond part comes out with a
+  // different one (here 1700000000.123456 s becomes 1700000000.123 s or 1 ms off). A dry run should
+  // not write to the destination at all (rsync -n does not).
+  it.fails('leaves each destination root’s mtime exactly as it was', async () => {
+    const { src, roots } = await setup(2);
+    expect((await runFanout({ source: `${src}/`, destinations: roots, localAgent: 'in-process' })).result.ok).toBe(true);
+    for (const root of roots) utimesSync(root, 1_700_000_000.123456, 1_700_000_000.123456);
+    const before = roots.map((r) => statSync(r, { bigint: true }).mtimeNs);
+    expect(before.every((ns) => ns % 1_000_000n !== 0n)).toBe(true);
+    await writeTree(src, { 'new.txt': 'new' });
+    const run = await runFanout({ source: `${src}/`, destinations: roots, localAgent: 'in-process', dryRun: true });
+    expect(run.result.ok).toBe(true);
+    expect(roots.map((r) => statSync(r, { bigint: true }).mtimeNs)).toEqual(before);
+  });
+});
+
+describe('checksum (in-process agents)', () => {
+  it('finds a file corrupted in place on one destination (same size and mtime) and repairs it alone', async () => {
+    const { src, roots } = await setup(3);
+    expect((await runFanout({ source: `${src}/`, destinations: roots, localAgent: 'in-process' })).result.ok).toBe(true);
+    const corrupt = pseudoRandom(2 * MiB, 7);
+    corrupt.fill(0, 4096, 8192);
+    await writeTree(roots[1], { 'big.bin': file(corrupt) });
+
+    const quick = await runFanout({ source: `${src}/`, destinations: roots, localAgent: 'in-process' });
+    expect(quick.result).toMatchObject({ ok: true, files: 0 });
+    const run = await runFanout({ source: `${src}/`, destinations: roots, localAgent: 'in-process', checksum: true });
+    expect(run.errors).toEqual([]);
+    expect(run.result).toMatchObject({ ok: true, files: 1, deltasComputed: 1, destinationFiles: 1 });
+    expect(run.deltas).toEqual([expect.objectContaining({ path: 'big.bin', basis: 'shared', destinations: [roots[1]] })]);
+    expect(run.deltas[0].matchedBytes).toBeGreaterThan(2 * MiB - 16 * 1024);
+    await expectAllIdentical(src, roots);
+  });
+
+  // With checksum, fanout() runs contentComparer() once per destination while connecting, and each
+  // call hashes every same-size source file again: N destinations read each such file N times (and
+  // a changed one once more to send it), where the design has each source file read once per run.
+  // sourceReads does not count these reads.
+  it.fails('hashes each source file once per run, not once per destination', async () => {
+    const { src, roots } = await setup(4);
+    expect((await runFanout({ source: `${src}/`, destinations: roots, localAgent: 'in-process' })).result.ok).toBe(true);
+    const big = join(src, 'big.bin');
+    const original = fs.createReadStream;
+    let opened = 0;
+    fs.createReadStream = ((...args: Parameters<typeof fs.createReadStream>) => {
+      if (args[0] === big) opened++;
+      return original(...args);
+    }) as typeof fs.createReadStream;
+    syncBuiltinESMExports();
+    try {
+      const run = await runFanout({ source: `${src}/`, destinations: roots, localAgent: 'in-process', checksum: true });
+      expect(run.result).toMatchObject({ ok: true, files: 0 });
+    } finally {
+      fs.createReadStream = original;
+      syncBuiltinESMExports();
+    }
+    expect(opened).toBe(1);
   });
 });
 
@@ -332,6 +398,58 @@ describe('a source file that changes while it is read', () => {
       expect(readFileSync(join(root, 'a.txt'), 'utf8')).toBe('alpha 2\n');
       expect(await leftovers(root)).toEqual([]);
     }
+  });
+
+  it('that vanishes before it is read is reported on each destination needing it; the rest arrives', async () => {
+    const { src, roots } = await setup(3);
+    const run = await runFanout({ source: `${src}/`, destinations: roots, localAgent: 'in-process' }, (event) => {
+      // 'start' comes after planning and before any file is read.
+      if (event.type === 'start' && existsSync(join(src, 'dir/b.txt'))) unlinkSync(join(src, 'dir/b.txt'));
+    });
+    expect(run.result.ok).toBe(false);
+    for (const d of run.result.destinations) {
+      expect(d.summary.errors).toEqual([expect.objectContaining({ path: 'dir/b.txt', code: 'ENOENT' })]);
+      expect(d.summary.created).toBe(SOURCE_FILES - 1);
+    }
+    expect(run.result).toMatchObject({ files: SOURCE_FILES, deltasComputed: SOURCE_FILES - 1 });
+    for (const root of roots) {
+      expect(existsSync(join(root, 'dir/b.txt'))).toBe(false);
+      expect(await hashOf(root, 'big.bin')).toBe(sha256(SOURCE_SPEC['big.bin'].data));
+      expect(await leftovers(root)).toEqual([]);
+    }
+    // The unlink moved dir's mtime after the scan; the next run brings that over.
+    expect((await runFanout({ source: `${src}/`, destinations: roots, localAgent: 'in-process' })).result).toMatchObject({ ok: true, files: 0 });
+    await expectAllIdentical(src, roots);
+  });
+
+  // readOnce() throws before its first read (the file is gone), and fanout() then adds MAX_READS (3)
+  // to sourceReads for that path, as if it had been read three times.
+  it.fails('that vanishes before it is read is not counted as read', async () => {
+    const { src, roots } = await setup(2);
+    const run = await runFanout({ source: `${src}/`, destinations: roots, localAgent: 'in-process' }, (event) => {
+      if (event.type === 'start' && existsSync(join(src, 'dir/b.txt'))) unlinkSync(join(src, 'dir/b.txt'));
+    });
+    expect(run.result.sourceReads).toBe(SOURCE_FILES - 1);
+  });
+
+  // A file that changes after planning is re-read and the new version sent to the destinations that
+  // needed the scanned one, while destinations that already held the scanned version were planned
+  // "unchanged" and keep it. Every destination reports ok, yet they hold different content for the
+  // path: here dst1 keeps "v1", dst2 gets "v2 longer".
+  it.fails('that changes after planning ends the same on every destination, or is reported', async () => {
+    const { src, roots } = await setup(2);
+    await writeTree(src, { 'f.txt': file('v1') });
+    await writeTree(roots[0], { 'f.txt': file('v1') });
+    const run = await runFanout({ source: `${src}/`, destinations: roots, localAgent: 'in-process' }, (event) => {
+      if (event.type === 'start' && event.destination === roots[0]) {
+        writeFileSync(join(src, 'f.txt'), 'v2 longer');
+        utimesSync(join(src, 'f.txt'), (BASE_MTIME_MS + 5000) / 1000, (BASE_MTIME_MS + 5000) / 1000);
+      }
+    });
+    const contents = roots.map((r) => readFileSync(join(r, 'f.txt'), 'utf8'));
+    const reported = run.result.destinations.map((d) => d.summary.errors.some((e) => e.path === 'f.txt'));
+    if (reported.every(Boolean)) expect(contents).toEqual(['v1', 'v1']);
+    else expect(new Set(contents).size, `contents ${JSON.stringify(contents)}, ok ${run.result.ok}`).toBe(1);
   });
 
   it('never leaves two destinations with different content while another process appends to it', async () => {

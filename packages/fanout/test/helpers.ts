@@ -6,12 +6,13 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { fanout, type FanoutEvent, type FanoutOptions, type FanoutResult } from '../src/index.js';
-import { diffTrees, leftovers, pinNaturalTimes, requireBuiltAgent, sha256 } from '../../transport/test/helpers/tree.js';
+import { diffTrees, leftovers, pinNaturalTimes, requireBuiltAgent, sha256, snapshotTree, type EntrySnapshot } from '../../transport/test/helpers/tree.js';
 
 export {
   BASE_MTIME_MS,
   diffTrees,
   file,
+  pinNaturalTimes,
   leftovers,
   pseudoRandom,
   sha256,
@@ -51,6 +52,11 @@ export async function runFanout(options: Omit<FanoutOptions, 'onEvent'>, onEvent
     deltas: events.filter((e): e is DeltaEvent => e.type === 'delta'),
     errors: events.filter((e): e is ErrorEvent => e.type === 'error'),
   };
+}
+
+/** Every entry of a destination, its root included. */
+export function snapshotOf(root: string): Promise<Map<string, EntrySnapshot>> {
+  return snapshotTree(root, { includeRoot: true });
 }
 
 /** Asserts that every destination root is identical to the source (contents, modes, mtimes) with no temp files. */

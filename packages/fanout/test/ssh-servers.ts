@@ -45,10 +45,13 @@ function serveKillable(channel: ServerChannel, limit: number, onKill: (bytes: nu
   child.stdin.on('error', () => {});
   child.stderr.resume();
   let bytes = 0;
+  let killed = false;
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       bytes += chunk.length;
-      if (bytes > limit && child.exitCode === null && child.signalCode === null) {
+      if (killed) return callback();
+      if (bytes > limit) {
+        killed = true;
         child.kill('SIGKILL');
         onKill(bytes);
         return callback();
