@@ -150,7 +150,7 @@ describe.each<LocalAgent>(['in-process', 'child'])('four local destinations (%s 
   });
 });
 
-describe('delete, excludes and dry runs (in-process agents)', () => {
+describe('delete, excludes, sequential and dry runs (in-process agents)', () => {
   const localAgent = 'in-process' as const;
 
   it('delete removes extraneous entries on each destination; without it they stay', async () => {
@@ -191,6 +191,18 @@ describe('delete, excludes and dry runs (in-process agents)', () => {
     expect(resultFor(run.result, roots[0]).summary.deleted).toBe(1);
   });
 
+  it('one destination at a time (parallel 1), compressed, gives the same result', async () => {
+    const { src, roots } = await setup(3);
+    const run = await runFanout({ source: `${src}/`, destinations: roots, localAgent, parallel: 1, compress: true });
+    expect(run.errors).toEqual([]);
+    expect(run.result).toMatchObject({ ok: true, files: SOURCE_FILES, deltasComputed: SOURCE_FILES, destinationFiles: 3 * SOURCE_FILES, sourceReads: SOURCE_FILES });
+    await expectAllIdentical(src, roots);
+    await editBig(src);
+    const edit = await runFanout({ source: `${src}/`, destinations: roots, localAgent, parallel: 1, compress: true });
+    expect(edit.result).toMatchObject({ ok: true, files: 1, deltasComputed: 1, destinationFiles: 3 });
+    await expectAllIdentical(src, roots);
+  });
+
   it('a dry run changes nothing anywhere and reports each destination’s plan', async () => {
     const { src, roots } = await setup(3);
     expect((await runFanout({ source: `${src}/`, destinations: roots, localAgent })).result.ok).toBe(true);
@@ -227,12 +239,9 @@ describe('delete, excludes and dry runs (in-process agents)', () => {
 });
 
 describe('a dry run', () => {
-  // The agent takes the destination lock at hello whatever the run: a dry run creates and removes
-  // ROOT/.deltacast-lock, then puts the root's mtime back from a millisecond Date
-  // (DestinationLock.release), so a root whose mtime had a sub-millisecond part comes out with a
-  // different one (here 1700000000.123456 s becomes 1700000000.123 s or 1 ms off). A dry run should
-  // not write to the destination at all (rsync -n does not).
-  it.fails('leaves each destination root’s mtime exactly as it was', async () => {
+  // A dry run writes nothing to a destination, not even a lock file whose making and removing move
+  // the root's mtime (put back only to the millisecond).
+  it('leaves each destination root’s mtime exactly as it was', async () => {
     const { src, roots } = await setup(2);
     expect((await runFanout({ source: `${src}/`, destinations: roots, localAgent: 'in-process' })).result.ok).toBe(true);
     for (const root of roots) utimesSync(root, 1_700_000_000.123456, 1_700_000_000.123456);
@@ -263,26 +272,28 @@ describe('checksum (in-process agents)', () => {
     await expectAllIdentical(src, roots);
   });
 
-  // With checksum, fanout() runs contentComparer() once per destination while connecting, and each
-  // call hashes every same-size source file again: N destinations read each such file N times (and
-  // a changed one once more to send it), where the design has each source file read once per run.
-  // sourceReads does not count these reads.
-  it.fails('hashes each source file once per run, not once per destination', async () => {
+  // Each destination's comparison used to hash the source file again: N destinations, N reads.
+  it('hashes each source file once per run, not once per destination', async () => {
     const { src, roots } = await setup(4);
     expect((await runFanout({ source: `${src}/`, destinations: roots, localAgent: 'in-process' })).result.ok).toBe(true);
     const big = join(src, 'big.bin');
-    const original = fs.createReadStream;
+    // Opens for reading, by either API (nothing changed, so none is a stat-only open around a send).
+    const original = { createReadStream: fs.createReadStream, openSync: fs.openSync };
     let opened = 0;
     fs.createReadStream = ((...args: Parameters<typeof fs.createReadStream>) => {
       if (args[0] === big) opened++;
-      return original(...args);
+      return original.createReadStream(...args);
     }) as typeof fs.createReadStream;
+    fs.openSync = ((...args: Parameters<typeof fs.openSync>) => {
+      if (args[0] === big) opened++;
+      return original.openSync(...args);
+    }) as typeof fs.openSync;
     syncBuiltinESMExports();
     try {
       const run = await runFanout({ source: `${src}/`, destinations: roots, localAgent: 'in-process', checksum: true });
       expect(run.result).toMatchObject({ ok: true, files: 0 });
     } finally {
-      fs.createReadStream = original;
+      Object.assign(fs, original);
       syncBuiltinESMExports();
     }
     expect(opened).toBe(1);
@@ -422,9 +433,7 @@ describe('a source file that changes while it is read', () => {
     await expectAllIdentical(src, roots);
   });
 
-  // readOnce() throws before its first read (the file is gone), and fanout() then adds MAX_READS (3)
-  // to sourceReads for that path, as if it had been read three times.
-  it.fails('that vanishes before it is read is not counted as read', async () => {
+  it('that vanishes before it is read is not counted as read', async () => {
     const { src, roots } = await setup(2);
     const run = await runFanout({ source: `${src}/`, destinations: roots, localAgent: 'in-process' }, (event) => {
       if (event.type === 'start' && existsSync(join(src, 'dir/b.txt'))) unlinkSync(join(src, 'dir/b.txt'));
@@ -432,11 +441,9 @@ describe('a source file that changes while it is read', () => {
     expect(run.result.sourceReads).toBe(SOURCE_FILES - 1);
   });
 
-  // A file that changes after planning is re-read and the new version sent to the destinations that
-  // needed the scanned one, while destinations that already held the scanned version were planned
-  // "unchanged" and keep it. Every destination reports ok, yet they hold different content for the
-  // path: here dst1 keeps "v1", dst2 gets "v2 longer".
-  it.fails('that changes after planning ends the same on every destination, or is reported', async () => {
+  // Destinations planned "unchanged" hold the scanned version; if the file changed since the scan,
+  // sending the new version only to the others would leave them disagreeing, all reporting ok.
+  it('that changes after planning ends the same on every destination, or is reported', async () => {
     const { src, roots } = await setup(2);
     await writeTree(src, { 'f.txt': file('v1') });
     await writeTree(roots[0], { 'f.txt': file('v1') });
@@ -446,6 +453,25 @@ describe('a source file that changes while it is read', () => {
         utimesSync(join(src, 'f.txt'), (BASE_MTIME_MS + 5000) / 1000, (BASE_MTIME_MS + 5000) / 1000);
       }
     });
+    const contents = roots.map((r) => readFileSync(join(r, 'f.txt'), 'utf8'));
+    const reported = run.result.destinations.map((d) => d.summary.errors.some((e) => e.path === 'f.txt'));
+    if (reported.every(Boolean)) expect(contents).toEqual(['v1', 'v1']);
+    else expect(new Set(contents).size, `contents ${JSON.stringify(contents)}, ok ${run.result.ok}`).toBe(1);
+  });
+
+  // The same with the change inside the first read: readOnce() reads the file again and sends the
+  // new version to the destinations that needed the scanned one, while one that held the scanned
+  // version was planned "unchanged" and keeps it. Every destination reports ok, yet dst1 keeps "v1"
+  // and dst2 gets "v1grown".
+  it.fails('that changes during its first read ends the same on every destination, or is reported', async () => {
+    const { src, roots } = await setup(2);
+    await writeTree(src, { 'f.txt': file('v1') });
+    await writeTree(roots[0], { 'f.txt': file('v1') });
+    restore = growDuringReads(join(src, 'f.txt'), 1);
+    const run = await runFanout({ source: `${src}/`, destinations: roots, localAgent: 'in-process' });
+    restore();
+    restore = undefined;
+    expect(run.result.sourceReads).toBe(SOURCE_FILES + 2); // the change did happen inside a read
     const contents = roots.map((r) => readFileSync(join(r, 'f.txt'), 'utf8'));
     const reported = run.result.destinations.map((d) => d.summary.errors.some((e) => e.path === 'f.txt'));
     if (reported.every(Boolean)) expect(contents).toEqual(['v1', 'v1']);

@@ -8,9 +8,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { serveAgent } from '@deltacast/transport';
-import type { ServerChannel } from 'ssh2';
-import { startSsh2Server, type Ssh2Server } from '../../transport/test/helpers/ssh2-server.js';
+import { startSsh2Server, type Ssh2Server, type Ssh2ServerOptions } from '../../transport/test/helpers/ssh2-server.js';
 import { requireBuiltAgent } from '../../transport/test/helpers/tree.js';
+
+/** An accepted exec channel (ssh2's ServerChannel; ssh2 is a dependency of the transport, not of this package). */
+type ServerChannel = Parameters<NonNullable<Ssh2ServerOptions['onExec']>>[1];
 
 export interface AgentServer {
   server: Ssh2Server;
