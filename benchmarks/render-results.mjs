@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Renders the --json reports of micro.mjs, compare-rdiff.mjs, compare-rsync.mjs and delta-memory.mjs as Markdown for
+ * Renders the --json reports of micro.mjs, compare-rdiff.mjs, compare-rsync.mjs, compare-fanout.mjs and delta-memory.mjs as Markdown for
  * RESULTS.md, headed by the machine (lscpu model, cores, memory), Node, rdiff and the commit.
  *
  *   node render-results.mjs [--title TEXT] REPORT.json...
@@ -108,6 +108,33 @@ for (const report of reports) {
       '',
       "Ratio = rsync time / deltacast time (> 1: deltacast faster). Sent: rsync's \"Total bytes sent\" against deltacast's file-data bytes" +
         (wire ? '; wire up: client-to-server bytes on the TCP connection (the bytes target uses these).' : ' (the bytes target uses these).'),
+      '',
+      `Verified: ${report.verified.join('; ')}.`,
+    );
+  } else if (report.benchmark === 'compare-fanout') {
+    lines.push(
+      `Tree of ${report.files} files, ${formatSize(report.treeSize)}, ${report.changedFiles} changed, to ${report.destinations} destinations on one sshd; median of ${report.repeat} runs; ${report.rsync}; ${report.ssh}; remote agent: ${report.remoteCommand}${report.parallel ? `; --parallel ${report.parallel}` : ''}.`,
+      '',
+    );
+    lines.push(
+      formatMarkdownTable(
+        ['case', 'wall s', 'origin CPU s', 'wall ratio', 'CPU ratio', 'target', 'met'],
+        report.cases.map((t) => [
+          t.case,
+          (t.wallMs / 1000).toFixed(2),
+          (t.cpuMs / 1000).toFixed(2),
+          `${t.wallRatio.toFixed(2)}x`,
+          `${t.cpuRatio.toFixed(2)}x`,
+          t.target === null ? 'info' : `CPU <= ${t.target.cpu.toFixed(1)}x, wall <= ${t.target.wall.toFixed(1)}x`,
+          t.met === null ? '' : t.met ? 'yes' : 'no',
+        ]),
+      ),
+    );
+    const f = report.fanout;
+    lines.push(
+      '',
+      'Ratios = case / deltacast to 1 destination. Origin CPU = user + system time of the client processes (rsync with the ssh it starts; deltacast does SSH in-process).',
+      `Fan-out: ${f.files} changed files, ${f.deltasComputed} deltas computed for ${f.destinationFiles} destination-files, ${f.sourceReads} source reads.`,
       '',
       `Verified: ${report.verified.join('; ')}.`,
     );
