@@ -136,18 +136,26 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
   // Connect, list and plan every destination; a failure here only removes that destination.
   const runs: DestinationRun[] = [];
   const opened = new Map<DestinationRun, OpenedDestination>();
+  const sourceHashes = new Map<string, string>(); // --checksum: each source file hashed once
+  const remoteFiles = new Map<string, Set<string>>(); // regular files each destination had when listed
   await limit(options.destinations, parallel, async (name) => {
     try {
       const destination = await withRetries(() => openDestination(name, options), options.connectRetries ?? 2);
       let client: AgentClient;
       try {
-        client = await AgentClient.connect(destination.streams, { root: destination.root, owner: options.owner, partial: options.partial, lock: true });
+        client = await AgentClient.connect(destination.streams, {
+          root: destination.root,
+          owner: options.owner,
+          partial: options.partial,
+          lock: !options.dryRun,
+        });
       } catch (error) {
         destination.close();
         throw error;
       }
       const remote = await client.list();
-      const sameContent = options.checksum ? await contentComparer(tree, remote, client) : undefined;
+      remoteFiles.set(name, new Set(remote.filter((r) => r.type === 'f').map((r) => r.path)));
+      const sameContent = options.checksum ? await contentComparer(tree, remote, client, sourceHashes) : undefined;
       const plan = planChanges(tree, remote, filter, { delete: options.delete ?? false, sameContent });
       const run = new DestinationRun(name, client, plan, options);
       results.set(name, run.summary);
@@ -222,17 +230,46 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
     const seed = randomBytes(8).readBigUInt64BE();
     await limit(order, FILES_IN_FLIGHT, async (entry) => {
       const targets = byPath.get(entry.path)!.filter((t) => live.has(t.run));
-      const groups = await groupByBasis(entry, targets, seed, (t, e) => (isSessionFailure(e) ? drop(t.run, e) : t.run.fail(t.change.path, e)));
-      if (groups.length === 0) return;
-      let prepared: { group: Group; spool: Spool; stats: DeltaStats }[];
-      try {
-        const read = await readOnce(entry, groups);
-        sourceReads += read.reads;
-        prepared = read.prepared;
-      } catch (error) {
-        sourceReads += MAX_READS;
-        for (const g of groups) for (const t of g.targets) t.run.fail(t.change.path, error);
-        return;
+      let widened = false;
+      let prepared: { group: Group; spool: Spool; stats: DeltaStats }[] | undefined;
+      for (let reads = 1; !prepared; reads++) {
+        let now: { size: number; mtimeMs: number };
+        try {
+          now = statOf(entry.local);
+        } catch (error) {
+          for (const t of targets) t.run.fail(entry.path, error); // vanished since the scan
+          return;
+        }
+        // Changed since the scan (or during a read): the destinations planned as up to date hold the
+        // scanned version, which is no longer the source's. They get this file too, so every
+        // destination ends with the same content.
+        if (now.size !== entry.size || now.mtimeMs !== entry.mtimeMs) {
+          entry.size = now.size;
+          entry.mtimeMs = now.mtimeMs;
+          if (!widened) {
+            widened = true;
+            for (const run of live) {
+              if (targets.some((t) => t.run === run)) continue;
+              const has = remoteFiles.get(run.name)?.has(entry.path) ?? false;
+              targets.push({ run, change: { kind: has ? 'update' : 'create', path: entry.path, source: entry } });
+            }
+          }
+        }
+        const active = targets.filter((t) => live.has(t.run));
+        const groups = await groupByBasis(entry, active, seed, (t, e) => (isSessionFailure(e) ? drop(t.run, e) : t.run.fail(t.change.path, e)));
+        if (groups.length === 0) return;
+        sourceReads++;
+        try {
+          prepared = readOnce(entry, groups);
+        } catch (error) {
+          for (const g of groups) for (const t of g.targets) t.run.fail(t.change.path, error);
+          return;
+        }
+        if (!prepared && reads >= MAX_READS) {
+          const error = new SourceChangedError(`${entry.path} kept changing while it was read (${reads} reads); not sent anywhere`);
+          for (const g of groups) for (const t of g.targets) t.run.fail(t.change.path, error);
+          return;
+        }
       }
       try {
         for (const { group, spool, stats } of prepared) {
@@ -376,40 +413,33 @@ async function groupByBasis(
 
 /**
  * Reads the file once, feeding every group's delta into its spool. The file's size and mtime are
- * checked before and after (and against the scan); if it changed while being read, the deltas are
- * thrown away and it is read again, up to MAX_READS times. So every destination receives the same
- * bytes, from one read of a file that held still.
+ * checked before and after (and against what the caller expects); if it changed while being read,
+ * the deltas are thrown away and undefined returned, so the caller reads again. So every destination
+ * receives the same bytes, from one read of a file that held still.
  */
-async function readOnce(entry: SourceEntry, groups: Group[]) {
-  for (let reads = 1; ; reads++) {
-    const before = statOf(entry.local);
-    const prepared = groups.map((group) => ({
-      group,
-      builder: createDelta(group.index, { expectedLength: before.size }),
-      spool: new Spool(),
-    }));
-    try {
-      for (const chunk of readChunks(entry.local, before.size)) {
-        for (const p of prepared) p.spool.push(p.builder.update(chunk));
-      }
-      for (const p of prepared) p.spool.push(p.builder.final());
-    } catch (error) {
-      for (const p of prepared) p.spool.dispose();
-      throw error;
+function readOnce(entry: SourceEntry, groups: Group[]): { group: Group; spool: Spool; stats: DeltaStats }[] | undefined {
+  const before = statOf(entry.local);
+  const prepared = groups.map((group) => ({
+    group,
+    builder: createDelta(group.index, { expectedLength: before.size }),
+    spool: new Spool(),
+  }));
+  try {
+    for (const chunk of readChunks(entry.local, before.size)) {
+      for (const p of prepared) p.spool.push(p.builder.update(chunk));
     }
-    const after = statOf(entry.local);
-    const steady = before.size === after.size && before.mtimeMs === after.mtimeMs && after.size === entry.size && after.mtimeMs === entry.mtimeMs;
-    if (steady && prepared.every((p) => p.builder.stats.targetLength === entry.size)) {
-      return { reads, prepared: prepared.map((p) => ({ group: p.group, spool: p.spool, stats: p.builder.stats })) };
-    }
+    for (const p of prepared) p.spool.push(p.builder.final());
+  } catch (error) {
     for (const p of prepared) p.spool.dispose();
-    if (reads >= MAX_READS) {
-      throw new SourceChangedError(`${entry.path} kept changing while it was read (${reads} reads); not sent anywhere`);
-    }
-    // The scan's view is stale: take the file as it is now for the next read.
-    entry.size = after.size;
-    entry.mtimeMs = after.mtimeMs;
+    throw error;
   }
+  const after = statOf(entry.local);
+  const steady = before.size === after.size && before.mtimeMs === after.mtimeMs && after.size === entry.size && after.mtimeMs === entry.mtimeMs;
+  if (steady && prepared.every((p) => p.builder.stats.targetLength === entry.size)) {
+    return prepared.map((p) => ({ group: p.group, spool: p.spool, stats: p.builder.stats }));
+  }
+  for (const p of prepared) p.spool.dispose();
+  return undefined;
 }
 
 function statOf(path: string): { size: number; mtimeMs: number } {

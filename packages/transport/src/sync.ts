@@ -70,7 +70,13 @@ export async function syncTree(
   const started = performance.now();
   let client: AgentClient;
   try {
-    client = await AgentClient.connect(target.streams, { root: target.root, owner: options.owner, partial: options.partial, lock: true });
+    client = await AgentClient.connect(target.streams, {
+      root: target.root,
+      owner: options.owner,
+      partial: options.partial,
+      // A dry run changes nothing, not even a lock file.
+      lock: !options.dryRun,
+    });
   } catch (error) {
     target.streams.close?.();
     throw error;
@@ -144,8 +150,11 @@ export async function sendFile(change: Change, client: AgentClient, seed: bigint
   return { size: result.size, literalBytes: builder.stats.literalBytes, matchedBytes: builder.stats.copiedBytes, sentBytes: result.sentBytes };
 }
 
-/** For --checksum: hash same-size candidates on both sides, compare. */
-export async function contentComparer(tree: SourceTree, remote: RemoteEntry[], client: AgentClient) {
+/**
+ * For --checksum: hash same-size candidates on both sides, compare. `sourceHashes` caches the source
+ * side across destinations (a fan-out hashes each source file once).
+ */
+export async function contentComparer(tree: SourceTree, remote: RemoteEntry[], client: AgentClient, sourceHashes = new Map<string, string>()) {
   const remoteByPath = new Map(remote.map((r) => [r.path, r]));
   const candidates = tree.entries.filter((e) => {
     const r = remoteByPath.get(e.path);
@@ -156,9 +165,14 @@ export async function contentComparer(tree: SourceTree, remote: RemoteEntry[], c
     const batch = candidates.slice(i, i + 256);
     const theirs = await client.hashes(batch.map((e) => e.path));
     for (let j = 0; j < batch.length; j++) {
-      const hasher = createHash('sha256');
-      for await (const chunk of createReadStream(batch[j].local, { highWaterMark: 1 << 20 })) hasher.update(chunk as Buffer);
-      if (hasher.digest('hex') === theirs[j]) same.add(batch[j].path);
+      let ours = sourceHashes.get(batch[j].path);
+      if (ours === undefined) {
+        const hasher = createHash('sha256');
+        for (const chunk of readChunks(batch[j].local, batch[j].size)) hasher.update(chunk);
+        ours = hasher.digest('hex');
+        sourceHashes.set(batch[j].path, ours);
+      }
+      if (ours === theirs[j]) same.add(batch[j].path);
     }
   }
   return (source: SourceEntry) => same.has(source.path);
