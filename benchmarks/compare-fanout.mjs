@@ -104,6 +104,25 @@ console.log(`  files in ${dir}`);
 
 const server = await startSshd(at('ssh'));
 console.log(`  sshd on 127.0.0.1:${server.port}`);
+const sshdPid = Number(readFileSync(join(server.configFile, '..', 'sshd.pid'), 'utf8'));
+const clockTicks = Number(runChecked(['getconf', 'CLK_TCK']).stdout);
+
+/**
+ * CPU time of the server side so far (ms): sshd's per-connection processes wait for what they run
+ * (the agents, rsync --server) and sshd reaps them, so their time adds up in its cutime + cstime
+ * (/proc/PID/stat, in clock ticks) once every connection has ended, which this waits for.
+ */
+async function serverCpuMs() {
+  const children = `/proc/${sshdPid}/task/${sshdPid}/children`;
+  for (let waited = 0; readFileSync(children, 'utf8').trim() !== ''; waited += 10) {
+    if (waited > 10_000) throw new Error(`sshd (pid ${sshdPid}) still has connections 10 s after the client exited`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const stat = readFileSync(`/proc/${sshdPid}/stat`, 'utf8');
+  // Fields after the command name: state is field 3, cutime 16, cstime 17.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[13]) + Number(fields[14])) * 1000) / clockTicks;
+}
 
 const t0 = performance.now();
 const plan = planTree(fileCount, treeSize);
@@ -134,10 +153,17 @@ function seed(dsts) {
 
 /**
  * Runs `argv` under GNU time. Returns { wallMs (Node's monotonic clock around the spawn), userMs,
- * sysMs, cpuMs, maxRssKiB, stdout }. GNU time reports the rusage that wait4 returns, which covers
- * the process and every descendant it waited for (rsync's ssh, the rsyncs of a shell loop).
+ * sysMs, cpuMs, maxRssKiB, stdout, serverCpuMs (the server side's CPU time during the run) }.
+ * GNU time reports the rusage that wait4 returns, which covers the process and every descendant it
+ * waited for (rsync's ssh, the rsyncs of a shell loop).
  */
-function timed(argv) {
+async function timed(argv) {
+  const serverBefore = await serverCpuMs();
+  const m = await timedClient(argv);
+  return { ...m, serverCpuMs: (await serverCpuMs()) - serverBefore };
+}
+
+function timedClient(argv) {
   return new Promise((resolvePromise, reject) => {
     const timeFile = at(`out/time-${process.pid}.txt`);
     rmSync(timeFile, { force: true });
@@ -303,14 +329,17 @@ for (let r = 0; r < repeat; r++) {
     const c = caseList[(i + r) % caseList.length];
     const sample = await runCase(c);
     samples.get(c.key).push(sample);
-    console.log(`  run ${r + 1}/${repeat}: ${c.name}: ${(sample.wallMs / 1000).toFixed(2)} s wall, ${(sample.cpuMs / 1000).toFixed(2)} s CPU`);
+    console.log(
+      `  run ${r + 1}/${repeat}: ${c.name}: ${(sample.wallMs / 1000).toFixed(2)} s wall, ${(sample.cpuMs / 1000).toFixed(2)} s origin CPU, ${(sample.serverCpuMs / 1000).toFixed(2)} s server CPU`,
+    );
   }
 }
 const verified = caseList.map((c) => `${c.name}: ${c.dsts.length === 1 ? 'the destination equals' : `all ${c.dsts.length} destinations equal`} the new tree after every run`);
 
 const results = caseList.map((c) => {
   const s = samples.get(c.key);
-  return { case: c.name, key: c.key, destinations: c.dsts.length, wallMs: median(s.map((x) => x.wallMs)), cpuMs: median(s.map((x) => x.cpuMs)), target: c.target, samples: s };
+  const med = (key) => median(s.map((x) => x[key]));
+  return { case: c.name, key: c.key, destinations: c.dsts.length, wallMs: med('wallMs'), cpuMs: med('cpuMs'), serverCpuMs: med('serverCpuMs'), target: c.target, samples: s };
 });
 const base = results[0];
 for (const row of results) {
@@ -324,13 +353,23 @@ const targetText = (t) => (t === null ? 'info' : `CPU <= ${t.cpu.toFixed(1)}x, w
 console.log('');
 console.log(
   formatTable(
-    ['case', 'wall s', 'origin CPU s', 'wall ratio', 'CPU ratio', 'target', 'met'],
-    results.map((t) => [t.case, seconds(t.wallMs), seconds(t.cpuMs), `${t.wallRatio.toFixed(2)}x`, `${t.cpuRatio.toFixed(2)}x`, targetText(t.target), t.met === null ? '' : t.met ? 'yes' : 'NO']),
+    ['case', 'wall s', 'origin CPU s', 'wall ratio', 'CPU ratio', 'server CPU s', 'target', 'met'],
+    results.map((t) => [
+      t.case,
+      seconds(t.wallMs),
+      seconds(t.cpuMs),
+      `${t.wallRatio.toFixed(2)}x`,
+      `${t.cpuRatio.toFixed(2)}x`,
+      seconds(t.serverCpuMs),
+      targetText(t.target),
+      t.met === null ? '' : t.met ? 'yes' : 'NO',
+    ]),
   ),
 );
 console.log('');
 console.log('ratios = case / deltacast to 1 destination (< 1: less); medians of the runs.');
-console.log('origin CPU = user + system time of the client processes (rsync: with the ssh it starts; deltacast does SSH in-process); the server side is not counted.');
+console.log('origin CPU = user + system time of the client processes (rsync: with the ssh it starts; deltacast does SSH in-process).');
+console.log('server CPU = the same for the server side (sshd sessions, the agents or rsync --server), which shares this machine\'s cores: not in the ratios.');
 const fanoutReport = results.find((r) => r.key === 'fanout').samples.at(-1).fanout;
 console.log(
   `fan-out: ${fanoutReport.files} changed files, ${fanoutReport.deltasComputed} deltas computed for ${fanoutReport.destinationFiles} destination-files, ${fanoutReport.sourceReads} source reads`,

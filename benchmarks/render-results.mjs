@@ -118,13 +118,14 @@ for (const report of reports) {
     );
     lines.push(
       formatMarkdownTable(
-        ['case', 'wall s', 'origin CPU s', 'wall ratio', 'CPU ratio', 'target', 'met'],
+        ['case', 'wall s', 'origin CPU s', 'wall ratio', 'CPU ratio', 'server CPU s', 'target', 'met'],
         report.cases.map((t) => [
           t.case,
           (t.wallMs / 1000).toFixed(2),
           (t.cpuMs / 1000).toFixed(2),
           `${t.wallRatio.toFixed(2)}x`,
           `${t.cpuRatio.toFixed(2)}x`,
+          (t.serverCpuMs / 1000).toFixed(2),
           t.target === null ? 'info' : `CPU <= ${t.target.cpu.toFixed(1)}x, wall <= ${t.target.wall.toFixed(1)}x`,
           t.met === null ? '' : t.met ? 'yes' : 'no',
         ]),
@@ -133,7 +134,8 @@ for (const report of reports) {
     const f = report.fanout;
     lines.push(
       '',
-      'Ratios = case / deltacast to 1 destination. Origin CPU = user + system time of the client processes (rsync with the ssh it starts; deltacast does SSH in-process).',
+      'Ratios = case / deltacast to 1 destination. Origin CPU = user + system time of the client processes (rsync with the ssh it starts; deltacast does SSH in-process). ' +
+        "Server CPU = the same for the server side (sshd sessions, agents or rsync --server), on this machine's cores too; not in the ratios.",
       `Fan-out: ${f.files} changed files, ${f.deltasComputed} deltas computed for ${f.destinationFiles} destination-files, ${f.sourceReads} source reads.`,
       '',
       `Verified: ${report.verified.join('; ')}.`,

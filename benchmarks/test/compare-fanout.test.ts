@@ -45,6 +45,7 @@ describe('compare-fanout.mjs', () => {
     for (const c of report.cases) {
       expect(c.samples).toHaveLength(1);
       expect(c.cpuMs).toBeGreaterThan(0);
+      expect(c.serverCpuMs).toBeGreaterThan(0);
     }
     expect(report.cases[0].wallRatio).toBe(1);
     // Without --keep the generated trees, destinations, keys and sshd files are removed.
