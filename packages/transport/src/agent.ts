@@ -10,7 +10,7 @@ import { chmod, chown, lchown, lstat, lutimes, mkdir, readdir, readlink, realpat
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
-import { bufferBasis, createSignature, encodeSignature, patchStream, DeltacastError, type BasisReader } from '@deltacast/core';
+import { bufferBasis, createSignature, encodeSignature, patchStream, DeltacastError } from '@deltacast/core';
 import { ByteBudget, ChunkQueue } from './chunk-queue.js';
 import type { Frame, Header } from './frame.js';
 import { PathError, ProtocolError, TransportError } from './errors.js';
@@ -29,6 +29,7 @@ import {
   uint,
 } from './messages.js';
 import { joinWire, resolveInRoot } from './paths.js';
+import { fdBasis } from './fd-basis.js';
 import { parsePartialName, parseTempName, partialPathFor, processAlive, tempPathFor } from './tempfile.js';
 import { FrameSession, type ByteStreams } from './wire.js';
 import { parseStageName, Stage } from './stage.js';
@@ -560,22 +561,6 @@ class Agent {
   }
 }
 
-/** A basis read synchronously from an open file descriptor. */
-function fdBasis(fd: number, size: number): BasisReader {
-  return {
-    size,
-    read(position, length) {
-      const out = new Uint8Array(Math.min(length, Math.max(0, size - position)));
-      let filled = 0;
-      while (filled < out.length) {
-        const n = readSync(fd, out, filled, out.length - filled, position + filled);
-        if (n === 0) break;
-        filled += n;
-      }
-      return filled === out.length ? out : out.subarray(0, filled);
-    },
-  };
-}
 
 /** A compressed data frame inflates to at most one data chunk; more is a protocol error. */
 function inflate(payload: Uint8Array): Uint8Array {

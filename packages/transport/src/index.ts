@@ -12,6 +12,7 @@ export { FrameSession, type ByteStreams } from './wire.js';
 export { FrameDecoder, encodeFrameHead, MAX_HEADER_LENGTH, MAX_PAYLOAD_LENGTH, type Frame, type Header } from './frame.js';
 export { PROTOCOL_VERSION } from './messages.js';
 export { wirePathComponents, resolveInRoot } from './paths.js';
+export { fdBasis } from './fd-basis.js';
 export { TransportError, ProtocolError, PathError, ConnectError, RemoteError, type TransportErrorCode } from './errors.js';
 export {
   parseDestination,
