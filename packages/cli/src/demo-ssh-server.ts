@@ -3,7 +3,7 @@
  * serves the deltacast agent on every exec channel. The client side still does everything a real
  * sync does: it verifies the host key against a known_hosts file and authenticates with a key.
  */
-import { serveAgent } from '@deltacast/transport';
+import { generateSshKeyPair, serveAgent } from '@deltacast/transport';
 import { timingSafeEqual } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -20,8 +20,8 @@ export interface DemoSshServer {
 
 /** Starts the server; keys and known_hosts are written into `dir`. */
 export async function startDemoSshServer(dir: string): Promise<DemoSshServer> {
-  const hostKey = utils.generateKeyPairSync('ed25519');
-  const clientKey = utils.generateKeyPairSync('ed25519');
+  const hostKey = generateSshKeyPair('ed25519');
+  const clientKey = generateSshKeyPair('ed25519');
   const clientPublic = utils.parseKey(clientKey.public);
   if (clientPublic instanceof Error) throw clientPublic;
   const identityFile = join(dir, 'id_ed25519');

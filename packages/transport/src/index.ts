@@ -20,6 +20,7 @@ export {
   connectSsh,
   startRemoteAgent,
   resolveSshConfig,
+  generateSshKeyPair,
   checkHostKey,
   addHostKey,
   type Destination,

@@ -1,4 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
+import { generateSshKeyPair } from '../src/ssh/keys.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -84,7 +85,7 @@ describe('connectSsh against an in-process ssh2 server', () => {
   });
 
   it('refuses a changed host key even with acceptNewHostKeys', async () => {
-    const other = ssh2.utils.parseKey(ssh2.utils.generateKeyPairSync('ed25519').public);
+    const other = ssh2.utils.parseKey(generateSshKeyPair('ed25519').public);
     if (other instanceof Error || Array.isArray(other)) throw new Error('key');
     const file = join(server.dir, 'changed_known_hosts');
     writeFileSync(file, `[127.0.0.1]:${server.port} ssh-ed25519 ${other.getPublicSSH().toString('base64')}\n`);
@@ -116,7 +117,7 @@ describe('connectSsh against an in-process ssh2 server', () => {
 
     it('fails with AUTH for a key the server does not accept, naming what was tried', async () => {
       const wrong = join(server.dir, 'wrong_key');
-      writeFileSync(wrong, ssh2.utils.generateKeyPairSync('ed25519').private, { mode: 0o600 });
+      writeFileSync(wrong, generateSshKeyPair('ed25519').private, { mode: 0o600 });
       const error = await connectError(options({ knownHostsFiles, identityFile: wrong }));
       expect(error.code).toBe('AUTH');
       expect(error.message).toContain(wrong);
@@ -124,7 +125,7 @@ describe('connectSsh against an in-process ssh2 server', () => {
 
     it('skips encrypted and missing identities and says so', async () => {
       const encrypted = join(server.dir, 'encrypted_key');
-      writeFileSync(encrypted, ssh2.utils.generateKeyPairSync('ed25519', { passphrase: 'secret', cipher: 'aes256-ctr', rounds: 1 }).private);
+      writeFileSync(encrypted, generateSshKeyPair('ed25519', { passphrase: 'secret', cipher: 'aes256-ctr', rounds: 1 }).private);
       const noCredentials = await connectError(options({ knownHostsFiles, identityFile: encrypted }));
       expect(noCredentials.code).toBe('AUTH');
       expect(noCredentials.message).toContain('encrypted');
@@ -165,7 +166,7 @@ describe('connectSsh against an in-process ssh2 server', () => {
         for (let i = 0; i < 200 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 10));
         execFileSync('ssh-add', [server.identityFile], { env: { ...process.env, SSH_AUTH_SOCK: socket }, stdio: 'ignore' });
         const wrong = join(server.dir, 'wrong_key_for_agent_test');
-        writeFileSync(wrong, ssh2.utils.generateKeyPairSync('ed25519').private, { mode: 0o600 });
+        writeFileSync(wrong, generateSshKeyPair('ed25519').private, { mode: 0o600 });
         server.offeredKeys.length = 0;
         const client = await connectSsh(options({ knownHostsFiles, identityFile: wrong, agentSocket: socket }));
         client.end();

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { generateSshKeyPair } from '../src/ssh/keys.js';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +9,7 @@ import { addHostKey, checkHostKey, keyTypeOf, lookupHostKeys } from '../src/ssh/
 import { hasSshd, sshdSkipReason } from './helpers/sshd.js';
 
 function newKey(): { blob: Buffer; b64: string } {
-  const pair = ssh2.utils.generateKeyPairSync('ed25519');
+  const pair = generateSshKeyPair('ed25519');
   const parsed = ssh2.utils.parseKey(pair.public);
   if (parsed instanceof Error) throw parsed;
   const blob = (Array.isArray(parsed) ? parsed[0] : parsed).getPublicSSH();

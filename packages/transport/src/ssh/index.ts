@@ -21,3 +21,4 @@ export {
   type RemoteAgentOptions,
   type RemoteAgentStreams,
 } from './remote-agent.js';
+export { generateSshKeyPair } from './keys.js';

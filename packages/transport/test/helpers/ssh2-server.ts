@@ -4,6 +4,7 @@
  * `identityFile`. Exec requests are handed to `onExec` on an accepted channel.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { generateSshKeyPair } from '../../src/ssh/keys.js';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,9 +40,9 @@ export interface Ssh2Server {
 
 export async function startSsh2Server(options: Ssh2ServerOptions = {}): Promise<Ssh2Server> {
   const dir = mkdtempSync(join(tmpdir(), 'deltacast-ssh2-'));
-  const hostPair = ssh2.utils.generateKeyPairSync('ed25519');
-  const ecdsaPair = ssh2.utils.generateKeyPairSync('ecdsa', { bits: 256 });
-  const clientPair = ssh2.utils.generateKeyPairSync('ed25519');
+  const hostPair = generateSshKeyPair('ed25519');
+  const ecdsaPair = generateSshKeyPair('ecdsa', { bits: 256 });
+  const clientPair = generateSshKeyPair('ed25519');
   const identityFile = join(dir, 'id_ed25519');
   writeFileSync(identityFile, clientPair.private, { mode: 0o600 });
   const allowed = parsed(clientPair.public);
