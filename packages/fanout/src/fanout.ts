@@ -59,6 +59,12 @@ export interface FanoutOptions extends TransferOptions, DestinationOptions {
   beforeCommit?: string;
   /** Run on each destination after its changes went live (e.g. reload a service). A failure is reported. */
   afterCommit?: string;
+  /**
+   * Release directories: each destination gets releases/ID (a hard-link clone of its current release,
+   * then synced), and `current` is switched to it in phase two, with the same ID everywhere. `keep`
+   * removes all but the newest releases after the switch.
+   */
+  release?: boolean | { id?: string; keep?: number };
   /** Extra connection attempts after a transient failure (refused, timed out, dropped), with backoff. Default 2. */
   connectRetries?: number;
   onEvent?: (event: FanoutEvent) => void;
@@ -92,6 +98,8 @@ export interface FanoutResult {
   destinations: DestinationResult[];
   /** Files that changed on at least one destination. */
   files: number;
+  /** With `release`: the release id made on every destination. */
+  release?: string;
   /** Delta computations for those files (one per distinct basis, plus one literal stream). */
   deltasComputed: number;
   /** File transfers to destinations those deltas served. */
@@ -136,6 +144,8 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
   // Connect, list and plan every destination; a failure here only removes that destination.
   const runs: DestinationRun[] = [];
   const opened = new Map<DestinationRun, OpenedDestination>();
+  const releaseOptions = options.release === true ? {} : options.release || undefined;
+  const releaseId = releaseOptions ? (releaseOptions.id ?? newReleaseId()) : undefined;
   const sourceHashes = new Map<string, string>(); // --checksum: each source file hashed once
   const remoteFiles = new Map<string, Set<string>>(); // regular files each destination had when listed
   await limit(options.destinations, parallel, async (name) => {
@@ -152,6 +162,10 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
       } catch (error) {
         destination.close();
         throw error;
+      }
+      if (releaseId !== undefined && !options.dryRun) {
+        await client.releasePrepare(releaseId);
+        await client.releaseEnter(releaseId);
       }
       const remote = await client.list();
       remoteFiles.set(name, new Set(remote.filter((r) => r.type === 'f').map((r) => r.path)));
@@ -188,13 +202,14 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
     }
   };
 
-  const staged = (options.atomic ?? (options.commit === 'all-or-none' ? 'tree' : 'file')) === 'tree';
+  // Two phases: stage (or build the release) everywhere, then commit (or switch) where allowed.
+  const staged = releaseId !== undefined || (options.atomic ?? (options.commit === 'all-or-none' ? 'tree' : 'file')) === 'tree';
   if (staged && options.commit === undefined) options = { ...options, commit: 'best-effort' };
   const stageId = randomBytes(6).toString('hex');
   const committed = new Map<string, boolean>();
   for (const run of runs) {
     run.announce();
-    if (staged) run.client.stage = stageId;
+    if (staged && releaseId === undefined) run.client.stage = stageId;
   }
   const hook = async (run: DestinationRun, which: 'before-commit' | 'after-commit', command: string | undefined) => {
     if (command === undefined || !live.has(run)) return true;
@@ -330,7 +345,10 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
         const apply = commitNow.includes(run);
         await guarded(run, async () => {
           try {
-            if (apply) await run.client.commitStage();
+            if (releaseId !== undefined) {
+              if (apply) await run.client.releaseSwitch(releaseId, releaseOptions?.keep);
+              else await run.client.releaseDiscard(releaseId);
+            } else if (apply) await run.client.commitStage();
             else await run.client.abortStage();
             committed.set(run.name, apply);
             if (apply) await hook(run, 'after-commit', options.afterCommit);
@@ -359,6 +377,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
   return {
     ok: destinations.every((d) => d.ok),
     destinations,
+    ...(releaseId !== undefined ? { release: releaseId } : {}),
     files,
     deltasComputed,
     destinationFiles,
@@ -450,6 +469,11 @@ function statOf(path: string): { size: number; mtimeMs: number } {
   } finally {
     closeSync(fd);
   }
+}
+
+/** Release ids sort by time, to the millisecond: 20261123T130501123Z-3f2a. */
+export function newReleaseId(now = new Date()): string {
+  return `${now.toISOString().replace(/[-:.]/g, '')}-${randomBytes(2).toString('hex')}`;
 }
 
 const TRANSIENT = new Set(['CONNECT', 'TIMEOUT', 'CLOSED', 'IO', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH']);

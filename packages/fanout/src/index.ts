@@ -1,1 +1,2 @@
-export { fanout, type FanoutOptions, type FanoutEvent, type FanoutResult, type DestinationResult } from './fanout.js';
+export { fanout, newReleaseId, type FanoutOptions, type FanoutEvent, type FanoutResult, type DestinationResult } from './fanout.js';
+export { rollback, type RollbackOptions, type RollbackResult } from './rollback.js';

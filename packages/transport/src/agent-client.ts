@@ -327,6 +327,33 @@ export class AgentClient {
     await this.request({ t: 'abort', stage: this.stage });
   }
 
+  /** Creates releases/ID from the current release (hard links); resolves with the previous release. */
+  async releasePrepare(release: string): Promise<string | undefined> {
+    const h = await this.request({ t: 'release-prepare', release });
+    return typeof h.previous === 'string' ? h.previous : undefined;
+  }
+
+  /** From now on the session works inside releases/ID. */
+  async releaseEnter(release: string): Promise<void> {
+    await this.request({ t: 'release-enter', release });
+  }
+
+  /** Points `current` at releases/ID; with `keep`, removes all but the newest `keep` releases. */
+  async releaseSwitch(release: string, keep?: number): Promise<string[]> {
+    const h = await this.request({ t: 'release-switch', release, keep: keep ?? null });
+    return Array.isArray(h.pruned) ? h.pruned.filter((x): x is string => typeof x === 'string') : [];
+  }
+
+  async releaseDiscard(release: string): Promise<void> {
+    await this.request({ t: 'release-discard', release });
+  }
+
+  async releaseList(): Promise<{ releases: string[]; current: string | undefined }> {
+    const h = await this.request({ t: 'release-list' });
+    const releases = Array.isArray(h.releases) ? h.releases.filter((x): x is string => typeof x === 'string') : [];
+    return { releases, current: typeof h.current === 'string' ? h.current : undefined };
+  }
+
   /** Ends the session politely and waits for the agent to close. */
   async close(): Promise<void> {
     if (this.closeError) return;

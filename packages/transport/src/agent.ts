@@ -34,6 +34,7 @@ import { parsePartialName, parseTempName, partialPathFor, processAlive, tempPath
 import { FrameSession, type ByteStreams } from './wire.js';
 import { parseStageName, Stage } from './stage.js';
 import { DestinationLock, LOCK_NAME } from './lock.js';
+import { checkReleaseId, currentRelease, discardRelease, listReleases, prepareRelease, pruneReleases, RELEASES_DIR, switchRelease, unshare } from './release.js';
 
 export interface AgentOptions {
   /** If set, only roots inside this directory may be served. */
@@ -74,6 +75,10 @@ class Agent {
   /** Open stages of a whole-tree commit, by the client's stage id. */
   private readonly stages = new Map<string, Stage>();
   private lock: DestinationLock | undefined;
+  /** The root named at hello; `root` moves into a release directory after release-enter. */
+  private baseRoot: string | undefined;
+  /** In a release directory files may be hard links shared with older releases. */
+  private inRelease = false;
 
   constructor(
     streams: ByteStreams,
@@ -170,6 +175,16 @@ class Agent {
         return this.hash;
       case 'commit':
         return this.commitStage;
+      case 'release-prepare':
+        return this.releasePrepare;
+      case 'release-enter':
+        return this.releaseEnter;
+      case 'release-switch':
+        return this.releaseSwitch;
+      case 'release-discard':
+        return this.releaseDiscard;
+      case 'release-list':
+        return this.releaseList;
       case 'abort':
         return this.abortStage;
       default:
@@ -209,6 +224,7 @@ class Agent {
       if (!inside(real)) throw new PathError('PATH_ESCAPE', `root ${requested} resolves to ${real}, outside the allowed ${allowed}`, { root: real });
       if (bool(h, 'lock')) this.lock = DestinationLock.acquire(real);
       this.root = real;
+      this.baseRoot = real;
     } catch (error) {
       await this.replyError(0, error);
       this.byeReceived = true; // the agent ends this session itself: a clean end
@@ -492,6 +508,8 @@ class Agent {
       return;
     }
     const st = await lstat(target);
+    // Never change the attributes of a file an older release shares.
+    if (this.inRelease) unshare(target);
     if (st.isSymbolicLink()) {
       if (this.opts.owner && uid !== undefined && gid !== undefined) await lchown(target, uid, gid);
       if (mtime !== undefined) await lutimes(target, Date.now() / 1000, mtime / 1000);
@@ -501,6 +519,43 @@ class Agent {
       if (mtime !== undefined) await utimes(target, Date.now() / 1000, mtime / 1000);
     }
     await this.session.send({ t: 'ok', id });
+  }
+
+  private get releaseRoot(): string {
+    if (this.baseRoot === undefined) throw new TransportError('CLOSED', 'no root: hello failed', {});
+    return this.baseRoot;
+  }
+
+  /** Makes releases/ID as a hard-link clone of the current release (docs/protocol.md). */
+  private async releasePrepare(id: number, h: Header): Promise<void> {
+    const { previous } = prepareRelease(this.releaseRoot, checkReleaseId(str(h, 'release', 64)));
+    await this.session.send({ t: 'ok', id, previous: previous ?? null });
+  }
+
+  /** Moves this session's root into releases/ID: the rest of the session syncs that release. */
+  private async releaseEnter(id: number, h: Header): Promise<void> {
+    const release = checkReleaseId(str(h, 'release', 64));
+    const dir = await realpath(join(this.releaseRoot, RELEASES_DIR, release));
+    if (!dir.startsWith(`${this.releaseRoot}/`)) throw new PathError('PATH_ESCAPE', `release ${release} is outside the root`, { release });
+    this.root = dir;
+    this.inRelease = true;
+    await this.session.send({ t: 'ok', id });
+  }
+
+  private async releaseSwitch(id: number, h: Header): Promise<void> {
+    switchRelease(this.releaseRoot, checkReleaseId(str(h, 'release', 64)));
+    const keep = optUint(h, 'keep', 1_000_000);
+    const pruned = keep !== undefined ? pruneReleases(this.releaseRoot, keep) : [];
+    await this.session.send({ t: 'ok', id, pruned });
+  }
+
+  private async releaseDiscard(id: number, h: Header): Promise<void> {
+    discardRelease(this.releaseRoot, checkReleaseId(str(h, 'release', 64)));
+    await this.session.send({ t: 'ok', id });
+  }
+
+  private async releaseList(id: number): Promise<void> {
+    await this.session.send({ t: 'ok', id, releases: listReleases(this.releaseRoot), current: currentRelease(this.releaseRoot) ?? null });
   }
 
   /** The stage a request names (created on first use), or undefined for a live change. */

@@ -49,6 +49,8 @@ interface SyncCommandOptions {
   bestEffort: boolean;
   beforeCommit?: string;
   afterCommit?: string;
+  release?: boolean;
+  keep?: number;
 }
 
 function transferOptions(rules: FilterRule[], opts: SyncCommandOptions) {
@@ -83,6 +85,7 @@ async function runFanout(io: MainIO, source: string, destinations: string[], rul
     commit: opts.allOrNone ? 'all-or-none' : opts.atomic === 'tree' ? 'best-effort' : undefined,
     beforeCommit: opts.beforeCommit,
     afterCommit: opts.afterCommit,
+    release: opts.release ? { keep: opts.keep } : undefined,
     onEvent: (event) => {
       if (event.type === 'delta') {
         if (opts.json) io.stdout.write(`${JSON.stringify(event)}\n`);
@@ -96,13 +99,14 @@ async function runFanout(io: MainIO, source: string, destinations: string[], rul
   });
   if (opts.json) {
     io.stdout.write(
-      `${JSON.stringify({ type: 'fanout', ok: result.ok, files: result.files, deltasComputed: result.deltasComputed, destinationFiles: result.destinationFiles, sourceReads: result.sourceReads, durationMs: result.durationMs })}\n`,
+      `${JSON.stringify({ type: 'fanout', ok: result.ok, release: result.release, files: result.files, deltasComputed: result.deltasComputed, destinationFiles: result.destinationFiles, sourceReads: result.sourceReads, durationMs: result.durationMs })}\n`,
     );
   } else {
     for (const d of result.destinations) {
       const state = d.committed === undefined ? (d.ok ? 'ok' : 'FAILED') : d.committed ? 'committed' : 'NOT COMMITTED (left as it was)';
       io.stdout.write(`${d.destination}: ${state}; ${summaryLine(d.summary)}\n`);
     }
+    if (result.release !== undefined) io.stdout.write(`release ${result.release}\n`);
     io.stdout.write(
       `${result.files} changed files: ${result.deltasComputed} deltas computed for ${result.destinationFiles} destination-files; ` +
         `each source file read ${result.sourceReads === result.files ? 'once' : `${result.sourceReads} times in all`}\n`,
@@ -157,12 +161,15 @@ export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Co
     )
     .option('--all-or-none', 'commit only if every destination staged everything, else leave all as they were (implies --atomic tree)', false)
     .option('--best-effort', 'with --atomic tree: commit each destination that staged everything (the default)', false)
+    .option('--release', 'build releases/ID on each destination (hard links from the current release) and switch `current` to it at the end')
+    .addOption(new Option('--keep <n>', 'with --release: keep this many releases (the newest; never the current one)').argParser(integer(1, 100_000)))
     .option('--before-commit <cmd>', 'run on each destination (in its root) before its changes go live; failing keeps it unchanged')
     .option('--after-commit <cmd>', 'run on each destination after its changes went live');
   command.addHelpText('after', SYNC_EXIT_CODES_HELP);
   return command.action(async (source: string, destinations: string[], opts: SyncCommandOptions) => {
     if (opts.allOrNone && opts.bestEffort) throw new UsageError('--all-or-none and --best-effort exclude each other');
-    if (destinations.length > 1 || opts.atomic === 'tree' || opts.allOrNone || opts.beforeCommit !== undefined || opts.afterCommit !== undefined) {
+    if (opts.keep !== undefined && !opts.release) throw new UsageError('--keep goes with --release');
+    if (destinations.length > 1 || opts.atomic === 'tree' || opts.allOrNone || opts.release || opts.beforeCommit !== undefined || opts.afterCommit !== undefined) {
       setExitCode(await runFanout(io, source, destinations, rules, opts));
       return;
     }
