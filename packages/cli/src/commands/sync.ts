@@ -7,8 +7,10 @@ import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import type { MainIO } from '../io.js';
 import { createSyncOutput, itemize, printable, summaryLine } from '../sync-output.js';
-import { fanout } from '@deltacast/fanout';
-import { integer } from '../options.js';
+import cliProgress from 'cli-progress';
+import type { Writable } from 'node:stream';
+import { fanout, type FanoutEvent } from '@deltacast/fanout';
+import { formatBytes, integer } from '../options.js';
 import { UsageError } from '../errors.js';
 
 /** rsync's code for a partial transfer (some files failed); 255 as ssh uses for connection failures. */
@@ -76,6 +78,7 @@ function transferOptions(rules: FilterRule[], opts: SyncCommandOptions) {
 /** Several destinations: the fan-out, a line per destination, and one exit code for all. */
 async function runFanout(io: MainIO, source: string, destinations: string[], rules: FilterRule[], opts: SyncCommandOptions): Promise<number> {
   const output = createSyncOutput(io.stdout, io.stderr, { json: opts.json, verbose: opts.verbose || opts.dryRun, progress: false });
+  const lines = opts.progress !== false && !opts.json && Boolean((io.stderr as { isTTY?: boolean }).isTTY) ? new DestinationLines(io.stderr) : undefined;
   const result = await fanout({
     source,
     destinations,
@@ -87,6 +90,7 @@ async function runFanout(io: MainIO, source: string, destinations: string[], rul
     afterCommit: opts.afterCommit,
     release: opts.release ? { keep: opts.keep } : undefined,
     onEvent: (event) => {
+      lines?.onEvent(event);
       if (event.type === 'delta') {
         if (opts.json) io.stdout.write(`${JSON.stringify(event)}\n`);
       } else if (event.type === 'item' && !opts.json) {
@@ -97,6 +101,7 @@ async function runFanout(io: MainIO, source: string, destinations: string[], rul
       }
     },
   });
+  lines?.stop();
   if (opts.json) {
     io.stdout.write(
       `${JSON.stringify({ type: 'fanout', ok: result.ok, release: result.release, files: result.files, deltasComputed: result.deltasComputed, destinationFiles: result.destinationFiles, sourceReads: result.sourceReads, durationMs: result.durationMs })}\n`,
@@ -194,4 +199,34 @@ export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Co
     output.finish(summary);
     if (!summary.ok) setExitCode(EXIT_PARTIAL);
   });
+}
+
+/** One progress line per destination on a terminal: files and bytes done of its own plan. */
+class DestinationLines {
+  private readonly bars: cliProgress.MultiBar;
+  private readonly perDestination = new Map<string, { bar: cliProgress.SingleBar; files: number; total: number; bytes: number }>();
+
+  constructor(stream: Writable) {
+    this.bars = new cliProgress.MultiBar(
+      { stream: stream as NodeJS.WritableStream, format: ' {bar} {percentage}% | {files} files | {done} | {name}', hideCursor: true, clearOnComplete: false },
+      cliProgress.Presets.shades_classic,
+    );
+  }
+
+  onEvent(event: FanoutEvent): void {
+    if (event.type === 'start' && !event.dryRun) {
+      const bar = this.bars.create(Math.max(1, event.bytes), 0, { files: `0/${event.files}`, done: '0 B', name: printable(event.destination) });
+      this.perDestination.set(event.destination, { bar, files: 0, total: event.files, bytes: 0 });
+    } else if (event.type === 'file') {
+      const d = this.perDestination.get(event.destination);
+      if (!d) return;
+      d.files++;
+      d.bytes += event.size;
+      d.bar.update(d.bytes, { files: `${d.files}/${d.total}`, done: formatBytes(d.bytes), name: printable(event.destination) });
+    }
+  }
+
+  stop(): void {
+    this.bars.stop();
+  }
 }
