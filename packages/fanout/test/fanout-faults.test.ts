@@ -19,6 +19,7 @@ import {
   pseudoRandom,
   resultFor,
   runFanout,
+  snapshotOf,
   sha256,
   useTempDirs,
   writeTree,
@@ -258,6 +259,60 @@ describe('a full disk on one destination', () => {
         expect(d.destinations).toContain(roots[0]);
         expect(d.destinations).toContain(roots[1]);
       }
+    },
+  );
+});
+
+describe('a full disk on one destination, with whole-tree commits', () => {
+  let small = '';
+  beforeAll(() => {
+    if (mountUnavailable) return;
+    small = join(tempDir(), 'small-disk-tree');
+    mkdirSync(small);
+    const run = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', small], { encoding: 'utf8' });
+    if (run.status !== 0) throw new Error(`mount failed: ${run.stderr}`);
+  });
+  afterAll(() => {
+    if (!small) return;
+    if (spawnSync('umount', [small]).status !== 0) spawnSync('umount', ['-l', small]);
+  });
+
+  const setUp = async () => {
+    const base = tempDir();
+    const src = join(base, 'src');
+    const roots = [join(base, 'dst1'), join(base, 'dst2')];
+    await writeTree(src, { 'a.txt': file('v1'), 'dir/c.txt': file('charlie') });
+    for (const d of [...roots, small]) rmSync(join(d, 'dir'), { recursive: true, force: true });
+    const first = await runFanout({ source: `${src}/`, destinations: [roots[0], small, roots[1]], localAgent: 'in-process' });
+    expect(first.result.ok).toBe(true);
+    // The second version does not fit on the small disk.
+    await writeTree(src, { 'a.txt': file('v2', { mtimeMs: BASE_MTIME_MS + 5000 }), 'z-big.bin': file(pseudoRandom(2 * MiB, 33)) });
+    return { src, roots };
+  };
+
+  it.skipIf(mountUnavailable !== undefined)(
+    `with all-or-none commits nowhere and leaves every destination exactly as it was${mountUnavailable ? ` (skipped: ${mountUnavailable})` : ''}`,
+    async () => {
+      const { src, roots } = await setUp();
+      const before = await Promise.all([roots[0], small, roots[1]].map((r) => snapshotOf(r)));
+      const run = await runFanout({ source: `${src}/`, destinations: [roots[0], small, roots[1]], localAgent: 'in-process', commit: 'all-or-none' });
+      expect(run.result.ok).toBe(false);
+      expect(run.result.destinations.map((d) => d.committed)).toEqual([false, false, false]);
+      const after = await Promise.all([roots[0], small, roots[1]].map((r) => snapshotOf(r)));
+      expect(after).toEqual(before);
+      for (const r of [roots[0], small, roots[1]]) expect(readdirSync(r).filter((n) => n.startsWith('.deltacast'))).toEqual([]);
+    },
+  );
+
+  it.skipIf(mountUnavailable !== undefined)(
+    `with best effort commits the healthy destinations and leaves the full one as it was${mountUnavailable ? ` (skipped: ${mountUnavailable})` : ''}`,
+    async () => {
+      const { src, roots } = await setUp();
+      const before = await snapshotOf(small);
+      const run = await runFanout({ source: `${src}/`, destinations: [roots[0], small, roots[1]], localAgent: 'in-process', atomic: 'tree' });
+      expect(run.result.destinations.map((d) => d.committed)).toEqual([true, false, true]);
+      await expectAllIdentical(src, roots);
+      expect(await snapshotOf(small)).toEqual(before);
     },
   );
 });

@@ -111,7 +111,10 @@ class Agent {
     }
     if (h.t === 'bye') {
       this.byeReceived = true;
-      // Released now: the client may end this process as soon as our output closes.
+      // Released now: the client may end this process as soon as our output closes. Stages never
+      // committed go first (the lock was made before them: undone in reverse order).
+      for (const stage of this.stages.values()) stage.abort();
+      this.stages.clear();
       this.lock?.release();
       this.session.end();
       return;

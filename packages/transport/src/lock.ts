@@ -5,7 +5,8 @@
  * removing the lock file moves the root's mtime; the root's times are put back, so the lock leaves no
  * trace in the tree the sync just made identical to its source.
  */
-import { closeSync, lstatSync, openSync, readFileSync, rmSync, utimesSync, writeSync, constants } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync, writeSync, constants } from 'node:fs';
+import { RootTimes } from './dir-times.js';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { TransportError } from './errors.js';
@@ -17,11 +18,8 @@ export class DestinationLock {
   private released = false;
 
   private constructor(
-    private readonly root: string,
     private readonly path: string,
-    /** The root's mtime before the lock was made, and the one its making produced. */
-    private readonly mtimeBefore: Date,
-    private readonly mtimeAfter: number,
+    private readonly times: RootTimes,
   ) {}
 
   /** Takes the lock or throws TransportError 'LOCKED' naming its holder. */
@@ -29,11 +27,12 @@ export class DestinationLock {
     const path = join(root, LOCK_NAME);
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        const before = lstatSync(root).mtime;
+        const times = new RootTimes(root);
         const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
         writeSync(fd, `${hostname()} ${process.pid}\n`);
         closeSync(fd);
-        return new DestinationLock(root, path, before, lstatSync(root).mtimeMs);
+        times.made();
+        return new DestinationLock(path, times);
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       }
@@ -54,10 +53,6 @@ export class DestinationLock {
   release(): void {
     if (this.released) return;
     this.released = true;
-    const st = lstatSync(this.root);
-    rmSync(this.path, { force: true });
-    // Unchanged since the lock was made: back to before it; else to what the sync set.
-    const mtime = st.mtimeMs === this.mtimeAfter ? this.mtimeBefore : st.mtime;
-    utimesSync(this.root, st.atime, mtime);
+    this.times.removeWith(() => rmSync(this.path, { force: true }));
   }
 }

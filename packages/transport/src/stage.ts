@@ -9,6 +9,7 @@
 import { lstatSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { chmod, chown, lchown, lutimes, lstat, mkdir, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
+import { RootTimes } from './dir-times.js';
 import { PathError } from './errors.js';
 import { resolveInRoot } from './paths.js';
 
@@ -47,6 +48,7 @@ export class Stage {
   private readonly ops: StagedOp[] = [];
   private count = 0;
   private made = false;
+  private times: RootTimes | undefined;
 
   constructor(
     private readonly root: string,
@@ -59,7 +61,9 @@ export class Stage {
   /** A fresh path inside the staging directory for a file or link to be placed later. */
   nextPath(): string {
     if (!this.made) {
+      this.times = new RootTimes(this.root);
       mkdirSync(this.dir, { mode: 0o700 });
+      this.times.made();
       this.made = true;
     }
     return join(this.dir, String(this.count++));
@@ -111,7 +115,8 @@ export class Stage {
 
   /** Removes the staging directory; the live tree is untouched. */
   abort(): void {
-    if (this.made) rmSync(this.dir, { recursive: true, force: true });
+    // The root's mtime is put back: the staging directory's coming and going leave no trace.
+    if (this.made) this.times!.removeWith(() => rmSync(this.dir, { recursive: true, force: true }));
     this.made = false;
   }
 }
