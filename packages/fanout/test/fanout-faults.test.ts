@@ -121,6 +121,27 @@ describe('one destination’s agent killed mid-transfer', () => {
     await expectAllIdentical(src, roots);
     expect(await leftovers(roots[2])).toEqual([]);
   });
+
+  it('with all-or-none, a destination killed while staging keeps every destination as it was', async () => {
+    const base = tempDir();
+    const src = join(base, 'src');
+    const roots = [join(base, 'dst1'), join(base, 'dst2'), join(base, 'dst3')];
+    for (const root of roots) await writeTree(root, { 'big-update.bin': file(randomBytes(MiB), { mtimeMs: BASE_MTIME_MS - 60_000 }) });
+    await writeTree(src, { 'big-update.bin': file(randomBytes(6 * MiB)), 'small.txt': file('small') });
+    const destinations = [roots[0], roots[1], `killer:${roots[2]}`];
+    const ssh = { configFile, remoteCommand: 'deltacast agent' };
+    const before = await Promise.all(roots.map((r) => snapshotOf(r)));
+    const killedBefore = await hashOf(roots[2], 'big-update.bin');
+    killer.killAfterBytes = 2 * MiB;
+    const run = await runFanout({ source: `${src}/`, destinations, ssh, localAgent: 'in-process', commit: 'all-or-none' });
+    killer.killAfterBytes = undefined;
+    expect(run.result.ok).toBe(false);
+    expect(run.result.destinations.map((d) => d.committed)).toEqual([false, false, false]);
+    // The killed agent's staging directory stays behind until the next listing; nothing else changed.
+    const after = await Promise.all(roots.map((r) => snapshotOf(r)));
+    expect(after.slice(0, 2)).toEqual(before.slice(0, 2));
+    expect(await hashOf(roots[2], 'big-update.bin')).toBe(killedBefore);
+  });
 });
 
 const immutableUnavailable = probe('chattr +i', (d) => [['chattr', '+i', join(d, 'f')]], (d) => [['chattr', '-i', join(d, 'f')]]);
@@ -313,6 +334,39 @@ describe('a full disk on one destination, with whole-tree commits', () => {
       expect(run.result.destinations.map((d) => d.committed)).toEqual([true, false, true]);
       await expectAllIdentical(src, roots);
       expect(await snapshotOf(small)).toEqual(before);
+    },
+  );
+});
+
+describe('a directory that cannot be written on one destination, with all-or-none', () => {
+  const locked: string[] = [];
+  afterAll(() => {
+    for (const d of locked) spawnSync('chattr', ['-i', d]);
+  });
+
+  it.skipIf(immutableUnavailable !== undefined)(
+    `fails that destination while staging, so none commits and every one stays as it was${immutableUnavailable ? ` (skipped: ${immutableUnavailable})` : ''}`,
+    async () => {
+      const base = tempDir();
+      const src = join(base, 'src');
+      const roots = [join(base, 'dst1'), join(base, 'dst2'), join(base, 'dst3')];
+      await writeTree(src, { 'ro/existing.txt': file('v1'), 'ok/b.txt': file('b') });
+      expect((await runFanout({ source: `${src}/`, destinations: roots, localAgent: 'in-process' })).result.ok).toBe(true);
+      await writeTree(src, { 'ro/new.txt': file('new'), 'ok/c.txt': file('c') });
+      const ro = join(roots[1], 'ro');
+      const lock = spawnSync('chattr', ['+i', ro], { encoding: 'utf8' });
+      expect(lock.status, lock.stderr).toBe(0);
+      locked.push(ro);
+      try {
+        const before = await Promise.all(roots.map((r) => snapshotOf(r)));
+        const run = await runFanout({ source: `${src}/`, destinations: roots, localAgent: 'in-process', commit: 'all-or-none' });
+        expect(run.result.ok).toBe(false);
+        expect(run.result.destinations.map((d) => d.committed)).toEqual([false, false, false]);
+        expect(resultFor(run.result, roots[1]).summary.errors.map((e) => e.path)).toContain('ro/new.txt');
+        expect(await Promise.all(roots.map((r) => snapshotOf(r)))).toEqual(before);
+      } finally {
+        spawnSync('chattr', ['-i', ro]);
+      }
     },
   );
 });

@@ -6,9 +6,9 @@
  * and leaves the tree exactly as it was. A staging directory left by a dead agent (its pid is in the
  * name) is removed by the next listing.
  */
-import { lstatSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, constants, lstatSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
 import { chmod, chown, lchown, lutimes, lstat, mkdir, utimes } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { RootTimes } from './dir-times.js';
 import { PathError } from './errors.js';
 import { resolveInRoot } from './paths.js';
@@ -69,8 +69,30 @@ export class Stage {
     return join(this.dir, String(this.count++));
   }
 
+  /**
+   * Records a change for the commit. For changes that add or remove an entry, the directory that will
+   * hold it (or its nearest existing ancestor) is checked now to accept changes, so a read-only or
+   * immutable directory fails the staging (and the destination is left as it was) rather than the
+   * commit half way.
+   */
   record(op: StagedOp): void {
+    if (op.kind !== 'setattr') this.checkWritable(dirname(join(this.root, op.path)));
     this.ops.push(op);
+  }
+
+  private readonly writable = new Set<string>();
+
+  /** Makes and removes a probe entry (the directory's mtime put back), once per directory. */
+  private checkWritable(dir: string): void {
+    let existing = dir;
+    while (!lstatSync(existing, { throwIfNoEntry: false }) && existing.startsWith(`${this.root}/`)) existing = dirname(existing);
+    if (this.writable.has(existing)) return;
+    const probe = join(existing, `.dcprobe-${process.pid.toString(36)}-${this.count++}`);
+    const times = new RootTimes(existing);
+    closeSync(openSync(probe, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600));
+    times.made();
+    times.removeWith(() => rmSync(probe, { force: true }));
+    this.writable.add(existing);
   }
 
   /**
