@@ -231,11 +231,12 @@ describe('a dry run against a destination it may not write', () => {
 
 const mountUnavailable = probe('mount -t tmpfs', (d) => [['mount', '-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', join(d, 'm')]], (d) => [['umount', join(d, 'm')]]);
 
-describe('a full disk on one destination', () => {
+/** A 512 KiB tmpfs for the describe block it is called in (mounted before its tests, unmounted after). */
+function useSmallDisk(name: string): () => string {
   let small = '';
   beforeAll(() => {
     if (mountUnavailable) return;
-    small = join(tempDir(), 'small-disk');
+    small = join(tempDir(), name);
     mkdirSync(small);
     const run = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', small], { encoding: 'utf8' });
     if (run.status !== 0) throw new Error(`mount failed: ${run.stderr}`);
@@ -243,6 +244,15 @@ describe('a full disk on one destination', () => {
   afterAll(() => {
     if (!small) return;
     if (spawnSync('umount', [small]).status !== 0) spawnSync('umount', ['-l', small]);
+  });
+  return () => small;
+}
+
+describe('a full disk on one destination', () => {
+  const smallDisk = useSmallDisk('small-disk');
+  let small = '';
+  beforeAll(() => {
+    small = smallDisk();
   });
 
   it.skipIf(mountUnavailable !== undefined)(
@@ -285,17 +295,10 @@ describe('a full disk on one destination', () => {
 });
 
 describe('a full disk on one destination, with whole-tree commits', () => {
+  const smallDisk = useSmallDisk('small-disk-tree');
   let small = '';
   beforeAll(() => {
-    if (mountUnavailable) return;
-    small = join(tempDir(), 'small-disk-tree');
-    mkdirSync(small);
-    const run = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', small], { encoding: 'utf8' });
-    if (run.status !== 0) throw new Error(`mount failed: ${run.stderr}`);
-  });
-  afterAll(() => {
-    if (!small) return;
-    if (spawnSync('umount', [small]).status !== 0) spawnSync('umount', ['-l', small]);
+    small = smallDisk();
   });
 
   const setUp = async () => {
