@@ -95,9 +95,6 @@ export async function openDestination(spec: string | Destination, options: Desti
     if (error instanceof TransportError) throw error;
     throw new ConnectError('CONNECT', `${name}: ${(error as Error).message}`, { destination: name });
   }
-  // Requests and replies are small frames: without TCP_NODELAY, Nagle's algorithm and delayed ACKs
-  // hold them for tens of milliseconds each.
-  client.setNoDelay(true);
   try {
     const streams = await startRemoteAgent(client, { remoteCommand: ssh.remoteCommand });
     const root = destination.path === '' ? '.' : destination.path;

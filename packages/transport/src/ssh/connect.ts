@@ -152,6 +152,9 @@ export async function connectSsh(options: ConnectOptions): Promise<Client> {
       client.end();
       reject(error);
     };
+    // The handshake and authentication are a series of small round trips: without TCP_NODELAY each
+    // one waits on Nagle's algorithm and delayed ACKs (measured: 228 ms to ready, 45 ms with it).
+    client.on('connect', () => client.setNoDelay(true));
     client.on('ready', () => {
       if (settled) return;
       settled = true;
