@@ -10,8 +10,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { fstatSync, openSync, closeSync } from 'node:fs';
 import { createDelta, decodeSignature, indexSignature, signature, type DeltaStats, type SignatureIndex } from '@deltacast/core';
 import {
-  AgentClient,
   buildFilter,
+  connectForTransfer,
   contentComparer,
   DestinationRun,
   emptySummary,
@@ -151,18 +151,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
   await limit(options.destinations, parallel, async (name) => {
     try {
       const destination = await withRetries(() => openDestination(name, options), options.connectRetries ?? 2);
-      let client: AgentClient;
-      try {
-        client = await AgentClient.connect(destination.streams, {
-          root: destination.root,
-          owner: options.owner,
-          partial: options.partial,
-          lock: !options.dryRun,
-        });
-      } catch (error) {
-        destination.close();
-        throw error;
-      }
+      const client = await connectForTransfer(destination.streams, destination.root, options, () => destination.close());
       if (releaseId !== undefined && !options.dryRun) {
         await client.releasePrepare(releaseId);
         await client.releaseEnter(releaseId);
@@ -275,7 +264,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
         if (groups.length === 0) return;
         sourceReads++;
         try {
-          prepared = readOnce(entry, groups);
+          prepared = readOnce(entry, groups, now);
         } catch (error) {
           for (const g of groups) for (const t of g.targets) t.run.fail(t.change.path, error);
           return;
@@ -431,13 +420,17 @@ async function groupByBasis(
 }
 
 /**
- * Reads the file once, feeding every group's delta into its spool. The file's size and mtime are
- * checked before and after (and against what the caller expects); if it changed while being read,
+ * Reads the file once, feeding every group's delta into its spool. The file's size and mtime, as the
+ * caller took them (`before`), are compared with those after the read and with what the caller
+ * expects; if it changed meanwhile (while signatures were gathered, or during the read),
  * the deltas are thrown away and undefined returned, so the caller reads again. So every destination
  * receives the same bytes, from one read of a file that held still.
  */
-function readOnce(entry: SourceEntry, groups: Group[]): { group: Group; spool: Spool; stats: DeltaStats }[] | undefined {
-  const before = statOf(entry.local);
+function readOnce(
+  entry: SourceEntry,
+  groups: Group[],
+  before: { size: number; mtimeMs: number },
+): { group: Group; spool: Spool; stats: DeltaStats }[] | undefined {
   const prepared = groups.map((group) => ({
     group,
     builder: createDelta(group.index, { expectedLength: before.size }),

@@ -68,19 +68,7 @@ export async function syncTree(
   options: TransferOptions = {},
 ): Promise<SyncSummary> {
   const started = performance.now();
-  let client: AgentClient;
-  try {
-    client = await AgentClient.connect(target.streams, {
-      root: target.root,
-      owner: options.owner,
-      partial: options.partial,
-      // A dry run changes nothing, not even a lock file.
-      lock: !options.dryRun,
-    });
-  } catch (error) {
-    target.streams.close?.();
-    throw error;
-  }
+  const client = await connectForTransfer(target.streams, target.root, options);
   let run: DestinationRun | undefined;
   let summary: SyncSummary;
   try {
@@ -119,6 +107,24 @@ export async function syncTree(
   summary.durationMs = performance.now() - started;
   options.onEvent?.({ type: 'summary', destination: target.name, result: summary });
   return summary;
+}
+
+/**
+ * Opens a session for a transfer: the hello carries the transfer's options and takes the destination's
+ * lock (a dry run changes nothing, not even a lock file). If it fails, `close` ends the transport.
+ */
+export async function connectForTransfer(
+  streams: ByteStreams,
+  root: string,
+  options: TransferOptions,
+  close: () => void = () => streams.close?.(),
+): Promise<AgentClient> {
+  try {
+    return await AgentClient.connect(streams, { root, owner: options.owner, partial: options.partial, lock: !options.dryRun });
+  } catch (error) {
+    close();
+    throw error;
+  }
 }
 
 /** One file as a native delta against the destination's basis (or nothing); its figures. */
