@@ -1,1 +1,3 @@
-export {};
+export { type DestinationStatus, type DestinationState } from './destinations.js';
+export { exactPattern } from './settle.js';
+export { SourceLayout, coveringScopes, covers } from './scopes.js';
