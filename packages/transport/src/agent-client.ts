@@ -7,8 +7,19 @@
 import { deflateRawSync } from 'node:zlib';
 import type { Frame, Header } from './frame.js';
 import { ProtocolError, RemoteError, TransportError } from './errors.js';
-import { CAPABILITIES, DATA_CHUNK, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, str, uint, type EntryType } from './messages.js';
+import {
+  CAPABILITIES,
+  DATA_CHUNK,
+  LIST_PATHS_CAPABILITY,
+  MAX_LIST_PATHS,
+  MIN_PROTOCOL_VERSION,
+  PROTOCOL_VERSION,
+  str,
+  uint,
+  type EntryType,
+} from './messages.js';
 import { wirePathComponents } from './paths.js';
+import { normalizeScope, Scope } from './scope.js';
 import { FrameSession, type ByteStreams } from './wire.js';
 
 /** One entry of a destination listing. */
@@ -181,11 +192,58 @@ export class AgentClient {
     });
   }
 
-  /** The destination tree, every entry checked. */
-  async list(): Promise<RemoteEntry[]> {
+  /**
+   * The destination tree, every entry checked. With `paths` (wire paths; '' or undefined is the whole
+   * tree), only those paths, their subtrees and the directories above them (src/scope.ts): an agent
+   * with the `list-paths` capability lists just that (several requests for a long scope); an older
+   * one lists everything, filtered here. A malformed path throws PathError before anything is sent; a
+   * path the agent refuses (a symlink above it) rejects with a RemoteError of that code.
+   */
+  async list(paths?: readonly string[]): Promise<RemoteEntry[]> {
+    const scope = normalizeScope(paths);
+    if (scope === undefined) return this.listRequest(undefined);
+    const batches: string[][] = [];
+    let bytes = 0;
+    for (const path of scope) {
+      const last = batches.at(-1);
+      if (!last || last.length >= MAX_LIST_PATHS || bytes + path.length > LIST_PATHS_BYTES) {
+        batches.push([path]);
+        bytes = path.length;
+      } else {
+        last.push(path);
+        bytes += path.length;
+      }
+    }
+    if (batches.length === 0) return [];
+    const scoped = () => this.info?.capabilities.includes(LIST_PATHS_CAPABILITY) ?? false;
+    let lists: RemoteEntry[][];
+    if (this.info === undefined) {
+      // The agent's hello is still on its way (see open): the first batch goes at once. An agent
+      // without the capability ignores `paths` and lists everything; by its reply we know which.
+      const first = await this.listRequest(batches[0]);
+      lists = [first, ...(scoped() ? await Promise.all(batches.slice(1).map((b) => this.listRequest(b))) : [])];
+    } else if (scoped()) {
+      lists = await Promise.all(batches.map((b) => this.listRequest(b)));
+    } else {
+      lists = [await this.listRequest(undefined)];
+    }
+    // Requests share ancestors, kept once; the filter narrows an older agent's whole listing.
+    const covered = new Scope(scope);
+    const seen = new Set<string>();
+    const entries: RemoteEntry[] = [];
+    for (const e of lists.flat()) {
+      const key = `${e.type === 'p' ? 'p' : ''}:${e.path}`;
+      if (seen.has(key) || !covered.covers(e.path)) continue;
+      seen.add(key);
+      entries.push(e);
+    }
+    return entries;
+  }
+
+  private async listRequest(paths: string[] | undefined): Promise<RemoteEntry[]> {
     const entries: RemoteEntry[] = [];
     await this.request(
-      { t: 'list' },
+      paths === undefined ? { t: 'list' } : { t: 'list', paths },
       (frame) => {
         const e = frame.header.e;
         if (frame.header.t !== 'entries' || !Array.isArray(e)) throw new ProtocolError('BAD_MESSAGE', 'listing frame malformed', {});
@@ -371,6 +429,9 @@ export class AgentClient {
 }
 
 const DEFAULT_IDLE_TIMEOUT = 60_000;
+
+/** Path characters per `list` request, keeping its header well under the 64 KiB cap. */
+const LIST_PATHS_BYTES = 32 * 1024;
 
 /** Requests that change the tree, and so carry the stage when there is one. */
 const STAGED = new Set(['mkdir', 'symlink', 'delete', 'setattr']);

@@ -2,16 +2,15 @@
  * `deltacast sync SRC DEST...`: a source tree to one destination, or to many at once (fan-out: the
  * source read once, one delta per distinct basis), locally or over SSH, the way rsync -a does.
  */
-import { ConnectError, parseFilterFile, sync, type FilterRule, type SyncSummary } from '@deltacast/transport';
-import { readFileSync } from 'node:fs';
-import { Command, Option } from 'commander';
+import { ConnectError, sync, type FilterRule, type SyncSummary } from '@deltacast/transport';
+import { Command } from 'commander';
 import type { MainIO } from '../io.js';
 import { createSyncOutput, itemize, printable, summaryLine } from '../sync-output.js';
 import cliProgress from 'cli-progress';
 import type { Writable } from 'node:stream';
 import { fanout, type FanoutEvent } from '@deltacast/fanout';
-import { formatBytes, integer } from '../options.js';
-import { UsageError } from '../errors.js';
+import { formatBytes } from '../options.js';
+import { addTransferOptions, checkTransferFlags, fanoutOptions, transferOptions, type TransferFlags } from './transfer-options.js';
 
 /** rsync's code for a partial transfer (some files failed); 255 as ssh uses for connection failures. */
 export const EXIT_PARTIAL = 23;
@@ -28,51 +27,15 @@ Exit codes of sync:
 Source: "dir/" sends the contents of dir, "dir" sends dir itself (as rsync).
 Destination: a local path, host:path, user@host:path or ssh://user@host:port/path.`;
 
-interface SyncCommandOptions {
+interface SyncCommandOptions extends TransferFlags {
   dryRun: boolean;
   delete: boolean;
-  checksum: boolean;
-  compress: boolean;
-  owner: boolean;
-  partial: boolean;
   verbose: boolean;
-  json: boolean;
   progress?: boolean;
-  port?: number;
-  identity?: string;
-  config?: string;
-  acceptNewHostKeys: boolean;
-  remoteCommand?: string;
-  concurrency?: number;
-  parallel: number;
-  sequential: boolean;
-  atomic: 'file' | 'tree';
-  allOrNone: boolean;
-  bestEffort: boolean;
-  beforeCommit?: string;
-  afterCommit?: string;
-  release?: boolean;
-  keep?: number;
 }
 
-function transferOptions(rules: FilterRule[], opts: SyncCommandOptions) {
-  return {
-    delete: opts.delete,
-    checksum: opts.checksum,
-    compress: opts.compress,
-    owner: opts.owner,
-    partial: opts.partial,
-    dryRun: opts.dryRun,
-    filters: rules,
-    concurrency: opts.concurrency,
-    ssh: {
-      port: opts.port,
-      identityFile: opts.identity,
-      configFile: opts.config,
-      acceptNewHostKeys: opts.acceptNewHostKeys,
-      remoteCommand: opts.remoteCommand,
-    },
-  };
+function syncOptions(rules: FilterRule[], opts: SyncCommandOptions) {
+  return { ...transferOptions(rules, opts), delete: opts.delete, dryRun: opts.dryRun };
 }
 
 /** Several destinations: the fan-out, a line per destination, and one exit code for all. */
@@ -82,13 +45,8 @@ async function runFanout(io: MainIO, source: string, destinations: string[], rul
   const result = await fanout({
     source,
     destinations,
-    ...transferOptions(rules, opts),
-    parallel: opts.sequential ? 1 : opts.parallel,
-    atomic: opts.allOrNone ? 'tree' : opts.atomic,
-    commit: opts.allOrNone ? 'all-or-none' : opts.atomic === 'tree' ? 'best-effort' : undefined,
-    beforeCommit: opts.beforeCommit,
-    afterCommit: opts.afterCommit,
-    release: opts.release ? { keep: opts.keep } : undefined,
+    ...syncOptions(rules, opts),
+    ...fanoutOptions(opts),
     onEvent: (event) => {
       lines?.onEvent(event);
       if (event.type === 'delta') {
@@ -126,10 +84,6 @@ const CONNECT_CODES = new Set(['CONNECT', 'AUTH', 'HOST_KEY_UNKNOWN', 'HOST_KEY_
 
 export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Command {
   const rules: FilterRule[] = [];
-  const collect = (action: FilterRule['action']) => (pattern: string) => {
-    rules.push({ action, pattern });
-    return rules;
-  };
   const command = new Command('sync')
     .summary('sync a source tree to a destination (local or over ssh)')
     .description('Make DEST identical to SRC (files, directories, symlinks, modes, mtimes), sending only deltas of changed files.')
@@ -137,43 +91,12 @@ export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Co
     .argument('<dest...>', 'destinations: path, host:path, user@host:path or ssh://user@host:port/path')
     .option('-n, --dry-run', 'show what would change, change nothing', false)
     .option('--delete', 'delete destination files that are not in the source', false)
-    .option('-c, --checksum', 'compare file contents (SHA-256) instead of size and mtime', false)
-    .option('-z, --compress', 'compress file data on the wire', false)
-    .option('--owner', 'preserve owner and group (when the destination agent runs as root)', false)
-    .option('--partial', 'keep interrupted new files to resume from on the next run', false)
-    .option('--exclude <pattern>', 'exclude paths matching a gitignore-style pattern (repeatable)', collect('exclude'))
-    .option('--include <pattern>', 'include paths matching a pattern, overriding later excludes (repeatable)', collect('include'))
-    .option('--exclude-from <file>', 'read exclude patterns from a file, in place among the other rules (repeatable)', (file: string) => {
-      // Read now, so the file's rules take their place in the order given, as rsync's do.
-      rules.push(...parseFilterFile(readFileSync(file, 'utf8')));
-      return rules;
-    })
     .option('-v, --verbose', 'itemize every change', false)
-    .option('--json', 'write NDJSON events to stdout instead of text', false)
-    .option('--no-progress', 'no progress bar even on a terminal')
-    .option('-p, --port <port>', 'ssh port', integer(1, 65535))
-    .option('-i, --identity <file>', 'ssh identity (private key) file')
-    .option('-F, --config <file>', 'ssh config file (default ~/.ssh/config)')
-    .option('--accept-new-host-keys', 'learn unknown host keys into known_hosts instead of refusing them', false)
-    .option('--remote-command <cmd>', 'command that starts the agent on the remote (default: deltacast agent, or an uploaded bundle)')
-    .addOption(new Option('--concurrency <n>', 'files in flight at once').argParser(integer(1, 256)).default(8))
-    .addOption(new Option('--parallel <n>', 'with several destinations: how many are written at once').argParser(integer(1, 1024)).default(8))
-    .option('--sequential', 'with several destinations: one at a time (same as --parallel 1)', false)
-    .addOption(
-      new Option('--atomic <mode>', 'file: each file renamed into place when verified; tree: stage everything, then apply it in one quick phase')
-        .choices(['file', 'tree'])
-        .default('file'),
-    )
-    .option('--all-or-none', 'commit only if every destination staged everything, else leave all as they were (implies --atomic tree)', false)
-    .option('--best-effort', 'with --atomic tree: commit each destination that staged everything (the default)', false)
-    .option('--release', 'build releases/ID on each destination (hard links from the current release) and switch `current` to it at the end')
-    .addOption(new Option('--keep <n>', 'with --release: keep this many releases (the newest; never the current one)').argParser(integer(1, 100_000)))
-    .option('--before-commit <cmd>', 'run on each destination (in its root) before its changes go live; failing keeps it unchanged')
-    .option('--after-commit <cmd>', 'run on each destination after its changes went live');
+    .option('--no-progress', 'no progress bar even on a terminal');
+  addTransferOptions(command, rules);
   command.addHelpText('after', SYNC_EXIT_CODES_HELP);
   return command.action(async (source: string, destinations: string[], opts: SyncCommandOptions) => {
-    if (opts.allOrNone && opts.bestEffort) throw new UsageError('--all-or-none and --best-effort exclude each other');
-    if (opts.keep !== undefined && !opts.release) throw new UsageError('--keep goes with --release');
+    checkTransferFlags(opts);
     if (destinations.length > 1 || opts.atomic === 'tree' || opts.allOrNone || opts.release || opts.beforeCommit !== undefined || opts.afterCommit !== undefined) {
       setExitCode(await runFanout(io, source, destinations, rules, opts));
       return;
@@ -186,7 +109,7 @@ export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Co
     });
     let summary: SyncSummary | undefined;
     try {
-      summary = await sync({ source, destination, ...transferOptions(rules, opts), onEvent: output.onEvent });
+      summary = await sync({ source, destination, ...syncOptions(rules, opts), onEvent: output.onEvent });
     } catch (error) {
       output.finish(undefined);
       if (error instanceof ConnectError) {

@@ -1,0 +1,105 @@
+/** The options `sync` and `watch` share: what to transfer, how to reach destinations, how to commit. */
+import { parseFilterFile, type FilterRule } from '@deltacast/transport';
+import { readFileSync } from 'node:fs';
+import { Option, type Command } from 'commander';
+import { integer } from '../options.js';
+import { UsageError } from '../errors.js';
+
+export interface TransferFlags {
+  checksum: boolean;
+  compress: boolean;
+  owner: boolean;
+  partial: boolean;
+  json: boolean;
+  port?: number;
+  identity?: string;
+  config?: string;
+  acceptNewHostKeys: boolean;
+  remoteCommand?: string;
+  concurrency?: number;
+  parallel: number;
+  sequential: boolean;
+  atomic: 'file' | 'tree';
+  allOrNone: boolean;
+  bestEffort: boolean;
+  beforeCommit?: string;
+  afterCommit?: string;
+  release?: boolean;
+  keep?: number;
+}
+
+/** Filters, comparison, ssh and concurrency options; filter rules are collected into `rules` in order. */
+export function addTransferOptions(command: Command, rules: FilterRule[]): Command {
+  const collect = (action: FilterRule['action']) => (pattern: string) => {
+    rules.push({ action, pattern });
+    return rules;
+  };
+  return command
+    .option('-c, --checksum', 'compare file contents (SHA-256) instead of size and mtime', false)
+    .option('-z, --compress', 'compress file data on the wire', false)
+    .option('--owner', 'preserve owner and group (when the destination agent runs as root)', false)
+    .option('--partial', 'keep interrupted new files to resume from on the next run', false)
+    .option('--exclude <pattern>', 'exclude paths matching a gitignore-style pattern (repeatable)', collect('exclude'))
+    .option('--include <pattern>', 'include paths matching a pattern, overriding later excludes (repeatable)', collect('include'))
+    .option('--exclude-from <file>', 'read exclude patterns from a file, in place among the other rules (repeatable)', (file: string) => {
+      // Read now, so the file's rules take their place in the order given, as rsync's do.
+      rules.push(...parseFilterFile(readFileSync(file, 'utf8')));
+      return rules;
+    })
+    .option('--json', 'write NDJSON events to stdout instead of text', false)
+    .option('-p, --port <port>', 'ssh port', integer(1, 65535))
+    .option('-i, --identity <file>', 'ssh identity (private key) file')
+    .option('-F, --config <file>', 'ssh config file (default ~/.ssh/config)')
+    .option('--accept-new-host-keys', 'learn unknown host keys into known_hosts instead of refusing them', false)
+    .option('--remote-command <cmd>', 'command that starts the agent on the remote (default: deltacast agent, or an uploaded bundle)')
+    .addOption(new Option('--concurrency <n>', 'files in flight at once').argParser(integer(1, 256)).default(8))
+    .addOption(new Option('--parallel <n>', 'with several destinations: how many are written at once').argParser(integer(1, 1024)).default(8))
+    .option('--sequential', 'with several destinations: one at a time (same as --parallel 1)', false)
+    .addOption(
+      new Option('--atomic <mode>', 'file: each file renamed into place when verified; tree: stage everything, then apply it in one quick phase')
+        .choices(['file', 'tree'])
+        .default('file'),
+    )
+    .option('--all-or-none', 'commit only if every destination staged everything, else leave all as they were (implies --atomic tree)', false)
+    .option('--best-effort', 'with --atomic tree: commit each destination that staged everything (the default)', false)
+    .option('--release', 'build releases/ID on each destination (hard links from the current release) and switch `current` to it at the end')
+    .addOption(new Option('--keep <n>', 'with --release: keep this many releases (the newest; never the current one)').argParser(integer(1, 100_000)))
+    .option('--before-commit <cmd>', 'run on each destination (in its root) before its changes go live; failing keeps it unchanged')
+    .option('--after-commit <cmd>', 'run on each destination after its changes went live');
+}
+
+export function checkTransferFlags(opts: TransferFlags): void {
+  if (opts.allOrNone && opts.bestEffort) throw new UsageError('--all-or-none and --best-effort exclude each other');
+  if (opts.keep !== undefined && !opts.release) throw new UsageError('--keep goes with --release');
+}
+
+/** The library options of one transfer (sync and fan-out alike). */
+export function transferOptions(rules: FilterRule[], opts: TransferFlags) {
+  return {
+    checksum: opts.checksum,
+    compress: opts.compress,
+    owner: opts.owner,
+    partial: opts.partial,
+    filters: rules,
+    concurrency: opts.concurrency,
+    ssh: {
+      port: opts.port,
+      identityFile: opts.identity,
+      configFile: opts.config,
+      acceptNewHostKeys: opts.acceptNewHostKeys,
+      remoteCommand: opts.remoteCommand,
+    },
+  };
+}
+
+/** The fan-out's strategy and commit options. */
+export function fanoutOptions(opts: TransferFlags) {
+  return {
+    parallel: opts.sequential ? 1 : opts.parallel,
+    atomic: opts.allOrNone ? ('tree' as const) : opts.atomic,
+    commit: opts.allOrNone ? ('all-or-none' as const) : opts.atomic === 'tree' ? ('best-effort' as const) : undefined,
+    beforeCommit: opts.beforeCommit,
+    afterCommit: opts.afterCommit,
+    release: opts.release ? { keep: opts.keep } : undefined,
+  };
+}
