@@ -138,7 +138,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
   const emit = (event: FanoutEvent) => options.onEvent?.(event);
   const parallel = Math.max(1, options.parallel ?? DEFAULT_PARALLEL);
   const filter = await buildFilter(options);
-  const tree = await scanSource(options.source, filter);
+  const tree = await scanSource(options.source, filter, { paths: options.paths });
   const results = new Map<string, SyncSummary>(options.destinations.map((d) => [d, emptySummary(options.dryRun ?? false)]));
 
   // Connect, list and plan every destination; a failure here only removes that destination.
@@ -156,7 +156,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
         await client.releasePrepare(releaseId);
         await client.releaseEnter(releaseId);
       }
-      const remote = await client.list();
+      const remote = await client.list(tree.scope);
       remoteFiles.set(name, new Set(remote.filter((r) => r.type === 'f').map((r) => r.path)));
       const sameContent = options.checksum ? await contentComparer(tree, remote, client, sourceHashes) : undefined;
       const plan = planChanges(tree, remote, filter, { delete: options.delete ?? false, sameContent });

@@ -5,7 +5,7 @@
  * targets, verifying each file's SHA-256 before renaming it into place. Every path it is sent goes
  * through `resolveInRoot`; every field through the readers in messages.ts.
  */
-import { closeSync, constants, createReadStream, readdirSync, fchmodSync, fchownSync, futimesSync, lstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, createReadStream, readdirSync, fchmodSync, fchownSync, futimesSync, lstatSync, openSync, readSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
 import { chmod, chown, lchown, lstat, lutimes, mkdir, readdir, readlink, realpath, rename, rm, symlink, unlink, utimes } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
@@ -18,6 +18,7 @@ import {
   bool,
   CAPABILITIES,
   DATA_CHUNK,
+  MAX_LIST_PATHS,
   MIN_PROTOCOL_VERSION,
   optStr,
   optTime,
@@ -29,6 +30,7 @@ import {
   uint,
 } from './messages.js';
 import { joinWire, resolveInRoot } from './paths.js';
+import { normalizeScope } from './scope.js';
 import { fdBasis } from './fd-basis.js';
 import { parsePartialName, parseTempName, partialPathFor, processAlive, tempPathFor } from './tempfile.js';
 import { FrameSession, type ByteStreams } from './wire.js';
@@ -250,8 +252,15 @@ class Agent {
     return this.root;
   }
 
-  /** Walks the tree depth-first, sending entries in batches; removes stale temp files on the way. */
-  private async list(id: number): Promise<void> {
+  /**
+   * Walks the tree depth-first, sending entries in batches; removes stale temp files on the way.
+   * With `paths` (a scoped sync), only those: for each, the directories above it, the path itself
+   * and, for a directory, its subtree (docs/protocol.md, Listing).
+   */
+  private async list(id: number, h: Header): Promise<void> {
+    const requested = h.paths === undefined || h.paths === null ? undefined : strList(h, 'paths', MAX_LIST_PATHS);
+    const scope = normalizeScope(requested); // PathError for a malformed path: the request fails alone
+    const root = this.rootDir;
     let batch: unknown[][] = [];
     let batchBytes = 0;
     let count = 0;
@@ -260,6 +269,18 @@ class Agent {
       await this.session.send({ t: 'entries', id, e: batch });
       batch = [];
       batchBytes = 0;
+    };
+    /** Lists one entry; false for devices, sockets and fifos, which are not synced. */
+    const push = async (path: string, full: string, st: Stats): Promise<boolean> => {
+      const type = st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : st.isFile() ? 'f' : undefined;
+      if (!type) return false;
+      const entry: unknown[] = [path, type, type === 'f' ? st.size : 0, st.mtimeMs, st.mode & 0o7777, st.uid, st.gid];
+      if (type === 'l') entry.push(await readlink(full));
+      batch.push(entry);
+      batchBytes += Buffer.byteLength(path) * 2 + 64;
+      count++;
+      if (batchBytes >= LIST_BATCH_BYTES) await flush();
+      return true;
     };
     const walk = async (dir: string, wire: string): Promise<void> => {
       let names: string[];
@@ -305,18 +326,52 @@ class Agent {
         const st = stats[i];
         if (!st) continue; // vanished while listing
         const path = joinWire(wire, name);
-        const type = st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : st.isFile() ? 'f' : undefined;
-        if (!type) continue; // devices, sockets and fifos are not synced
-        const entry: unknown[] = [path, type, type === 'f' ? st.size : 0, st.mtimeMs, st.mode & 0o7777, st.uid, st.gid];
-        if (type === 'l') entry.push(await readlink(full));
-        batch.push(entry);
-        batchBytes += Buffer.byteLength(path) * 2 + 64;
-        count++;
-        if (batchBytes >= LIST_BATCH_BYTES) await flush();
-        if (type === 'd') await walk(full, path);
+        if ((await push(path, full, st)) && st.isDirectory()) await walk(full, path);
       }
     };
-    await walk(this.rootDir, '');
+    /**
+     * One scope path, component by component as resolveInRoot checks them: a symlink above it is
+     * refused (PATH_SYMLINK); a missing directory ends it; a file where a directory would be is
+     * listed (the client sees the conflict) and ends it. Names a whole listing hides (the lock,
+     * staging directories, temp and partial files) are treated as missing.
+     */
+    const ancestorsListed = new Set<string>();
+    const listScoped = async (path: string): Promise<void> => {
+      const parts = path.split('/');
+      let dir = root;
+      let wire = '';
+      for (let i = 0; i < parts.length; i++) {
+        const name = parts[i];
+        if (hiddenFromListing(name, wire)) return;
+        const full = join(dir, name);
+        const here = joinWire(wire, name);
+        const st = lstatSync(full, { throwIfNoEntry: false });
+        if (i === parts.length - 1) {
+          if (st) {
+            if ((await push(here, full, st)) && st.isDirectory()) await walk(full, here);
+          } else if (this.opts.partial) {
+            // Nothing there: a partial kept from an interrupted transfer of this new file may be.
+            const partial = partialPathFor(full);
+            const kept = partial !== undefined ? lstatSync(partial, { throwIfNoEntry: false }) : undefined;
+            if (kept?.isFile()) batch.push([here, 'p', kept.size, kept.mtimeMs, kept.mode & 0o7777, kept.uid, kept.gid]);
+          }
+          return;
+        }
+        if (!st) return;
+        if (st.isSymbolicLink()) {
+          throw new PathError('PATH_SYMLINK', `parent of ${JSON.stringify(path)} is a symlink: ${JSON.stringify(here)}`, { path, symlink: here });
+        }
+        if (!ancestorsListed.has(here)) {
+          ancestorsListed.add(here);
+          await push(here, full, st);
+        }
+        if (!st.isDirectory()) return;
+        dir = full;
+        wire = here;
+      }
+    };
+    if (scope === undefined) await walk(root, '');
+    else for (const path of scope) await listScoped(path);
     await flush();
     await this.session.send({ t: 'done', id, n: count });
   }
@@ -619,6 +674,12 @@ class Agent {
   }
 }
 
+
+/** Names a listing never shows: the lock and staging directories at the root, temp and partial files. */
+function hiddenFromListing(name: string, parentWire: string): boolean {
+  if (parentWire === '' && (name === LOCK_NAME || parseStageName(name) !== undefined)) return true;
+  return parseTempName(name) !== undefined || parsePartialName(name) !== undefined;
+}
 
 /** A compressed data frame inflates to at most one data chunk; more is a protocol error. */
 function inflate(payload: Uint8Array): Uint8Array {

@@ -4,7 +4,7 @@ export type { SyncEvent, SyncSummary, EventListener } from './events.js';
 export { openDestination, type DestinationOptions, type OpenedDestination, type SshOptions, type HookResult } from './open-destination.js';
 export { serveAgent, type AgentOptions } from './agent.js';
 export { AgentClient, type RemoteEntry, type HelloOptions, type AgentInfo, type FileAttributes } from './agent-client.js';
-export { scanSource, type SourceEntry, type SourceTree } from './tree.js';
+export { scanSource, type ScanOptions, type SourceEntry, type SourceTree } from './tree.js';
 export { PathFilter, parseFilterFile, type FilterRule } from './filter.js';
 export { planChanges, type Plan, type Change, type ChangeKind } from './plan.js';
 export { inProcessAgent, childProcessAgent, agentEntryPath } from './local.js';

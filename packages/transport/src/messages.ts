@@ -10,7 +10,13 @@ export const PROTOCOL_VERSION = 1;
 export const MIN_PROTOCOL_VERSION = 1;
 
 /** Capabilities this build offers in its hello. */
-export const CAPABILITIES = ['native-delta', 'zlib', 'checksum', 'owner', 'partial'] as const;
+export const CAPABILITIES = ['native-delta', 'zlib', 'checksum', 'owner', 'partial', 'list-paths'] as const;
+
+/** An agent offering this lists only the `paths` a `list` request names (a scoped sync). */
+export const LIST_PATHS_CAPABILITY = 'list-paths';
+
+/** Paths in one `list` request; a client splits a longer scope over several requests. */
+export const MAX_LIST_PATHS = 1024;
 
 /** Largest payload we put in one data frame (the frame cap is 16 MiB). */
 export const DATA_CHUNK = 256 * 1024;

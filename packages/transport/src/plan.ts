@@ -2,10 +2,13 @@
  * What a destination needs, from the source tree and the destination's listing: the rsync -a
  * decisions. Quick check by size and mtime (to the millisecond), or by content with `checksum`.
  * Deletions are scoped to what is transferred (a "dir" source only deletes under dir/), and excluded
- * paths are never deleted, as in rsync without --delete-excluded.
+ * paths are never deleted, as in rsync without --delete-excluded. A scoped tree (`tree.scope`) narrows
+ * that further: only paths in the scope (and their subtrees) are deleted; the directories above them
+ * are never deleted, not even to replace a non-directory the destination has there.
  */
 import type { RemoteEntry } from './agent-client.js';
 import type { PathFilter } from './filter.js';
+import { Scope } from './scope.js';
 import type { SourceEntry, SourceTree } from './tree.js';
 
 export type ChangeKind = 'create' | 'update' | 'attrs' | 'mkdir' | 'symlink' | 'delete';
@@ -57,10 +60,13 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
   const touchedDirs = new Set<string>();
   const parentOf = (path: string) => (path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '');
   const deleted = new Set<string>();
+  const scope = tree.scope ? new Scope(tree.scope) : undefined;
 
   for (const entry of tree.entries) {
     const r = remoteByPath.get(entry.path);
-    if (r && r.type !== entry.type) {
+    // A directory above the scope that the destination holds as a file is not replaced (a scoped run
+    // never deletes outside its scope): its mkdir fails and the paths under it are reported.
+    if (r && r.type !== entry.type && (!scope || scope.contains(entry.path))) {
       plan.deletes.push({ kind: 'delete', path: entry.path, remote: r });
       deleted.add(entry.path);
     }
@@ -105,7 +111,9 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
 
   if (options.delete) {
     const scopes = tree.root ? [''] : tree.entries.filter((e) => e.type === 'd' && !e.path.includes('/')).map((e) => e.path);
-    const inScope = (path: string) => scopes.some((s) => s === '' || path.startsWith(`${s}/`));
+    const inScope = scope
+      ? (path: string) => scope.contains(path)
+      : (path: string) => scopes.some((s) => s === '' || path.startsWith(`${s}/`));
     for (const r of remote) {
       if (sourcePaths.has(r.path) || !inScope(r.path) || filter.excludes(r.path, r.type === 'd')) continue;
       // Only the topmost extraneous entry: deleting a directory takes its contents.

@@ -38,6 +38,12 @@ export interface TransferOptions {
   partial?: boolean;
   /** Files in flight at once. */
   concurrency?: number;
+  /**
+   * Limit the run to these wire paths (relative to the destination root, '/'-separated, as
+   * `SourceEntry.path`; '' is the whole tree): each is scanned and listed with its subtree and the
+   * directories above it, and `delete` removes only inside them (docs/protocol.md, Listing).
+   */
+  paths?: string[];
   onEvent?: EventListener;
 }
 
@@ -73,7 +79,7 @@ export async function syncTree(
   let summary: SyncSummary;
   try {
     // The destination lists its tree while the source is still being scanned.
-    const [tree, remote] = await Promise.all([source, client.list()]);
+    const [tree, remote] = await Promise.all([source, client.list(options.paths)]);
     const sameContent = options.checksum ? await contentComparer(tree, remote, client) : undefined;
     const plan = planChanges(tree, remote, filter, { delete: options.delete ?? false, sameContent });
     run = new DestinationRun(target.name, client, plan, options);
@@ -200,7 +206,7 @@ export interface SyncOptions extends TransferOptions, DestinationOptions {
 export async function sync(options: SyncOptions): Promise<SyncSummary> {
   const filter = await buildFilter(options);
   await lstat(options.source); // a missing source is reported before connecting anywhere
-  const tree = scanSource(options.source, filter);
+  const tree = scanSource(options.source, filter, { paths: options.paths });
   tree.catch(() => {}); // awaited in syncTree; a failed connection must not leave it unhandled
   const destination = await openDestination(options.destination, options);
   try {

@@ -1,14 +1,17 @@
 /**
  * The source tree: one lstat per entry, in a stable order (parents before children, names sorted),
  * filtered by the exclude rules. Symlinks are recorded as links, never followed; devices, sockets and
- * fifos are skipped and reported.
+ * fifos are skipped and reported. A scoped scan (`paths`) looks only at those paths and the
+ * directories above them (src/scope.ts).
  */
 import { lstatSync, readdirSync } from 'node:fs';
 import { lstat, readlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { EntryType } from './messages.js';
 import { PathFilter } from './filter.js';
+import { PathError } from './errors.js';
 import { joinWire } from './paths.js';
+import { ancestorsOf, normalizeScope } from './scope.js';
 
 export interface SourceEntry {
   /** Wire path relative to the transfer root ('' is never listed). */
@@ -31,14 +34,31 @@ export interface SourceTree {
   root: SourceEntry | undefined;
   entries: SourceEntry[];
   skipped: { path: string; reason: string }[];
+  /**
+   * For a scoped scan: the scope paths, normalized (src/scope.ts). `entries` then holds those that
+   * exist, their subtrees, and the directories above them; planning deletes only inside the scope.
+   * Undefined for a whole-tree scan.
+   */
+  scope?: string[];
+}
+
+export interface ScanOptions {
+  /**
+   * Wire paths to scan instead of the whole tree (relative to the destination root, as
+   * `SourceEntry.path`); '' or a source's own top name means the whole tree. A directory is walked, a
+   * file or symlink is one entry, a missing path contributes nothing; the directories above each path
+   * are entries too (not walked). Excluded paths stay excluded.
+   */
+  paths?: readonly string[];
 }
 
 /**
  * Scans `source` as rsync sees it: "dir/" (trailing slash) transfers the contents of dir; "dir"
  * transfers dir itself (as dir/... at the destination); a file transfers that file.
  */
-export async function scanSource(source: string, filter = new PathFilter([])): Promise<SourceTree> {
+export async function scanSource(source: string, filter = new PathFilter([]), options: ScanOptions = {}): Promise<SourceTree> {
   const trailing = source.endsWith('/');
+  const requested = normalizeScope(options.paths);
   const st = await lstat(source);
   const entries: SourceEntry[] = [];
   const skipped: SourceTree['skipped'] = [];
@@ -53,8 +73,18 @@ export async function scanSource(source: string, filter = new PathFilter([])): P
     gid: Number(s.gid),
   });
 
+  const typeOf = (s: Awaited<ReturnType<typeof lstat>>): EntryType | undefined =>
+    s.isDirectory() ? 'd' : s.isSymbolicLink() ? 'l' : s.isFile() ? 'f' : undefined;
+
   const walk = async (dir: string, wire: string): Promise<void> => {
-    const names = readdirSync(dir).sort();
+    let names: string[];
+    try {
+      names = readdirSync(dir).sort();
+    } catch (error) {
+      // A scoped scan may meet a directory removed since the watcher saw it.
+      if (requested && (error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw error;
+    }
     // Synchronous: a cached lstat costs a few microseconds, a thread-pool round trip far more.
     const stats = names.map((name) => lstatSync(join(dir, name), { throwIfNoEntry: false }));
     for (let i = 0; i < names.length; i++) {
@@ -63,7 +93,7 @@ export async function scanSource(source: string, filter = new PathFilter([])): P
       const path = joinWire(wire, name);
       const s = stats[i];
       if (!s) continue; // vanished during the scan
-      const type: EntryType | undefined = s.isDirectory() ? 'd' : s.isSymbolicLink() ? 'l' : s.isFile() ? 'f' : undefined;
+      const type = typeOf(s);
       if (!type) {
         skipped.push({ path, reason: 'not a regular file, directory or symlink' });
         continue;
@@ -76,20 +106,74 @@ export async function scanSource(source: string, filter = new PathFilter([])): P
     }
   };
 
+  /**
+   * One scope path: its ancestors (directories only; the walk stops at a missing or non-directory
+   * one, as a whole-tree scan would never reach below it), then the path itself and its subtree.
+   * `local` maps a wire path under the source to its local path.
+   */
+  const seen = new Set<string>();
+  const scanScoped = async (path: string, local: (wire: string) => string, skipAncestors: number): Promise<void> => {
+    const ancestors = ancestorsOf(path);
+    for (let i = skipAncestors; i < ancestors.length; i++) {
+      const a = ancestors[i];
+      if (filter.excludes(a, true)) return;
+      const s = lstatSync(local(a), { throwIfNoEntry: false });
+      if (!s?.isDirectory()) return;
+      if (!seen.has(a)) {
+        seen.add(a);
+        entries.push(toEntry(a, local(a), s, 'd'));
+      }
+    }
+    const full = local(path);
+    const s = lstatSync(full, { throwIfNoEntry: false });
+    if (!s) return; // removed at the source: with delete, the destination's copy goes too
+    const type = typeOf(s);
+    if (!type) {
+      skipped.push({ path, reason: 'not a regular file, directory or symlink' });
+      return;
+    }
+    if (filter.excludes(path, type === 'd')) return;
+    const entry = toEntry(path, full, s, type);
+    if (type === 'l') entry.linkTarget = await readlink(full);
+    entries.push(entry);
+    if (type === 'd') await walk(full, path);
+  };
+
   if (st.isDirectory()) {
+    const name = basename(source);
+    if (requested && trailing) {
+      for (const path of requested) await scanScoped(path, (wire) => join(source, wire), 0);
+      return { base: source, root: toEntry('', source, st, 'd'), entries, skipped, scope: requested };
+    }
+    // "dir" transfers dir itself: scope paths are dir (the whole tree) or under dir/.
+    const outside = requested?.find((p) => p !== name && !p.startsWith(`${name}/`));
+    if (outside !== undefined) throw outsideSource(outside, source);
+    if (requested && !requested.includes(name)) {
+      entries.push(toEntry(name, source, st, 'd'));
+      seen.add(name);
+      for (const path of requested) await scanScoped(path, (wire) => join(source, wire.slice(name.length + 1)), 1);
+      return { base: source, root: undefined, entries, skipped, scope: requested };
+    }
     if (trailing) {
       await walk(source, '');
       return { base: source, root: toEntry('', source, st, 'd'), entries, skipped };
     }
-    const name = basename(source);
     const top = toEntry(name, source, st, 'd');
     entries.push(top);
     await walk(source, name);
     return { base: source, root: undefined, entries, skipped };
   }
   const name = basename(source);
+  // A single file: a scope can only name it (the whole tree), or be empty.
+  const outside = requested?.find((p) => p !== name);
+  if (outside !== undefined) throw outsideSource(outside, source);
+  if (requested?.length === 0) return { base: source, root: undefined, entries: [], skipped, scope: requested };
   const type: EntryType = st.isSymbolicLink() ? 'l' : 'f';
   const entry = toEntry(name, source, st, type);
   if (type === 'l') entry.linkTarget = await readlink(source);
   return { base: source, root: undefined, entries: [entry], skipped };
+}
+
+function outsideSource(path: string, source: string): PathError {
+  return new PathError('PATH_INVALID', `scope path ${JSON.stringify(path)} is not part of the source ${JSON.stringify(source)}`, { path, source });
 }
