@@ -1,15 +1,22 @@
 #!/usr/bin/env node
 import { unlinkSync } from 'node:fs';
-import { pendingTempFiles } from './io.js';
+import { pendingTempFiles, processIO, stoppable } from './io.js';
 import { main } from './main.js';
 
 // A closed stdout (`deltacast --help | head`) must not crash the process; commands writing data
 // to stdout see the error through their own listener and fail with exit code 1.
 process.stdout.on('error', () => {});
 
-// Interrupted: remove half-written temporary outputs (targets are never touched before commit).
+// Interrupted: a command that stops cleanly (watch) is asked to, and a second signal ends it at once;
+// otherwise half-written temporary outputs are removed (targets are never touched before commit).
+const interrupt = new AbortController();
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
+    if (stoppable.active && !interrupt.signal.aborted) {
+      interrupt.abort();
+      process.once(signal, () => process.exit(signal === 'SIGINT' ? 130 : 143));
+      return;
+    }
     for (const temp of pendingTempFiles) {
       try {
         unlinkSync(temp);
@@ -21,4 +28,4 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-process.exitCode = await main(process.argv.slice(2));
+process.exitCode = await main(process.argv.slice(2), processIO(interrupt.signal));

@@ -15,11 +15,16 @@ export interface MainIO {
   stdin: Readable;
   stdout: Writable;
   stderr: Writable;
+  /** Aborted when the user asks the program to stop (SIGINT, SIGTERM); `watch` then stops cleanly. */
+  signal?: AbortSignal;
 }
 
-export function processIO(): MainIO {
-  return { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr };
+export function processIO(signal?: AbortSignal): MainIO {
+  return { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, signal };
 }
+
+/** Set while a command that stops cleanly on `signal` runs; bin.ts then aborts instead of exiting. */
+export const stoppable = { active: false };
 
 /** Temporary outputs not yet committed or removed, for bin.ts to remove on SIGINT/SIGTERM. */
 export const pendingTempFiles = new Set<string>();

@@ -36,3 +36,13 @@ export function formatBytes(n: number): string {
   }
   return `${v.toFixed(1)} ${units[u]}`;
 }
+
+/** A duration in seconds (decimals allowed, as lsyncd's and sleep's), returned in milliseconds. */
+export function seconds(min: number, max: number): (value: string) => number {
+  return (value) => {
+    if (!/^\d+(\.\d+)?$/.test(value.trim())) throw new InvalidArgumentError(`not a number of seconds: ${value}`);
+    const n = Number(value);
+    if (n < min || n > max) throw new InvalidArgumentError(`must be from ${min} to ${max} seconds`);
+    return Math.round(n * 1000);
+  };
+}
