@@ -8,12 +8,13 @@ import { signatureCommand } from './commands/signature.js';
 import { agentCommand } from './commands/agent.js';
 import { syncCommand } from './commands/sync.js';
 import { rollbackCommand } from './commands/rollback.js';
+import { watchCommand } from './commands/watch.js';
 import { describeError, EXIT_OK, EXIT_USAGE, exitCodeOf } from './errors.js';
 import { processIO, type MainIO } from './io.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
-const COMMANDS = ['signature', 'delta', 'patch', 'sync', 'rollback', 'agent', 'demo', 'help'];
+const COMMANDS = ['signature', 'delta', 'patch', 'sync', 'watch', 'rollback', 'agent', 'demo', 'help'];
 
 const EXIT_CODES_HELP = `
 Exit codes:
@@ -55,6 +56,7 @@ export async function main(argv: readonly string[], io: MainIO = processIO()): P
     deltaCommand(io),
     patchCommand(io),
     syncCommand(io, (code) => (exitCode = code)),
+    watchCommand(io),
     rollbackCommand(io, (code) => (exitCode = code)),
     agentCommand(io, version),
     demoCommand(io),
