@@ -154,6 +154,8 @@ export class TreeWatcher {
   readonly #queuedPaths = new Set<string>();
   #reconcileQueued = false;
   #overflowThisTurn = false;
+  /** This turn's events, looked at when the turn ends: dropped unread if the turn turns out an overflow. */
+  #turnEvents: [DirNode, string | null][] = [];
   #rootPoll: NodeJS.Timeout | null = null;
   readonly #turnListener: TurnListener;
 
@@ -169,13 +171,17 @@ export class TreeWatcher {
       count: (events) => {
         if (events >= this.#threshold && !this.#overflowThisTurn) {
           this.#overflowThisTurn = true;
+          this.#turnEvents = [];
           this.#queueReconcile(
             `${events} inotify events in one event-loop turn (threshold ${this.#threshold}): the kernel queue may have overflowed`,
           );
         }
       },
       newTurn: () => {
+        const events = this.#turnEvents;
+        this.#turnEvents = [];
         this.#overflowThisTurn = false;
+        for (const [node, name] of events) this.#dispatch(node, name);
       },
     };
   }
@@ -214,6 +220,7 @@ export class TreeWatcher {
     turnListeners.delete(this.#turnListener);
     if (this.#rootPoll) clearInterval(this.#rootPoll);
     this.#rootPoll = null;
+    this.#turnEvents = [];
     if (this.#rootNode) this.#drop(this.#rootNode);
   }
 
@@ -263,12 +270,16 @@ export class TreeWatcher {
     countEvent();
     // The rescan that follows covers everything this turn delivered.
     if (this.#overflowThisTurn) return;
-    if (filename === null || filename === undefined) {
+    this.#turnEvents.push([node, filename === null || filename === undefined ? null : String(filename)]);
+  }
+
+  #dispatch(node: DirNode, name: string | null): void {
+    if (this.#closed || !node.live) return;
+    if (name === null) {
       // Something in this directory changed, but not what: rescan it (it may hold a new subdirectory).
       this.#queuePath(node.rel, true, true);
       return;
     }
-    const name = String(filename);
     // Events about the watched directory itself (IN_ATTRIB, IN_DELETE_SELF, IN_MOVE_SELF, IN_IGNORED)
     // arrive named after it (libuv substitutes its basename), like a child of the same name would:
     // check the directory first, and the child only if the directory is still the one watched.
