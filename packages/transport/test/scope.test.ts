@@ -15,9 +15,10 @@ import { inProcessAgent } from '../src/local.js';
 import { LIST_PATHS_CAPABILITY, MAX_LIST_PATHS, PROTOCOL_VERSION } from '../src/messages.js';
 import { planChanges, type Plan } from '../src/plan.js';
 import { normalizeScope, Scope } from '../src/scope.js';
+import { syncTree } from '../src/sync.js';
 import { scanSource, type SourceEntry, type SourceTree } from '../src/tree.js';
 import { FrameSession, type ByteStreams } from '../src/wire.js';
-import { dir, file, link, useTempDirs, writeTree, type TreeSpec } from './helpers/tree.js';
+import { dir, file, link, snapshotTree, useTempDirs, writeTree, type TreeSpec } from './helpers/tree.js';
 
 const tempDir = useTempDirs('deltacast-scope-');
 
@@ -366,6 +367,27 @@ describe('an agent without list-paths', () => {
       { streams: older },
     );
     expect(older.lists.map((h) => h.paths)).toEqual([undefined]);
+  });
+
+  it('serves a scoped sync with the same result as a current agent', async () => {
+    const src = await makeTree();
+    await writeTree(src, { 'a/b/c.txt': file('c, edited', { mtimeMs: 1_700_000_009_000 }), 'top.txt': file('top, edited') });
+    const scope = ['a/b', 'x/y/z.txt'];
+    const run = async (streams: ByteStreams & { done: Promise<void> }) => {
+      const dst = await makeTree();
+      const tree = scanSource(`${src}/`, new PathFilter([]), { paths: scope });
+      const summary = await syncTree(tree, { name: dst, streams, root: dst }, new PathFilter([]), { delete: true, paths: scope });
+      streams.close?.();
+      await streams.done.catch(() => {});
+      return { summary, files: [...(await snapshotTree(dst)).entries()] };
+    };
+    const older = olderAgent();
+    const viaOlder = await run(older);
+    const viaCurrent = await run(inProcessAgent());
+    expect(viaOlder.summary).toMatchObject({ ok: true, updated: 1 });
+    expect({ ...viaOlder.summary, durationMs: 0 }).toEqual({ ...viaCurrent.summary, durationMs: 0 });
+    expect(viaOlder.files).toEqual(viaCurrent.files);
+    expect(viaOlder.files.find(([path]) => path === 'top.txt')?.[1].size).toBe(3);
   });
 });
 
