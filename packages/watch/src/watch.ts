@@ -50,7 +50,8 @@ export type WatchEvent =
       durationMs: number;
       results: { destination: string; ok: boolean; committed?: boolean; created: number; updated: number; deleted: number; sentBytes: number; errors: number }[];
     }
-  | { type: 'deferred'; path: string; reason: 'still being written' }
+  /** Files held back from a batch (at most MAX_LISTED of them named). */
+  | { type: 'deferred'; count: number; paths: string[]; reason: 'still being written' }
   | { type: 'rescan'; reason: string; degraded: boolean }
   | { type: 'destination-down'; destination: string; code: string; message: string; retryInMs: number }
   | { type: 'destination-up'; destination: string }
@@ -81,6 +82,8 @@ export interface Watch {
 const DEFAULT_DELAY = 1000;
 const DEFAULT_SETTLE = 500;
 const DEFAULT_SETTLE_TIMEOUT = 30_000;
+/** Paths named in one 'deferred' event. */
+const MAX_LISTED = 1000;
 /** While some directories are unwatched, rescans run at least this often. */
 const DEGRADED_RESCAN = 60_000;
 
@@ -263,8 +266,8 @@ class Replicator {
         this.heldSince.set(wire, since);
         held.push(wire);
         this.pending.set(wire, taken.get(wire) ?? now);
-        this.emit({ type: 'deferred', path: wire, reason: 'still being written' });
       }
+      if (held.length > 0) this.emit({ type: 'deferred', count: held.length, paths: held.slice(0, MAX_LISTED), reason: 'still being written' });
       if (wakeAt !== undefined && held.length > 0) this.wakeAt = Math.min(wakeAt, now + this.settleTimeout);
       const heldSet = new Set(held);
       const active = scopes.filter((s) => !heldSet.has(s));
