@@ -32,6 +32,7 @@ import {
   type TransferOptions,
 } from '@deltacast/transport';
 import { Spool } from './spool.js';
+import type { SessionPool } from './session-pool.js';
 
 export interface FanoutOptions extends TransferOptions, DestinationOptions {
   /** Source path, rsync style: "dir/" sends the contents of dir, "dir" sends dir itself. */
@@ -67,6 +68,11 @@ export interface FanoutOptions extends TransferOptions, DestinationOptions {
   release?: boolean | { id?: string; keep?: number };
   /** Extra connection attempts after a transient failure (refused, timed out, dropped), with backoff. Default 2. */
   connectRetries?: number;
+  /**
+   * Keep agent sessions open in this pool for later runs (and reuse those it holds) instead of
+   * connecting and closing every time; the caller closes the pool.
+   */
+  sessions?: SessionPool;
   onEvent?: (event: FanoutEvent) => void;
 }
 
@@ -150,8 +156,12 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
   const remoteFiles = new Map<string, Set<string>>(); // regular files each destination had when listed
   await limit(options.destinations, parallel, async (name) => {
     try {
-      const destination = await withRetries(() => openDestination(name, options), options.connectRetries ?? 2);
-      const client = await connectForTransfer(destination.streams, destination.root, options, () => destination.close());
+      const connect = async () => {
+        const destination = await withRetries(() => openDestination(name, options), options.connectRetries ?? 2);
+        const client = await connectForTransfer(destination.streams, destination.root, options, () => destination.close());
+        return { client, destination };
+      };
+      const { client, destination } = options.sessions ? await options.sessions.acquire(name, connect) : await connect();
       if (releaseId !== undefined && !options.dryRun) {
         await client.releasePrepare(releaseId);
         await client.releaseEnter(releaseId);
@@ -198,7 +208,8 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
   const committed = new Map<string, boolean>();
   for (const run of runs) {
     run.announce();
-    if (staged && releaseId === undefined) run.client.stage = stageId;
+    // Set either way: a pooled session may carry the stage of an earlier run.
+    run.client.stage = staged && releaseId === undefined ? stageId : undefined;
   }
   const hook = async (run: DestinationRun, which: 'before-commit' | 'after-commit', command: string | undefined) => {
     if (command === undefined || !live.has(run)) return true;
@@ -353,8 +364,13 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
     }
   }
   if (!staged && !options.dryRun) await limit([...live], parallel, async (run) => void (await hook(run, 'after-commit', options.afterCommit)));
-  await Promise.all([...live].map((run) => run.client.close()));
-  for (const destination of opened.values()) destination.close();
+  if (options.sessions) {
+    // Healthy sessions stay open for the next run; a failed one is replaced then.
+    for (const run of runs) if (!live.has(run) || run.client.closed) options.sessions.drop(run.name);
+  } else {
+    await Promise.all([...live].map((run) => run.client.close()));
+    for (const destination of opened.values()) destination.close();
+  }
 
   const elapsed = performance.now() - started;
   const destinations = options.destinations.map((name) => {

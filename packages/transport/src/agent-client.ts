@@ -92,10 +92,21 @@ export class AgentClient {
 
   /** Opens a session: sends hello, waits for the agent's. */
   static async connect(streams: ByteStreams, options: HelloOptions): Promise<AgentClient> {
+    const { client, ready } = AgentClient.open(streams, options);
+    await ready;
+    return client;
+  }
+
+  /**
+   * Opens a session without waiting for the agent's hello: requests made at once travel right behind
+   * ours (the agent serves them once its hello is done), so the agent's start-up and their work
+   * overlap whatever the caller does next. `ready` settles as `connect` does; until it resolves, a
+   * request's failure may only mean that the hello failed.
+   */
+  static open(streams: ByteStreams, options: HelloOptions): { client: AgentClient; ready: Promise<void> } {
     const client = new AgentClient(streams);
     client.watchIdle(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT);
-    await client.hello(options);
-    return client;
+    return { client, ready: client.hello(options) };
   }
 
   /** When the session last made progress (a frame in, or data taken by the agent). */
@@ -410,6 +421,11 @@ export class AgentClient {
     const h = await this.request({ t: 'release-list' });
     const releases = Array.isArray(h.releases) ? h.releases.filter((x): x is string => typeof x === 'string') : [];
     return { releases, current: typeof h.current === 'string' ? h.current : undefined };
+  }
+
+  /** True once the session has ended (closed, failed or aborted): it takes no more requests. */
+  get closed(): boolean {
+    return this.closeError !== undefined;
   }
 
   /** Ends the session politely and waits for the agent to close. */

@@ -148,6 +148,12 @@ class Agent {
     const run = async () => {
       await this.helloPromise;
       try {
+        // A request sent right behind a hello that failed: that session is over, with nothing to answer.
+        if (this.root === undefined) {
+          queue?.discard();
+          if (queue && this.puts.get(id) === queue) this.puts.delete(id);
+          return;
+        }
         await handler.call(this, id, h, queue);
       } catch (error) {
         queue?.discard();

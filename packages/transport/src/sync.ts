@@ -66,20 +66,35 @@ export async function buildFilter(options: TransferOptions): Promise<PathFilter>
   return new PathFilter(rules);
 }
 
-/** Runs one transfer to an agent already connected over `target.streams`. */
+/**
+ * Runs one transfer to an agent already connected over `target.streams`. A `source` given as a
+ * function is called once the hello and the list request are on their way, so that the (blocking)
+ * scan of the source runs while the agent starts and lists the destination.
+ */
 export async function syncTree(
-  source: SourceTree | Promise<SourceTree>,
+  source: SourceTree | Promise<SourceTree> | (() => Promise<SourceTree>),
   target: SyncTarget,
   filter: PathFilter,
   options: TransferOptions = {},
 ): Promise<SyncSummary> {
   const started = performance.now();
-  const client = await connectForTransfer(target.streams, target.root, options);
+  const { client, ready } = AgentClient.open(target.streams, helloOptions(target.root, options));
+  const listing = client.list(options.paths);
+  // setImmediate runs after the session's own, which writes the batched hello and list.
+  const scanned = typeof source === 'function' ? new Promise<void>((r) => setImmediate(r)).then(source) : Promise.resolve(source);
+  // Awaited below; a failed hello must not leave them unhandled.
+  listing.catch(() => {});
+  scanned.catch(() => {});
+  try {
+    await ready;
+  } catch (error) {
+    target.streams.close?.();
+    throw error;
+  }
   let run: DestinationRun | undefined;
   let summary: SyncSummary;
   try {
-    // The destination lists its tree while the source is still being scanned.
-    const [tree, remote] = await Promise.all([source, client.list(options.paths)]);
+    const [tree, remote] = await Promise.all([scanned, listing]);
     const sameContent = options.checksum ? await contentComparer(tree, remote, client) : undefined;
     const plan = planChanges(tree, remote, filter, { delete: options.delete ?? false, sameContent });
     run = new DestinationRun(target.name, client, plan, options);
@@ -126,11 +141,15 @@ export async function connectForTransfer(
   close: () => void = () => streams.close?.(),
 ): Promise<AgentClient> {
   try {
-    return await AgentClient.connect(streams, { root, owner: options.owner, partial: options.partial, lock: !options.dryRun });
+    return await AgentClient.connect(streams, helloOptions(root, options));
   } catch (error) {
     close();
     throw error;
   }
+}
+
+function helloOptions(root: string, options: TransferOptions) {
+  return { root, owner: options.owner, partial: options.partial, lock: !options.dryRun };
 }
 
 /** One file as a native delta against the destination's basis (or nothing); its figures. */
@@ -206,11 +225,11 @@ export interface SyncOptions extends TransferOptions, DestinationOptions {
 export async function sync(options: SyncOptions): Promise<SyncSummary> {
   const filter = await buildFilter(options);
   await lstat(options.source); // a missing source is reported before connecting anywhere
-  const tree = scanSource(options.source, filter, { paths: options.paths });
-  tree.catch(() => {}); // awaited in syncTree; a failed connection must not leave it unhandled
   const destination = await openDestination(options.destination, options);
   try {
-    return await syncTree(tree, { name: destination.name, streams: destination.streams, root: destination.root }, filter, options);
+    // Scanned once the agent has its requests (the scan blocks this thread: before connecting, it held up the SSH handshake).
+    const scan = () => scanSource(options.source, filter, { paths: options.paths });
+    return await syncTree(scan, { name: destination.name, streams: destination.streams, root: destination.root }, filter, options);
   } finally {
     destination.close();
   }

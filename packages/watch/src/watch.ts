@@ -5,7 +5,7 @@
  * the current state; there is no queue of old events to replay.
  */
 import { lstatSync } from 'node:fs';
-import { fanout, type DestinationResult, type FanoutEvent, type FanoutOptions, type FanoutResult } from '@deltacast/fanout';
+import { fanout, SessionPool, type DestinationResult, type FanoutEvent, type FanoutOptions, type FanoutResult } from '@deltacast/fanout';
 import { buildFilter, type FilterRule } from '@deltacast/transport';
 import { DestinationTracker, type DestinationStatus } from './destinations.js';
 import { coveringScopes, SourceLayout } from './scopes.js';
@@ -107,6 +107,8 @@ class Replicator {
   private readonly settleMs: number;
   private readonly settleTimeout: number;
   private readonly tracker: DestinationTracker;
+  /** Agent sessions kept open between batches (each holds its destination's lock while watching). */
+  private readonly sessions = new SessionPool();
   private watcher: TreeWatcher | undefined;
   private excludes: (wire: string, isDirectory: boolean) => boolean = () => false;
 
@@ -364,6 +366,7 @@ class Replicator {
         delete: this.options.delete ?? true,
         filters: [...holdRules, ...(this.options.filters ?? [])],
         paths,
+        sessions: this.sessions,
         onEvent: (event) => this.emit({ ...event, batch }),
       });
     } catch (error) {
@@ -437,6 +440,7 @@ class Replicator {
     if (this.timer) clearTimeout(this.timer);
     if (this.rescanTimer) clearInterval(this.rescanTimer);
     await Promise.all([this.batchRunning, this.catchUpRunning]);
+    await this.sessions.close();
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const resolve of waiters) resolve();
