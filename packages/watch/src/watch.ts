@@ -124,6 +124,8 @@ class Replicator {
   private catchUpRunning: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private rescanTimer: NodeJS.Timeout | undefined;
+  /** Periodic rescans while some directories are not watched. */
+  private degradedTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private batches = 0;
   private lastBatch: WatchStatus['lastBatch'];
@@ -169,9 +171,14 @@ class Replicator {
       if (signal.degraded && !this.degraded) {
         this.degraded = true;
         if (!this.rescanTimer) {
-          this.rescanTimer = setInterval(() => this.requestRescan(), DEGRADED_RESCAN);
-          this.rescanTimer.unref();
+          this.degradedTimer = setInterval(() => this.requestRescan(), DEGRADED_RESCAN);
+          this.degradedTimer.unref();
         }
+      } else if (!signal.degraded && this.degraded) {
+        // Every directory is watched again: events suffice.
+        this.degraded = false;
+        if (this.degradedTimer) clearInterval(this.degradedTimer);
+        this.degradedTimer = undefined;
       }
       this.requestRescan();
       return;
@@ -439,6 +446,7 @@ class Replicator {
     this.watcher?.close();
     if (this.timer) clearTimeout(this.timer);
     if (this.rescanTimer) clearInterval(this.rescanTimer);
+    if (this.degradedTimer) clearInterval(this.degradedTimer);
     await Promise.all([this.batchRunning, this.catchUpRunning]);
     await this.sessions.close();
     const waiters = this.idleWaiters;

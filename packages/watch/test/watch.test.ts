@@ -177,6 +177,18 @@ describe('watch', () => {
     expect(last.destinations.sort()).toEqual([dests[0], broken].sort());
   });
 
+  it('survives the source root moving away and back: nothing is deleted meanwhile, and it mirrors again', async () => {
+    const { root, src, dests } = setup(1);
+    running = await startWatch({ source: `${src}/`, destinations: dests });
+    renameSync(src, join(root, 'aside'));
+    await waitFor(() => running!.of('watch-error').length > 0, 'the failed rescan of a missing source');
+    expect(readFileSync(join(dests[0], 'index.html'), 'utf8')).toBe('<h1>v1</h1>');
+    writeFileSync(join(root, 'aside/index.html'), '<h1>v3</h1>');
+    renameSync(join(root, 'aside'), src);
+    await waitMirrored(running, src, dests, 45_000);
+    expect(readFileSync(join(dests[0], 'index.html'), 'utf8')).toBe('<h1>v3</h1>');
+  });
+
   it('builds a release per batch with --release and switches every destination to it', async () => {
     const { src, dests } = setup(2);
     running = await startWatch({ source: `${src}/`, destinations: dests, release: { keep: 3 } });
