@@ -20,12 +20,12 @@ describe('packed tarballs install and import outside the workspace', () => {
   let dir = '';
 
   beforeAll(() => {
-    for (const file of ['packages/core/dist/index.js', 'packages/transport/dist/index.js', 'packages/fanout/dist/index.js', 'packages/cli/dist/bin.js']) {
+    for (const file of ['packages/core/dist/index.js', 'packages/transport/dist/index.js', 'packages/fanout/dist/index.js', 'packages/watch/dist/index.js', 'packages/cli/dist/bin.js']) {
       if (!existsSync(join(root, file))) throw new Error(`${file} is missing: build first (npm test does)`);
     }
     dir = mkdtempSync(join(tmpdir(), 'deltacast-pack-'));
     const packs = join(dir, 'packs');
-    for (const pkg of ['core', 'transport', 'fanout', 'cli']) {
+    for (const pkg of ['core', 'transport', 'fanout', 'watch', 'cli']) {
       run('npx', ['--yes', 'pnpm@12', 'pack', '--pack-destination', packs], join(root, 'packages', pkg));
     }
     const tarballs = readdirSync(packs).map((f) => join(packs, f));
@@ -82,5 +82,18 @@ export { out, code };
   it('installs the deltacast bin', () => {
     const app = join(dir, 'app');
     expect(run('npx', ['--no-install', 'deltacast', '--help'], app)).toMatch(/signature/);
+  });
+
+  it('imports the watch and fan-out packages', () => {
+    const app = join(dir, 'app');
+    writeFileSync(
+      join(app, 'watch.mjs'),
+      `import { watch, TreeWatcher } from '@deltacast/watch';
+import { fanout, SessionPool } from '@deltacast/fanout';
+for (const f of [watch, TreeWatcher, fanout, SessionPool]) if (typeof f !== 'function') throw new Error('missing export');
+console.log('ok');
+`,
+    );
+    expect(run('node', ['watch.mjs'], app).trim()).toBe('ok');
   });
 });
