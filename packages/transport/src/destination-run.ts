@@ -176,10 +176,16 @@ export class DestinationRun {
     await Promise.all(
       plan.attrs.map((c) => client.setattr(c.path, attributesOf(c.source!, options)).then(() => void summary.attributes++, (e) => this.fail(c.path, e))),
     );
-    // After every change inside: creating entries moves a directory's mtime.
-    for (const c of plan.dirAttrs) {
-      if (this.failedDirs.has(c.path) || this.underFailed(c.path)) continue;
-      await client.setattr(c.path, attributesOf(c.source!, options)).catch((e) => this.fail(c.path, e));
+    // After every change inside: creating entries moves a directory's mtime. One depth at a time,
+    // deepest first (a parent's new mode may shut its children's path), each depth in parallel: one
+    // round trip per level rather than per directory.
+    const dirAttrs = plan.dirAttrs.filter((c) => !this.failedDirs.has(c.path) && !this.underFailed(c.path));
+    for (let i = 0; i < dirAttrs.length; ) {
+      const d = depth(dirAttrs[i].path);
+      let end = i;
+      while (end < dirAttrs.length && depth(dirAttrs[end].path) === d) end++;
+      await Promise.all(dirAttrs.slice(i, end).map((c) => client.setattr(c.path, attributesOf(c.source!, options)).catch((e) => this.fail(c.path, e))));
+      i = end;
     }
   }
 }
