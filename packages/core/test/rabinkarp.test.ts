@@ -49,6 +49,13 @@ describe('rabinKarpSum', () => {
     for (let n = 0; n <= 40; n++) expect(rabinKarpSum(data, 0, n), `length ${n}`).toBe(reference(data.subarray(0, n)));
   });
 
+  it('matches the definition on the 8-byte word path (aligned, 64 bytes and more) and beside it (unaligned)', () => {
+    const data = pseudoRandom(300, 11);
+    for (const start of [0, 1, 2, 3, 4, 8]) {
+      for (let n = 60; n <= 140; n++) expect(rabinKarpSum(data, start, start + n), `start ${start}, length ${n}`).toBe(reference(data.subarray(start, start + n)));
+    }
+  });
+
   it('sums a sub-range [start, end)', () => {
     const data = pseudoRandom(100, 3);
     expect(rabinKarpSum(data, 10, 77)).toBe(reference(data.subarray(10, 77)));
