@@ -289,10 +289,10 @@ class Replicator {
       if (up.length === 0) return;
       const result = await this.run(full ? 'rescan' : 'changes', up, full ? undefined : active, held);
       if (result === undefined) {
-        // The run itself failed (the source is unreadable): everything comes back for a later try.
+        // The run itself failed (the source is unreadable): everything comes back for a later try,
+        // when run() set wakeAt (with backoff) unless new changes come first.
         for (const wire of active) this.pending.set(wire, now);
         if (full) this.rescanDue = true;
-        this.firstPendingAt ??= Date.now();
         return;
       }
       const aborted = this.settle(result);

@@ -189,6 +189,25 @@ describe('watch', () => {
     expect(readFileSync(join(dests[0], 'index.html'), 'utf8')).toBe('<h1>v3</h1>');
   });
 
+  it('with all-or-none, a destination that is down does not hold back the others: they commit each batch without it', async () => {
+    const { root, src, dests } = setup(2);
+    const blocker = join(root, 'blocked');
+    writeFileSync(blocker, 'not a directory');
+    const broken = join(blocker, 'dest');
+    running = await startWatch({ source: `${src}/`, destinations: [...dests, broken], atomic: 'tree', commit: 'all-or-none' });
+    // The first sync aborted everywhere (one failed); the healthy two are redone at once without it.
+    await waitFor(() => dests.every((d) => running!.watch.status().destinations.find((s) => s.destination === d)?.state === 'up'), 'the healthy destinations up');
+    for (const d of dests) expect(await mirrorDiff(src, d)).toEqual([]);
+    writeFileSync(join(src, 'docs/new.md'), 'new');
+    await waitFor(() => dests.every((d) => existsSync(join(d, 'docs/new.md'))), 'the batch on the healthy two');
+    const batch = running.of('batch-done').filter((b) => b.reason === 'changes').at(-1)!;
+    expect(batch.results.map((r) => r.destination).sort()).toEqual([...dests].sort());
+    expect(batch.results.every((r) => r.committed)).toBe(true);
+    rmSync(blocker);
+    mkdirSync(blocker);
+    await waitMirrored(running, src, [...dests, broken]);
+  });
+
   it('builds a release per batch with --release and switches every destination to it', async () => {
     const { src, dests } = setup(2);
     running = await startWatch({ source: `${src}/`, destinations: dests, release: { keep: 3 } });
