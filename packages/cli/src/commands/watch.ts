@@ -85,9 +85,13 @@ export function watchCommand(io: MainIO): Command {
     });
     if (ticker) clearInterval(ticker);
     await handle.close();
-    live?.clear();
+    live?.stop();
     if (!opts.json) io.stdout.write(`${stamp()} stopped\n`);
   });
+}
+
+function plural(n: number, one: string, many: string): string {
+  return `${n} ${n === 1 ? one : many}`;
 }
 
 function stamp(): string {
@@ -98,7 +102,7 @@ function stamp(): string {
 function describe(event: WatchEvent, verbose: boolean, log: (line: string) => void): void {
   switch (event.type) {
     case 'watching':
-      log(`${stamp()} watching ${printable(event.source)} (${event.directories} directories) for ${event.destinations.length} destination${event.destinations.length === 1 ? '' : 's'}`);
+      log(`${stamp()} watching ${printable(event.source)} (${plural(event.directories, 'directory', 'directories')}) for ${plural(event.destinations.length, 'destination', 'destinations')}`);
       break;
     case 'batch-done': {
       const ok = event.results.filter((r) => r.ok).length;
@@ -139,6 +143,8 @@ function describe(event: WatchEvent, verbose: boolean, log: (line: string) => vo
 /** The one-line live status on a terminal: who is up, what is pending, the last batch. */
 class StatusLine {
   private text = '';
+  private lastDraw = 0;
+  private pendingDraw: NodeJS.Timeout | undefined;
 
   constructor(private readonly stream: Writable) {}
 
@@ -152,15 +158,32 @@ class StatusLine {
     parts.push(status.running ? 'syncing' : status.pending > 0 || status.rescanDue ? `${status.pending} pending` : 'idle');
     if (status.lastBatch) {
       const at = new Date(status.lastBatch.finishedAt).toTimeString().slice(0, 8);
-      parts.push(`last batch ${at}: ${status.lastBatch.files} files in ${(status.lastBatch.durationMs / 1000).toFixed(2)} s${status.lastBatch.ok ? '' : ' (with failures)'}`);
+      parts.push(`last batch ${at}: ${plural(status.lastBatch.files, 'file', 'files')} in ${(status.lastBatch.durationMs / 1000).toFixed(2)} s${status.lastBatch.ok ? '' : ' (with failures)'}`);
     }
     if (status.degraded) parts.push('degraded: periodic rescans');
-    this.text = `watching · ${parts.join(' · ')}`;
-    this.draw();
+    const text = `watching · ${parts.join(' · ')}`;
+    if (text === this.text) return;
+    this.text = text;
+    // Events come in bursts (one per file and destination): the line is redrawn ten times a second at most.
+    if (this.pendingDraw) return;
+    const wait = Math.max(0, this.lastDraw + 100 - Date.now());
+    this.pendingDraw = setTimeout(() => {
+      this.pendingDraw = undefined;
+      this.draw();
+    }, wait);
+    this.pendingDraw.unref();
+  }
+
+  stop(): void {
+    if (this.pendingDraw) clearTimeout(this.pendingDraw);
+    this.pendingDraw = undefined;
+    this.clear();
   }
 
   draw(): void {
-    const width = (this.stream as { columns?: number }).columns ?? 120;
+    this.lastDraw = Date.now();
+    // A terminal that does not say its width (0) gets a line of 120 columns at most.
+    const width = (this.stream as { columns?: number }).columns || 120;
     if (this.text) this.stream.write(`\r\x1b[2K${this.text.slice(0, Math.max(10, width - 1))}`);
   }
 
