@@ -2,28 +2,13 @@
  * Watch-mode test helpers: a running watch that records its events, and a comparison of a
  * destination with the source that allows for the sub-millisecond error of utimes.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll } from 'vitest';
-import { snapshotTree } from '../../transport/test/helpers/tree.js';
+import { existsSync } from 'node:fs';
+import { snapshotTree, useTempDirs } from '../../transport/test/helpers/tree.js';
 const LOCK_NAME = '.deltacast-lock';
 import { watch, type Watch, type WatchEvent, type WatchOptions } from '../src/index.js';
 import { waitFor } from './tree-watcher-helpers.js';
 
-export { waitFor };
-
-export function useTempDirs(prefix = 'deltacast-watch-'): () => string {
-  const made: string[] = [];
-  afterAll(() => {
-    for (const d of made) rmSync(d, { recursive: true, force: true });
-  });
-  return () => {
-    const d = mkdtempSync(join(tmpdir(), prefix));
-    made.push(d);
-    return d;
-  };
-}
+export { useTempDirs, waitFor };
 
 export interface Running {
   watch: Watch;

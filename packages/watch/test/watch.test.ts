@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { mirrorDiff, startWatch, useTempDirs, waitFor, waitMirrored, type Running } from './watch-helpers.js';
 
-const tempDir = useTempDirs();
+const tempDir = useTempDirs('deltacast-watch-');
 let running: Running | undefined;
 afterEach(async () => {
   await running?.watch.close();

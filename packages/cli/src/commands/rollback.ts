@@ -2,23 +2,18 @@
 import { rollback } from '@deltacast/fanout';
 import { Command } from 'commander';
 import type { MainIO } from '../io.js';
-import { integer } from '../options.js';
 import { printable } from '../sync-output.js';
 import { EXIT_CONNECT, EXIT_PARTIAL } from './sync.js';
+import { addSshOptions, sshOptions, type SshFlags } from './transfer-options.js';
 
-interface RollbackCommandOptions {
+interface RollbackCommandOptions extends SshFlags {
   to?: string;
   bestEffort: boolean;
   json: boolean;
-  port?: number;
-  identity?: string;
-  config?: string;
-  acceptNewHostKeys: boolean;
-  remoteCommand?: string;
 }
 
 export function rollbackCommand(io: MainIO, setExitCode: (code: number) => void): Command {
-  return new Command('rollback')
+  const command = new Command('rollback')
     .summary('switch destinations made with sync --release back to an earlier release')
     .description(
       "Point every destination's `current` at the release before it (or --to ID), the same release everywhere. " +
@@ -27,18 +22,13 @@ export function rollbackCommand(io: MainIO, setExitCode: (code: number) => void)
     .argument('<dest...>', 'destinations, as for sync')
     .option('--to <id>', 'the release to switch to')
     .option('--best-effort', 'switch the destinations that can be switched even if others cannot', false)
-    .option('--json', 'write the result as one JSON line', false)
-    .option('-p, --port <port>', 'ssh port', integer(1, 65535))
-    .option('-i, --identity <file>', 'ssh identity (private key) file')
-    .option('-F, --config <file>', 'ssh config file (default ~/.ssh/config)')
-    .option('--accept-new-host-keys', 'learn unknown host keys into known_hosts instead of refusing them', false)
-    .option('--remote-command <cmd>', 'command that starts the agent on the remote')
-    .action(async (destinations: string[], opts: RollbackCommandOptions) => {
+    .option('--json', 'write the result as one JSON line', false);
+  return addSshOptions(command).action(async (destinations: string[], opts: RollbackCommandOptions) => {
       const result = await rollback({
         destinations,
         to: opts.to,
         bestEffort: opts.bestEffort,
-        ssh: { port: opts.port, identityFile: opts.identity, configFile: opts.config, acceptNewHostKeys: opts.acceptNewHostKeys, remoteCommand: opts.remoteCommand },
+        ssh: sshOptions(opts),
       });
       if (opts.json) io.stdout.write(`${JSON.stringify(result)}\n`);
       else {

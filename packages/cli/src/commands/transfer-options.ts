@@ -5,17 +5,34 @@ import { Option, type Command } from 'commander';
 import { integer } from '../options.js';
 import { UsageError } from '../errors.js';
 
-export interface TransferFlags {
-  checksum: boolean;
-  compress: boolean;
-  owner: boolean;
-  partial: boolean;
-  json: boolean;
+export interface SshFlags {
   port?: number;
   identity?: string;
   config?: string;
   acceptNewHostKeys: boolean;
   remoteCommand?: string;
+}
+
+/** How to reach SSH destinations (every command that has destinations). */
+export function addSshOptions(command: Command): Command {
+  return command
+    .option('-p, --port <port>', 'ssh port', integer(1, 65535))
+    .option('-i, --identity <file>', 'ssh identity (private key) file')
+    .option('-F, --config <file>', 'ssh config file (default ~/.ssh/config)')
+    .option('--accept-new-host-keys', 'learn unknown host keys into known_hosts instead of refusing them', false)
+    .option('--remote-command <cmd>', 'command that starts the agent on the remote (default: deltacast agent, or an uploaded bundle)');
+}
+
+export function sshOptions(opts: SshFlags) {
+  return { port: opts.port, identityFile: opts.identity, configFile: opts.config, acceptNewHostKeys: opts.acceptNewHostKeys, remoteCommand: opts.remoteCommand };
+}
+
+export interface TransferFlags extends SshFlags {
+  checksum: boolean;
+  compress: boolean;
+  owner: boolean;
+  partial: boolean;
+  json: boolean;
   concurrency?: number;
   parallel: number;
   sequential: boolean;
@@ -34,7 +51,7 @@ export function addTransferOptions(command: Command, rules: FilterRule[]): Comma
     rules.push({ action, pattern });
     return rules;
   };
-  return command
+  command
     .option('-c, --checksum', 'compare file contents (SHA-256) instead of size and mtime', false)
     .option('-z, --compress', 'compress file data on the wire', false)
     .option('--owner', 'preserve owner and group (when the destination agent runs as root)', false)
@@ -46,12 +63,8 @@ export function addTransferOptions(command: Command, rules: FilterRule[]): Comma
       rules.push(...parseFilterFile(readFileSync(file, 'utf8')));
       return rules;
     })
-    .option('--json', 'write NDJSON events to stdout instead of text', false)
-    .option('-p, --port <port>', 'ssh port', integer(1, 65535))
-    .option('-i, --identity <file>', 'ssh identity (private key) file')
-    .option('-F, --config <file>', 'ssh config file (default ~/.ssh/config)')
-    .option('--accept-new-host-keys', 'learn unknown host keys into known_hosts instead of refusing them', false)
-    .option('--remote-command <cmd>', 'command that starts the agent on the remote (default: deltacast agent, or an uploaded bundle)')
+    .option('--json', 'write NDJSON events to stdout instead of text', false);
+  return addSshOptions(command)
     .addOption(new Option('--concurrency <n>', 'files in flight at once').argParser(integer(1, 256)).default(8))
     .addOption(new Option('--parallel <n>', 'with several destinations: how many are written at once').argParser(integer(1, 1024)).default(8))
     .option('--sequential', 'with several destinations: one at a time (same as --parallel 1)', false)
@@ -82,13 +95,7 @@ export function transferOptions(rules: FilterRule[], opts: TransferFlags) {
     partial: opts.partial,
     filters: rules,
     concurrency: opts.concurrency,
-    ssh: {
-      port: opts.port,
-      identityFile: opts.identity,
-      configFile: opts.config,
-      acceptNewHostKeys: opts.acceptNewHostKeys,
-      remoteCommand: opts.remoteCommand,
-    },
+    ssh: sshOptions(opts),
   };
 }
 
