@@ -2,6 +2,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PassThrough, Writable } from 'node:stream';
+import { main } from '../src/main.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { bin, deltacast, makeTempDir, requireBuild } from './helpers.js';
 
@@ -43,6 +45,44 @@ function events(text: string): { type: string; [key: string]: unknown }[] {
     .filter((l) => l.trim() !== '')
     .map((l) => JSON.parse(l) as { type: string });
 }
+
+/** A stream that says it is a terminal, recording what is written to it. */
+class FakeTerminal extends Writable {
+  readonly isTTY = true;
+  readonly columns = 100;
+  text = '';
+  override _write(chunk: Buffer, _encoding: string, callback: () => void): void {
+    this.text += chunk.toString('utf8');
+    callback();
+  }
+}
+
+describe('deltacast watch in-process', () => {
+  it('draws a live status line on a terminal and stops when io.signal aborts', async () => {
+    const dir = tree();
+    const stdout = new FakeTerminal();
+    const stderr = new FakeTerminal();
+    const stop = new AbortController();
+    const done = main(['watch', '--delay', '0.1', '--settle', '0.1', `${dir}/src/`, `${dir}/d1`, `${dir}/d2`], { stdin: new PassThrough(), stdout, stderr, signal: stop.signal });
+    const until = async (condition: () => boolean, what: string) => {
+      for (const deadline = Date.now() + 30_000; !condition(); await new Promise((r) => setTimeout(r, 20))) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${stdout.text}\n${JSON.stringify(stderr.text)}`);
+      }
+    };
+    await until(() => /watching · 2\/2 up · idle · last batch \d\d:\d\d:\d\d: 1 file in/.test(stderr.text), 'the status line');
+    writeFileSync(join(dir, 'src/c.txt'), 'c');
+    await until(() => existsSync(join(dir, 'd2/c.txt')), 'c.txt at d2');
+    await until(() => /last batch \d\d:\d\d:\d\d: 1 file in [\d.]+ s\s*$/.test(stderr.text.split('\r').pop() ?? ''), 'the status after the batch');
+    stop.abort();
+    expect(await done).toBe(0);
+    // Every status line is drawn over the last one (carriage return, clear line) and never scrolls.
+    expect(stderr.text).not.toMatch(/\n/);
+    expect(stderr.text.endsWith('\r\x1b[2K')).toBe(true);
+    expect(stdout.text).toMatch(/stopped\n$/);
+    // Log lines clear the status line first, so they never share a line with it.
+    expect(stdout.text.split('\n').every((line) => !line.includes('watching ·'))).toBe(true);
+  });
+});
 
 describe('deltacast watch', () => {
   it('writes NDJSON events, replicates a change, and stops cleanly on SIGTERM (exit 0, locks released)', async () => {

@@ -208,6 +208,16 @@ describe('watch', () => {
     await waitMirrored(running, src, [...dests, broken]);
   });
 
+  it('a periodic rescan (rescanInterval) repairs drift made at a destination, which no source event reports', async () => {
+    const { src, dests } = setup(2);
+    running = await startWatch({ source: `${src}/`, destinations: dests, rescanInterval: 300 });
+    writeFileSync(join(dests[1], 'index.html'), '<h1>edited on the server</h1>');
+    rmSync(join(dests[0], 'docs/a.md'));
+    await waitFor(() => running!.of('batch-done').some((b) => b.reason === 'rescan' && b.files > 0), 'a rescan that sent something');
+    await waitMirrored(running, src, dests);
+    expect(running.of('batch').filter((b) => b.reason === 'changes')).toEqual([]);
+  });
+
   it('builds a release per batch with --release and switches every destination to it', async () => {
     const { src, dests } = setup(2);
     running = await startWatch({ source: `${src}/`, destinations: dests, release: { keep: 3 } });

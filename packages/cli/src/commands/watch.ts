@@ -85,6 +85,7 @@ export function watchCommand(io: MainIO): Command {
     });
     if (ticker) clearInterval(ticker);
     await handle.close();
+    stoppable.active = false;
     live?.stop();
     if (!opts.json) io.stdout.write(`${stamp()} stopped\n`);
   });
