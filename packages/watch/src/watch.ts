@@ -82,6 +82,8 @@ export interface Watch {
 const DEFAULT_DELAY = 1000;
 const DEFAULT_SETTLE = 500;
 const DEFAULT_SETTLE_TIMEOUT = 30_000;
+/** Subtrees in one batch beyond which the batch syncs the whole tree instead. */
+const MAX_SCOPES = 20_000;
 /** Paths named in one 'deferred' event. */
 const MAX_LISTED = 1000;
 /** While some directories are unwatched, rescans run at least this often. */
@@ -259,7 +261,9 @@ class Replicator {
       this.wakeAt = undefined;
       this.rescanDue = false;
 
-      const scopes = full ? [this.layout.top] : coveringScopes(liftMissing([...taken.keys()], this.layout));
+      let scopes = full ? [this.layout.top] : coveringScopes(liftMissing([...taken.keys()], this.layout));
+      // So many separate subtrees cost more to list one by one than the whole tree at once.
+      if (scopes.length > MAX_SCOPES) scopes = [this.layout.top];
       if (scopes.length === 0) return;
       const { unsettled, wakeAt } = findUnsettled(scopes, {
         layout: this.layout,
