@@ -199,8 +199,9 @@ describe('watch', () => {
     await waitFor(() => dests.every((d) => running!.watch.status().destinations.find((s) => s.destination === d)?.state === 'up'), 'the healthy destinations up');
     for (const d of dests) expect(await mirrorDiff(src, d)).toEqual([]);
     writeFileSync(join(src, 'docs/new.md'), 'new');
-    await waitFor(() => dests.every((d) => existsSync(join(d, 'docs/new.md'))), 'the batch on the healthy two');
-    const batch = running.of('batch-done').filter((b) => b.reason === 'changes').at(-1)!;
+    await waitFor(() => running!.of('batch-done').some((b) => b.reason === 'changes' && b.files > 0), 'the batch on the healthy two');
+    for (const d of dests) expect(readFileSync(join(d, 'docs/new.md'), 'utf8')).toBe('new');
+    const batch = running.of('batch-done').find((b) => b.reason === 'changes' && b.files > 0)!;
     expect(batch.results.map((r) => r.destination).sort()).toEqual([...dests].sort());
     expect(batch.results.every((r) => r.committed)).toBe(true);
     rmSync(blocker);
