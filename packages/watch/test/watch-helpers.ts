@@ -68,7 +68,9 @@ export async function waitMirrored(running: Running, source: string, destination
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     await running.watch.idle();
-    const diffs = (await Promise.all(destinations.map(async (d) => (await mirrorDiff(source, d)).map((line) => `${d}: ${line}`)))).flat();
+    // A batch may start while the trees are read (a file renamed away mid-walk): that is "not yet".
+    const diffOf = (d: string) => mirrorDiff(source, d).catch((error: Error) => [`unreadable: ${error.message}`]);
+    const diffs = (await Promise.all(destinations.map(async (d) => (await diffOf(d)).map((line) => `${d}: ${line}`)))).flat();
     const allUp = running.watch.status().destinations.every((d) => d.state === 'up');
     if (diffs.length === 0 && allUp) return;
     if (Date.now() > deadline) throw new Error(`destinations do not mirror the source:\n${diffs.slice(0, 20).join('\n')}\n${JSON.stringify(running.watch.status())}`);
