@@ -23,6 +23,11 @@ export interface SshOptions {
   /** Run this on the remote instead of finding or uploading the agent. */
   remoteCommand?: string;
   connectTimeoutMs?: number;
+  /**
+   * Send an SSH keepalive after this long without traffic (ssh's ServerAliveInterval; three unanswered
+   * ones end the connection). For sessions kept open between runs, so a dead peer is noticed while idle.
+   */
+  keepaliveIntervalMs?: number;
 }
 
 export interface DestinationOptions {
@@ -90,6 +95,7 @@ export async function openDestination(spec: string | Destination, options: Desti
       knownHostsFiles: ssh.knownHostsFiles,
       acceptNewHostKeys: ssh.acceptNewHostKeys,
       connectTimeoutMs: ssh.connectTimeoutMs,
+      keepaliveIntervalMs: ssh.keepaliveIntervalMs,
     });
   } catch (error) {
     if (error instanceof TransportError) throw error;

@@ -82,6 +82,8 @@ export interface Watch {
 const DEFAULT_DELAY = 1000;
 const DEFAULT_SETTLE = 500;
 const DEFAULT_SETTLE_TIMEOUT = 30_000;
+/** SSH keepalive interval of the kept sessions (as ServerAliveInterval 15). */
+const KEEPALIVE_MS = 15_000;
 /** Subtrees in one batch beyond which the batch syncs the whole tree instead. */
 const MAX_SCOPES = 20_000;
 /** Paths named in one 'deferred' event. */
@@ -378,6 +380,8 @@ class Replicator {
         filters: [...holdRules, ...(this.options.filters ?? [])],
         paths,
         sessions: this.sessions,
+        // Sessions stay open between batches: keepalives find a peer that vanished while idle.
+        ssh: { keepaliveIntervalMs: KEEPALIVE_MS, ...this.options.ssh },
         onEvent: (event) => this.emit({ ...event, batch }),
       });
     } catch (error) {
