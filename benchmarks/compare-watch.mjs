@@ -88,6 +88,8 @@ const timeoutSeconds = positiveSeconds('timeout');
 const toolNames = opts.tools.split(',').map((t) => t.trim()).filter(Boolean);
 for (const t of toolNames) if (t !== 'deltacast' && t !== 'lsyncd') fail(`--tools: unknown tool ${t} (deltacast, lsyncd)`);
 if (toolNames.length === 0) fail('--tools names no tool');
+/** How long a watcher may take for its first full sync (--timeout bounds the deliveries). */
+const STARTUP_TIMEOUT_MS = 600_000;
 /** Sizes of the landed files: uniform in this range, so each is a single small write as in a deploy or an editor's save. */
 const LAND_SIZE = { min: 1024, max: 64 * 1024 };
 const loadAtStart = loadavg()[0];
@@ -252,7 +254,7 @@ const toolDefs = {
       await waitFor(
         child,
         () => this.events.some((e) => e.type === 'batch-done' && e.reason === 'initial') && this.events.filter((e) => e.type === 'destination-up').length >= D,
-        timeoutSeconds * 1000,
+        STARTUP_TIMEOUT_MS,
         explain,
       );
       const initial = this.events.find((e) => e.type === 'batch-done' && e.reason === 'initial');
@@ -325,7 +327,7 @@ const toolDefs = {
       lines(child.stdout, () => {}, this.stdoutTail);
       lines(child.stderr, () => {}, this.stderrTail);
       // Its startup: one full rsync per sync, each logged as finished; then the destinations must mirror the source.
-      await waitFor(child, () => this.log().match(/Startup of .* finished/g)?.length >= D && descendants(child.pid).length === 0, timeoutSeconds * 1000, () => this.explain());
+      await waitFor(child, () => this.log().match(/Startup of .* finished/g)?.length >= D && descendants(child.pid).length === 0, STARTUP_TIMEOUT_MS, () => this.explain());
       const want = snapshotTree(src);
       for (const d of destinations) {
         const problems = compareSnapshots(want, snapshotTree(d));
