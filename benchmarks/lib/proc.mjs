@@ -25,6 +25,34 @@ function readStat(pid) {
   return { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) };
 }
 
+/** Every process: its stat (ppid, ticks) by pid, and its children by parent pid. */
+function processTable() {
+  const stats = new Map();
+  const children = new Map();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = readStat(name);
+    if (!stat) continue;
+    const pid = Number(name);
+    stats.set(pid, stat);
+    if (!children.has(stat.ppid)) children.set(stat.ppid, []);
+    children.get(stat.ppid).push(pid);
+  }
+  return { stats, children };
+}
+
+/** `pid` and the pids of its live descendants (children, grandchildren, ...), from one processTable(). */
+function treeOf(pid, children) {
+  const out = [];
+  const stack = [pid];
+  while (stack.length > 0) {
+    const p = stack.pop();
+    out.push(p);
+    for (const child of children.get(p) ?? []) stack.push(child);
+  }
+  return out;
+}
+
 /**
  * CPU time (ms, user + system) used so far by process `pid` and every descendant: each one's own
  * time plus that of the children it has reaped (cutime + cstime). The difference of two readings is
@@ -33,45 +61,15 @@ function readStat(pid) {
  * (10 ms) per process. Returns undefined when `pid` is gone.
  */
 export function processTreeCpuMs(pid) {
-  const byParent = new Map();
-  const ticks = new Map();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const stat = readStat(name);
-    if (!stat) continue;
-    ticks.set(Number(name), stat.ticks);
-    if (!byParent.has(stat.ppid)) byParent.set(stat.ppid, []);
-    byParent.get(stat.ppid).push(Number(name));
-  }
-  if (!ticks.has(pid)) return undefined;
-  let total = 0;
-  const stack = [pid];
-  while (stack.length > 0) {
-    const p = stack.pop();
-    total += ticks.get(p) ?? 0;
-    for (const child of byParent.get(p) ?? []) stack.push(child);
-  }
-  return (total * 1000) / clockTicksPerSecond();
+  const { stats, children } = processTable();
+  if (!stats.has(pid)) return undefined;
+  const ticks = treeOf(pid, children).reduce((sum, p) => sum + stats.get(p).ticks, 0);
+  return (ticks * 1000) / clockTicksPerSecond();
 }
 
 /** The pids of the live descendants of `pid` (children, grandchildren, ...). */
 export function descendants(pid) {
-  const byParent = new Map();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const stat = readStat(name);
-    if (!stat) continue;
-    if (!byParent.has(stat.ppid)) byParent.set(stat.ppid, []);
-    byParent.get(stat.ppid).push(Number(name));
-  }
-  const out = [];
-  const stack = [...(byParent.get(pid) ?? [])];
-  while (stack.length > 0) {
-    const p = stack.pop();
-    out.push(p);
-    for (const child of byParent.get(p) ?? []) stack.push(child);
-  }
-  return out;
+  return treeOf(pid, processTable().children).slice(1);
 }
 
 /**
