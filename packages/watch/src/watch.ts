@@ -15,7 +15,7 @@ import { TreeWatcher, type WatchSignal } from './tree-watcher.js';
 export interface WatchOptions extends Omit<FanoutOptions, 'onEvent' | 'paths' | 'dryRun' | 'delete'> {
   /** Debounce window: a batch runs this long after the first change it holds. Default 1000 ms. */
   delay?: number;
-  /** A file is sent once quiet this long (no event, mtime at least this old). Default 500 ms. */
+  /** A file is sent once quiet this long (no event, mtime at least this old). Default 500 ms, or `delay` if shorter. */
   settle?: number;
   /** A file still changing after this long is sent as it is (read consistently, or reported). Default 30 s. */
   settleTimeout?: number;
@@ -140,7 +140,8 @@ class Replicator {
     if (options.destinations.length === 0) throw new Error('watch needs at least one destination');
     this.layout = new SourceLayout(options.source);
     this.delay = Math.max(0, options.delay ?? DEFAULT_DELAY);
-    this.settleMs = Math.max(0, options.settle ?? DEFAULT_SETTLE);
+    // A shorter window than the default settle time asks for lower latency: settling follows it.
+    this.settleMs = Math.max(0, options.settle ?? Math.min(DEFAULT_SETTLE, this.delay));
     this.settleTimeout = Math.max(this.settleMs, options.settleTimeout ?? DEFAULT_SETTLE_TIMEOUT);
     this.tracker = new DestinationTracker(options.destinations, options.retryMin ?? 1000, options.retryMax ?? 60_000);
   }

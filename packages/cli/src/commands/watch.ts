@@ -15,7 +15,7 @@ import { addTransferOptions, checkTransferFlags, fanoutOptions, transferOptions,
 interface WatchCommandOptions extends TransferFlags {
   delete: boolean;
   delay: number;
-  settle: number;
+  settle?: number;
   settleTimeout: number;
   rescanInterval?: number;
   verbose: boolean;
@@ -38,7 +38,7 @@ export function watchCommand(io: MainIO): Command {
     .argument('<src>', 'source directory')
     .argument('<dest...>', 'destinations: path, host:path, user@host:path or ssh://user@host:port/path')
     .addOption(new Option('--delay <seconds>', 'gather changes this long before sending a batch').argParser(seconds(0, 3600)).default(1000, '1'))
-    .addOption(new Option('--settle <seconds>', 'send a file once it has not changed for this long').argParser(seconds(0, 3600)).default(500, '0.5'))
+    .addOption(new Option('--settle <seconds>', 'send a file once it has not changed for this long (default 0.5, or --delay if shorter)').argParser(seconds(0, 3600)))
     .addOption(
       new Option('--settle-timeout <seconds>', 'send a file that keeps changing after this long anyway (read consistently, or reported)')
         .argParser(seconds(0, 86_400))
