@@ -290,7 +290,8 @@ export class AgentClient {
 
   /**
    * Sends one file as a native delta (against the destination's file when `basis`, else against
-   * nothing). Resolves when the agent has verified and renamed it.
+   * nothing). Resolves when the agent has verified and renamed it. A chunk of `delta` must not
+   * change once yielded: frames are batched (a small file's put, data and end go as one write).
    */
   async put(
     path: string,
@@ -316,7 +317,24 @@ export class AgentClient {
     });
     // An early error reply must not go unhandled while we are still sending.
     reply.catch(() => {});
-    await this.session.send({
+    // Sends are awaited (for backpressure) only every UNAWAITED_BYTES, so that the put, its data and its
+    // end share one write, one SSH packet, when the file is small.
+    let unawaited: Promise<void>[] = [];
+    let unawaitedBytes = 0;
+    const send = async (header: Header, payload?: Uint8Array) => {
+      const sent = this.session.send(header, payload);
+      sent.catch(() => {}); // awaited below, or the session's failure is reported by `reply`
+      unawaited.push(sent);
+      unawaitedBytes += payload?.length ?? 0;
+      if (unawaitedBytes < UNAWAITED_BYTES) return;
+      const pending = unawaited;
+      unawaited = [];
+      unawaitedBytes = 0;
+      await Promise.all(pending);
+      // The agent took the data: progress, even though it replies only at the end.
+      this.lastFrame = performance.now();
+    };
+    await send({
       t: 'put',
       id,
       path,
@@ -336,17 +354,17 @@ export class AgentClient {
         const piece = chunk.subarray(at, at + DATA_CHUNK);
         if (options.compress) {
           const packed = deflateRawSync(piece);
-          await this.session.send({ t: 'data', id, z: true }, packed);
+          await send({ t: 'data', id, z: true }, packed);
           sentBytes += packed.length;
         } else {
-          await this.session.send({ t: 'data', id }, piece);
+          await send({ t: 'data', id }, piece);
           sentBytes += piece.length;
         }
-        // The agent took the data: progress, even though it replies only at the end.
-        this.lastFrame = performance.now();
       }
     }
-    if (!failed) await this.session.send({ t: 'end', id });
+    if (!failed) unawaited.push(this.session.send({ t: 'end', id }));
+    await Promise.all(unawaited);
+    this.lastFrame = performance.now();
     const h = await reply;
     return { size: uint(h, 'size'), sentBytes };
   }
@@ -445,6 +463,8 @@ export class AgentClient {
 }
 
 const DEFAULT_IDLE_TIMEOUT = 60_000;
+/** A put waits for the stream to take its frames once this many payload bytes are unawaited. */
+const UNAWAITED_BYTES = 256 * 1024;
 
 /** Path characters per `list` request, keeping its header well under the 64 KiB cap. */
 const LIST_PATHS_BYTES = 32 * 1024;
