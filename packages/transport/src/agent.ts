@@ -10,7 +10,7 @@ import { chmod, chown, lchown, lstat, lutimes, mkdir, readdir, readlink, realpat
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
-import { bufferBasis, createSignature, encodeSignature, patchStream, DeltacastError } from '@deltacast/core';
+import { bufferBasis, createSignature, encodeSignature, patchStream, DeltacastError, type BasisReader } from '@deltacast/core';
 import { ByteBudget, ChunkQueue } from './chunk-queue.js';
 import type { Frame, Header } from './frame.js';
 import { PathError, ProtocolError, TransportError } from './errors.js';
@@ -31,7 +31,6 @@ import {
 } from './messages.js';
 import { joinWire, resolveInRoot } from './paths.js';
 import { normalizeScope } from './scope.js';
-import { fdBasis } from './fd-basis.js';
 import { parsePartialName, parseTempName, partialPathFor, processAlive, tempPathFor } from './tempfile.js';
 import { FrameSession, type ByteStreams } from './wire.js';
 import { parseStageName, Stage } from './stage.js';
@@ -457,7 +456,7 @@ class Agent {
     try {
       // O_EXCL without O_TRUNC: ext4 treats O_TRUNC as "replace via truncate" and flushes such files on close.
       out = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-      const reader = basis ? fdBasis(basis.fd, basis.size) : bufferBasis(new Uint8Array(0));
+      const reader = basis ? alternatingBasis(basis.fd, basis.size) : bufferBasis(new Uint8Array(0));
       const patch = patchStream(reader, queue, { maxOutputLength: size });
       let result;
       for (;;) {
@@ -685,6 +684,33 @@ class Agent {
 function hiddenFromListing(name: string, parentWire: string): boolean {
   if (parentWire === '' && (name === LOCK_NAME || parseStageName(name) !== undefined)) return true;
   return parseTempName(name) !== undefined || parsePartialName(name) !== undefined;
+}
+
+/**
+ * The basis of a put, read synchronously into two buffers in turn: patchStream reads the next piece
+ * before it yields the current one, and put writes each piece before it asks for the next, so a
+ * buffer is free again two reads later. A fresh buffer per piece (up to 1 MiB) cost a page-faulted
+ * allocation for every piece of a large file.
+ */
+function alternatingBasis(fd: number, size: number): BasisReader {
+  const buffers: Uint8Array[] = [];
+  let turn = 0;
+  return {
+    size,
+    read(position, length) {
+      const want = Math.min(length, Math.max(0, size - position));
+      turn ^= 1;
+      if (!buffers[turn] || buffers[turn].length < want) buffers[turn] = new Uint8Array(Math.max(want, 64 * 1024));
+      const out = buffers[turn].subarray(0, want);
+      let filled = 0;
+      while (filled < want) {
+        const n = readSync(fd, out, filled, want - filled, position + filled);
+        if (n === 0) break;
+        filled += n;
+      }
+      return filled === want ? out : out.subarray(0, filled);
+    },
+  };
 }
 
 /** A compressed data frame inflates to at most one data chunk; more is a protocol error. */
