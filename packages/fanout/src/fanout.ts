@@ -15,7 +15,9 @@ import {
   contentComparer,
   DestinationRun,
   emptySummary,
+  heldUnchanged,
   isSessionFailure,
+  listRemote,
   openDestination,
   planChanges,
   ProtocolError,
@@ -153,7 +155,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
   const releaseOptions = options.release === true ? {} : options.release || undefined;
   const releaseId = releaseOptions ? (releaseOptions.id ?? newReleaseId()) : undefined;
   const sourceHashes = new Map<string, string>(); // --checksum: each source file hashed once
-  const remoteFiles = new Map<string, Set<string>>(); // regular files each destination had when listed
+  const remoteFiles = new Map<string, (path: string) => boolean>(); // whether each destination had a regular file there when listed
   await limit(options.destinations, parallel, async (name) => {
     try {
       const connect = async () => {
@@ -166,10 +168,12 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
         await client.releasePrepare(releaseId);
         await client.releaseEnter(releaseId);
       }
-      const remote = await client.list(tree.scope);
-      remoteFiles.set(name, new Set(remote.filter((r) => r.type === 'f').map((r) => r.path)));
-      const sameContent = options.checksum ? await contentComparer(tree, remote, client, sourceHashes) : undefined;
-      const plan = planChanges(tree, remote, filter, { delete: options.delete ?? false, sameContent });
+      // An agent that compares our listing (encoded once for all) sends back only what differs.
+      const listing = await listRemote(client, tree, { extraneous: options.delete ?? false, checksum: options.checksum });
+      const files = new Set(listing.entries.filter((r) => r.type === 'f').map((r) => r.path));
+      remoteFiles.set(name, (path) => files.has(path) || heldUnchanged(listing, tree, path));
+      const sameContent = options.checksum ? await contentComparer(tree, listing.entries, client, sourceHashes) : undefined;
+      const plan = planChanges(tree, listing.entries, filter, { delete: options.delete ?? false, sameContent, unchanged: listing.unchanged });
       const run = new DestinationRun(name, client, plan, options);
       results.set(name, run.summary);
       runs.push(run);
@@ -265,7 +269,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
             widened = true;
             for (const run of live) {
               if (targets.some((t) => t.run === run)) continue;
-              const has = remoteFiles.get(run.name)?.has(entry.path) ?? false;
+              const has = remoteFiles.get(run.name)?.(entry.path) ?? false;
               targets.push({ run, change: { kind: has ? 'update' : 'create', path: entry.path, source: entry } });
             }
           }

@@ -20,6 +20,8 @@ import {
 } from './messages.js';
 import { wirePathComponents } from './paths.js';
 import { normalizeScope, Scope } from './scope.js';
+import { bitIsSet, bitmapBytes, encodeListing, sourceIndex } from './listing.js';
+import type { SourceEntry } from './tree.js';
 import { FrameSession, type ByteStreams } from './wire.js';
 
 /** One entry of a destination listing. */
@@ -263,6 +265,70 @@ export class AgentClient {
       'done',
     );
     return entries;
+  }
+
+  /**
+   * Compares the source entries with the destination (an agent with `list-compare`; docs/protocol.md,
+   * Compared listing): the listing is encoded once per entries array and the same bytes go to every
+   * agent. Resolves with the destination's entries that are not unchanged by the quick check
+   * (partials too, and entries not in the source when `extraneous`), and the bitmap of the source
+   * entries it holds unchanged. `paths` scopes it as for `list` (at most one request's worth).
+   */
+  async compare(
+    source: readonly SourceEntry[],
+    options: { paths?: readonly string[]; extraneous: boolean },
+  ): Promise<{ entries: RemoteEntry[]; unchanged: Uint8Array }> {
+    if (this.closeError) throw this.closeError;
+    const listing = encodeListing(source);
+    const indexOf = sourceIndex(source);
+    const id = this.nextId++;
+    const entries: RemoteEntry[] = [];
+    const reply = new Promise<Uint8Array>((resolve, reject) => {
+      this.pending.set(id, {
+        onFrame: (frame) => {
+          const h = frame.header;
+          if (h.t === 'entries') {
+            if (!Array.isArray(h.e)) throw new ProtocolError('BAD_MESSAGE', 'listing frame malformed', {});
+            for (const raw of h.e) entries.push(parseEntry(raw));
+            return false;
+          }
+          if (h.t === 'error') {
+            reject(new RemoteError(String(h.code ?? 'REMOTE'), `compare: ${String(h.message ?? '')}`, { code: h.code, path: h.path }));
+            return true;
+          }
+          if (h.t !== 'compared') throw new ProtocolError('BAD_MESSAGE', `unexpected "${h.t}" for compare`, {});
+          const bitmap = frame.payload ?? new Uint8Array(0);
+          const n = source.length;
+          if (bitmap.length !== bitmapBytes(n) || (n % 8 !== 0 && bitmap.length > 0 && bitmap[bitmap.length - 1] >> n % 8 !== 0)) {
+            throw new ProtocolError('BAD_MESSAGE', `compared bitmap of ${bitmap.length} bytes for ${n} entries`, { n, bytes: bitmap.length });
+          }
+          if (uint(h, 'n') !== entries.length) throw new ProtocolError('BAD_MESSAGE', `compared: ${String(h.n)} entries announced, ${entries.length} came`, {});
+          resolve(bitmap.slice());
+          return true;
+        },
+        reject,
+      });
+    });
+    reply.catch(() => {});
+    const header: Header = { t: 'compare', id, n: source.length, size: listing.length, extra: options.extraneous };
+    if (options.paths !== undefined) header.paths = [...options.paths];
+    await this.session.send(header);
+    for (let at = 0; at < listing.length; at += DATA_CHUNK) {
+      await this.session.send({ t: 'data', id }, listing.subarray(at, at + DATA_CHUNK));
+      this.lastFrame = performance.now();
+    }
+    await this.session.send({ t: 'end', id });
+    const unchanged = await reply;
+    for (const e of entries) {
+      // An entry both held unchanged and listed as different: the agent contradicts itself.
+      const i = e.type === 'p' ? undefined : indexOf.get(e.path);
+      if (i !== undefined && bitIsSet(unchanged, i)) {
+        const error = new ProtocolError('BAD_MESSAGE', `compared: ${JSON.stringify(e.path)} both unchanged and listed`, { path: e.path });
+        this.session.destroy(error);
+        throw error;
+      }
+    }
+    return { entries, unchanged };
   }
 
   /** A native signature of the destination's file, with our seed. */

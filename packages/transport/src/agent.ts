@@ -28,9 +28,12 @@ import {
   strList,
   time,
   uint,
+  type EntryType,
 } from './messages.js';
 import { joinWire, resolveInRoot } from './paths.js';
 import { normalizeScope } from './scope.js';
+import { bitmapBytes, decodeListing, MAX_LISTING_BYTES, MAX_LISTING_ENTRIES } from './listing.js';
+import { quickCheck } from './plan.js';
 import { parsePartialName, parseTempName, partialPathFor, processAlive, tempPathFor } from './tempfile.js';
 import { FrameSession, type ByteStreams } from './wire.js';
 import { parseStageName, Stage } from './stage.js';
@@ -142,7 +145,7 @@ class Agent {
     this.active.add(id);
     // A put's data may all arrive (and its `end` remove it from the routing map) before its
     // handler runs, so the handler gets its queue now.
-    const queue = h.t === 'put' ? new ChunkQueue(this.budget) : undefined;
+    const queue = h.t === 'put' || h.t === 'compare' ? new ChunkQueue(this.budget) : undefined;
     if (queue) this.puts.set(id, queue);
     const run = async () => {
       await this.helloPromise;
@@ -169,6 +172,8 @@ class Agent {
     switch (type) {
       case 'list':
         return this.list;
+      case 'compare':
+        return this.compare;
       case 'sig':
         return this.signature;
       case 'put':
@@ -258,33 +263,72 @@ class Agent {
   }
 
   /**
-   * Walks the tree depth-first, sending entries in batches; removes stale temp files on the way.
-   * With `paths` (a scoped sync), only those: for each, the directories above it, the path itself
-   * and, for a directory, its subtree (docs/protocol.md, Listing).
+   * Sends the tree depth-first, entries in batches (docs/protocol.md, Listing); with `paths` (a
+   * scoped sync) only those.
    */
   private async list(id: number, h: Header): Promise<void> {
     const requested = h.paths === undefined || h.paths === null ? undefined : strList(h, 'paths', MAX_LIST_PATHS);
     const scope = normalizeScope(requested); // PathError for a malformed path: the request fails alone
+    const out = new EntryBatcher(this.session, id);
+    await this.walkListing(scope, (entry) => out.push(entry));
+    await out.flush();
+    await this.session.send({ t: 'done', id, n: out.count });
+  }
+
+  /**
+   * Compares the client's listing with the tree (docs/protocol.md, Compared listing): sends the
+   * entries that are not unchanged by plan.ts's quick check, then a bitmap of the source entries
+   * held unchanged.
+   */
+  private async compare(id: number, h: Header, queue?: ChunkQueue): Promise<void> {
+    const requested = h.paths === undefined || h.paths === null ? undefined : strList(h, 'paths', MAX_LIST_PATHS);
+    const n = uint(h, 'n', MAX_LISTING_ENTRIES);
+    const size = uint(h, 'size', MAX_LISTING_BYTES);
+    const extraneous = bool(h, 'extra');
+    if (!queue) throw new ProtocolError('BAD_MESSAGE', `compare ${id}: no queue`, { id });
+    const scope = normalizeScope(requested);
+    const parts: Uint8Array[] = [];
+    let received = 0;
+    for await (const chunk of queue) {
+      received += chunk.length;
+      if (received > size) throw new ProtocolError('BAD_MESSAGE', `compare ${id}: more than the ${size} bytes announced`, { id, size });
+      parts.push(chunk);
+    }
+    if (received !== size) throw new ProtocolError('BAD_MESSAGE', `compare ${id}: ${received} bytes, ${size} announced`, { id, size });
+    const listing = decodeListing(Buffer.concat(parts, size));
+    if (listing.paths.length !== n) throw new ProtocolError('BAD_MESSAGE', `compare ${id}: listing holds ${listing.paths.length} entries, ${n} announced`, { id, n });
+    const indexOf = new Map<string, number>();
+    for (let i = 0; i < n; i++) indexOf.set(listing.paths[i], i);
+    const bitmap = new Uint8Array(bitmapBytes(n));
+    const out = new EntryBatcher(this.session, id);
+    await this.walkListing(scope, (entry) => {
+      const [path, type, size, mtimeMs, mode, , , linkTarget] = entry as [string, EntryType | 'p', number, number, number, number, number, string?];
+      if (type === 'p') return out.push(entry);
+      const i = indexOf.get(path);
+      if (i === undefined) return extraneous ? out.push(entry) : undefined;
+      const source = { type: listing.types[i], size: listing.sizes[i], mtimeMs: listing.mtimes[i], mode: listing.modes[i], linkTarget: listing.targets[i] };
+      if (!quickCheck(source, { type, size, mtimeMs, mode, linkTarget })) return out.push(entry);
+      bitmap[i >> 3] |= 1 << (i & 7);
+      return undefined;
+    });
+    await out.flush();
+    await this.session.send({ t: 'compared', id, n: out.count }, bitmap);
+  }
+
+  /**
+   * Walks the tree depth-first, passing each entry to `emit` as the wire array of a listing; removes
+   * stale temp files on the way. With a scope, only those paths: for each, the directories above it,
+   * the path itself and, for a directory, its subtree.
+   */
+  private async walkListing(scope: string[] | undefined, emit: (entry: unknown[]) => Promise<void> | void): Promise<void> {
     const root = this.rootDir;
-    let batch: unknown[][] = [];
-    let batchBytes = 0;
-    let count = 0;
-    const flush = async () => {
-      if (batch.length === 0) return;
-      await this.session.send({ t: 'entries', id, e: batch });
-      batch = [];
-      batchBytes = 0;
-    };
     /** Lists one entry; false for devices, sockets and fifos, which are not synced. */
     const push = async (path: string, full: string, st: Stats): Promise<boolean> => {
       const type = st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : st.isFile() ? 'f' : undefined;
       if (!type) return false;
       const entry: unknown[] = [path, type, type === 'f' ? st.size : 0, st.mtimeMs, st.mode & 0o7777, st.uid, st.gid];
       if (type === 'l') entry.push(await readlink(full));
-      batch.push(entry);
-      batchBytes += Buffer.byteLength(path) * 2 + 64;
-      count++;
-      if (batchBytes >= LIST_BATCH_BYTES) await flush();
+      await emit(entry);
       return true;
     };
     const walk = async (dir: string, wire: string): Promise<void> => {
@@ -315,7 +359,7 @@ class Agent {
               () => lstat(partial),
               () => unlink(full).then(() => undefined, () => undefined),
             );
-            if (kept) batch.push([joinWire(wire, temp.target), 'p', kept.size, kept.mtimeMs, kept.mode & 0o7777, kept.uid, kept.gid]);
+            if (kept) await emit([joinWire(wire, temp.target), 'p', kept.size, kept.mtimeMs, kept.mode & 0o7777, kept.uid, kept.gid]);
           } else {
             await unlink(full).catch(() => {});
           }
@@ -325,7 +369,7 @@ class Agent {
         if (partialOf !== undefined) {
           const st = stats[i];
           if (!this.opts.partial) await unlink(full).catch(() => {});
-          else if (st?.isFile()) batch.push([joinWire(wire, partialOf), 'p', st.size, st.mtimeMs, st.mode & 0o7777, st.uid, st.gid]);
+          else if (st?.isFile()) await emit([joinWire(wire, partialOf), 'p', st.size, st.mtimeMs, st.mode & 0o7777, st.uid, st.gid]);
           continue;
         }
         const st = stats[i];
@@ -358,7 +402,7 @@ class Agent {
             // Nothing there: a partial kept from an interrupted transfer of this new file may be.
             const partial = partialPathFor(full);
             const kept = partial !== undefined ? lstatSync(partial, { throwIfNoEntry: false }) : undefined;
-            if (kept?.isFile()) batch.push([here, 'p', kept.size, kept.mtimeMs, kept.mode & 0o7777, kept.uid, kept.gid]);
+            if (kept?.isFile()) await emit([here, 'p', kept.size, kept.mtimeMs, kept.mode & 0o7777, kept.uid, kept.gid]);
           }
           return;
         }
@@ -377,8 +421,6 @@ class Agent {
     };
     if (scope === undefined) await walk(root, '');
     else for (const path of scope) await listScoped(path);
-    await flush();
-    await this.session.send({ t: 'done', id, n: count });
   }
 
   /** Native signature of a basis file, seeded by the client; sent as data frames, then `sig`. */
@@ -679,6 +721,33 @@ class Agent {
   }
 }
 
+
+/** Listing entries going out in `entries` frames, each under about LIST_BATCH_BYTES of header. */
+class EntryBatcher {
+  private batch: unknown[][] = [];
+  private bytes = 0;
+  count = 0;
+
+  constructor(
+    private readonly session: FrameSession,
+    private readonly id: number,
+  ) {}
+
+  async push(entry: unknown[]): Promise<void> {
+    this.batch.push(entry);
+    this.bytes += Buffer.byteLength(entry[0] as string) * 2 + 64;
+    this.count++;
+    if (this.bytes >= LIST_BATCH_BYTES) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.batch.length === 0) return;
+    const e = this.batch;
+    this.batch = [];
+    this.bytes = 0;
+    await this.session.send({ t: 'entries', id: this.id, e });
+  }
+}
 
 /** Names a listing never shows: the lock and staging directories at the root, temp and partial files. */
 function hiddenFromListing(name: string, parentWire: string): boolean {

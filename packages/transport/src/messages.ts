@@ -10,10 +10,13 @@ export const PROTOCOL_VERSION = 1;
 export const MIN_PROTOCOL_VERSION = 1;
 
 /** Capabilities this build offers in its hello. */
-export const CAPABILITIES = ['native-delta', 'zlib', 'checksum', 'owner', 'partial', 'list-paths'] as const;
+export const CAPABILITIES = ['native-delta', 'zlib', 'checksum', 'owner', 'partial', 'list-paths', 'list-compare'] as const;
 
 /** An agent offering this lists only the `paths` a `list` request names (a scoped sync). */
 export const LIST_PATHS_CAPABILITY = 'list-paths';
+
+/** An agent offering this compares a client's listing with its tree (`compare`, src/listing.ts). */
+export const LIST_COMPARE_CAPABILITY = 'list-compare';
 
 /** Paths in one `list` request; a client splits a longer scope over several requests. */
 export const MAX_LIST_PATHS = 1024;

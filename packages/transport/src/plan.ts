@@ -8,6 +8,7 @@
  */
 import type { RemoteEntry } from './agent-client.js';
 import type { PathFilter } from './filter.js';
+import type { EntryType } from './messages.js';
 import { Scope } from './scope.js';
 import type { SourceEntry, SourceTree } from './tree.js';
 
@@ -41,6 +42,20 @@ export interface PlanOptions {
   delete: boolean;
   /** For --checksum: whether a same-size file has the same content (decided by the caller). */
   sameContent?: (source: SourceEntry, remote: RemoteEntry) => boolean;
+  /**
+   * A compared listing's bitmap (src/listing.ts): bit i set when the destination holds
+   * `tree.entries[i]` unchanged by `quickCheck`, so `remote` need not hold it. Not with `sameContent`.
+   */
+  unchanged?: Uint8Array;
+}
+
+/** The attributes of an entry that planning compares. */
+export interface CheckedAttributes {
+  type: EntryType | 'p';
+  size: number;
+  mtimeMs: number;
+  mode: number;
+  linkTarget?: string;
 }
 
 /**
@@ -51,18 +66,50 @@ function sameTime(a: number, b: number): boolean {
   return Math.abs(a - b) < 0.01 || Math.floor(a) === Math.floor(b);
 }
 
+/**
+ * The quick check: true when the destination's entry needs nothing from a run without --checksum
+ * (same type; a file of the same size, mtime and mode; a symlink to the same target with the same
+ * mtime; a directory of the same mode and mtime). planChanges decides by it, and an agent comparing
+ * a listing (docs/protocol.md) leaves out exactly the entries it holds true for.
+ */
+export function quickCheck(source: CheckedAttributes, remote: CheckedAttributes): boolean {
+  if (source.type !== remote.type || !sameTime(remote.mtimeMs, source.mtimeMs)) return false;
+  if (source.type === 'l') return remote.linkTarget === source.linkTarget;
+  return remote.mode === source.mode && (source.type !== 'f' || remote.size === source.size);
+}
+
+const treeIndexes = new WeakMap<readonly SourceEntry[], { length: number; sourcePaths: Set<string>; dirs: Map<string, SourceEntry> }>();
+
+/** Lookups over the source entries, made once per scan however many destinations are planned. */
+function treeIndex(tree: SourceTree) {
+  let index = treeIndexes.get(tree.entries);
+  if (!index || index.length !== tree.entries.length) {
+    const dirs = new Map(tree.entries.filter((e) => e.type === 'd').map((e) => [e.path, e]));
+    index = { length: tree.entries.length, sourcePaths: new Set(tree.entries.map((e) => e.path)), dirs };
+    treeIndexes.set(tree.entries, index);
+  }
+  return index;
+}
+
 export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: PathFilter, options: PlanOptions): Plan {
   const partials = new Set(remote.filter((e) => e.type === 'p').map((e) => e.path));
   remote = remote.filter((e) => e.type !== 'p');
   const remoteByPath = new Map(remote.map((e) => [e.path, e]));
   const plan: Plan = { deletes: [], mkdirs: [], files: [], symlinks: [], attrs: [], dirAttrs: [], unchanged: 0 };
-  const sourcePaths = new Set(tree.entries.map((e) => e.path));
+  const { sourcePaths, dirs } = treeIndex(tree);
   const touchedDirs = new Set<string>();
   const parentOf = (path: string) => (path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '');
   const deleted = new Set<string>();
   const scope = tree.scope ? new Scope(tree.scope) : undefined;
 
-  for (const entry of tree.entries) {
+  const held = options.unchanged;
+  for (let i = 0; i < tree.entries.length; i++) {
+    const entry = tree.entries[i];
+    if (held && (held[i >> 3] & (1 << (i & 7))) !== 0) {
+      // The agent found it passes the quick check (below): nothing to do.
+      if (entry.type !== 'd') plan.unchanged++;
+      continue;
+    }
     const r = remoteByPath.get(entry.path);
     // A directory above the scope that the destination holds as a file is not replaced (a scoped run
     // never deletes outside its scope): its mkdir fails and the paths under it are reported.
@@ -71,6 +118,10 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
       deleted.add(entry.path);
     }
     const existing = r && r.type === entry.type ? r : undefined;
+    if (existing && (entry.type !== 'f' || !options.sameContent) && quickCheck(entry, existing)) {
+      if (entry.type !== 'd') plan.unchanged++;
+      continue;
+    }
     if (entry.type === 'd') {
       if (!existing) {
         plan.mkdirs.push({ kind: 'mkdir', path: entry.path, source: entry });
@@ -133,10 +184,8 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
     }
   }
 
-  const dirs = new Map(tree.entries.filter((e) => e.type === 'd').map((e) => [e.path, e]));
-  if (tree.root) dirs.set('', tree.root);
   for (const path of touchedDirs) {
-    const source = dirs.get(path);
+    const source = path === '' ? tree.root : dirs.get(path);
     if (source) plan.dirAttrs.push({ kind: 'attrs', path, source });
   }
   plan.dirAttrs.sort((a, b) => depth(b.path) - depth(a.path));

@@ -1,0 +1,242 @@
+/**
+ * The source listing as one compact byte string (docs/protocol.md, Compared listing), after rsync's
+ * design: the sender sends its file list and the receiver works out what it needs. A fan-out encodes
+ * its listing once and writes the same bytes to every agent; each agent compares it with its own
+ * tree (by plan.ts's quick check) and answers with only the entries that are not unchanged, plus a
+ * bitmap of the source entries it holds unchanged. Per destination the client then decodes a short
+ * reply instead of the whole tree.
+ *
+ * Layout: columns, so each is a run of one kind of value. All integers are big-endian; a varint is
+ * unsigned LEB128 (7 bits a byte, low group first) of at most 8 bytes, below 2^53.
+ *
+ *     u32  magic 0x64636c31 ("dcl1")
+ *     u32  n, the entry count
+ *     n    types: one byte each, 'f' | 'd' | 'l'
+ *     2n   modes: u16 each (& 0o7777)
+ *     8n   mtimes: f64 each, milliseconds since the epoch
+ *     ...  sizes: a varint for each 'f' entry, in order
+ *     ...  paths: for each entry a varint `shared` (bytes in common with the previous path), a varint
+ *          `length` and `length` bytes of UTF-8 that follow the shared part
+ *     ...  link targets: for each 'l' entry a varint length and that many bytes of UTF-8
+ */
+import type { AgentClient, RemoteEntry } from './agent-client.js';
+import { ProtocolError } from './errors.js';
+import { LIST_COMPARE_CAPABILITY, MAX_LIST_PATHS, MAX_PATH_BYTES, type EntryType } from './messages.js';
+import { wirePathComponents } from './paths.js';
+import type { SourceEntry, SourceTree } from './tree.js';
+
+export const LISTING_MAGIC = 0x64636c31;
+/** Entries in one compared listing; a larger tree is listed the old way. */
+export const MAX_LISTING_ENTRIES = 4_000_000;
+/** Bytes of one encoded listing (what an agent buffers before comparing). */
+export const MAX_LISTING_BYTES = 256 * 1024 * 1024;
+
+/** A decoded listing: one array per column, indexed like the source entries. */
+export interface Listing {
+  paths: string[];
+  types: EntryType[];
+  sizes: number[];
+  mtimes: Float64Array;
+  modes: Uint16Array;
+  targets: (string | undefined)[];
+}
+
+const TYPE_BYTE: Record<EntryType, number> = { f: 0x66, d: 0x64, l: 0x6c };
+
+const encoded = new WeakMap<readonly SourceEntry[], Uint8Array>();
+
+/** The listing of `entries` (a scan's entries), encoded once per array however many agents get it. */
+export function encodeListing(entries: readonly SourceEntry[]): Uint8Array {
+  const cached = encoded.get(entries);
+  if (cached) return cached;
+  const n = entries.length;
+  const pathBytes = entries.map((e) => Buffer.from(e.path, 'utf8'));
+  const targetBytes = entries.filter((e) => e.type === 'l').map((e) => Buffer.from(e.linkTarget ?? '', 'utf8'));
+  // Upper bound: fixed columns, 8-byte varints, every path and target whole.
+  let bound = 8 + n * 11 + n * 8;
+  for (const p of pathBytes) bound += 16 + p.length;
+  for (const t of targetBytes) bound += 8 + t.length;
+  const out = Buffer.allocUnsafe(bound);
+  let at = 0;
+  at = out.writeUInt32BE(LISTING_MAGIC, at);
+  at = out.writeUInt32BE(n, at);
+  for (const e of entries) out[at++] = TYPE_BYTE[e.type];
+  for (const e of entries) at = out.writeUInt16BE(e.mode & 0o7777, at);
+  for (const e of entries) at = out.writeDoubleBE(e.mtimeMs, at);
+  const varint = (v: number) => {
+    while (v >= 0x80) {
+      out[at++] = (v % 0x80) | 0x80;
+      v = Math.floor(v / 0x80);
+    }
+    out[at++] = v;
+  };
+  for (const e of entries) if (e.type === 'f') varint(e.size);
+  let previous: Buffer = Buffer.alloc(0);
+  for (const p of pathBytes) {
+    const limit = Math.min(previous.length, p.length);
+    let shared = 0;
+    while (shared < limit && previous[shared] === p[shared]) shared++;
+    varint(shared);
+    varint(p.length - shared);
+    at += p.copy(out, at, shared);
+    previous = p;
+  }
+  for (const t of targetBytes) {
+    varint(t.length);
+    at += t.copy(out, at);
+  }
+  const bytes = new Uint8Array(out.buffer, out.byteOffset, at);
+  encoded.set(entries, bytes);
+  return bytes;
+}
+
+function bad(message: string, details: Record<string, unknown> = {}): ProtocolError {
+  return new ProtocolError('BAD_MESSAGE', `compared listing: ${message}`, details);
+}
+
+/**
+ * Decodes and checks a listing from the wire: every count and length against what is left and its
+ * cap, every path as a wire path (not the root), no path twice, nothing after the last column.
+ * Throws ProtocolError BAD_MESSAGE.
+ */
+export function decodeListing(bytes: Uint8Array): Listing {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let at = 0;
+  const need = (count: number, what: string) => {
+    if (count > buf.length - at) throw bad(`truncated in ${what} (${count} bytes needed at offset ${at}, ${buf.length - at} left)`, { offset: at });
+  };
+  const varint = (what: string): number => {
+    let value = 0;
+    let scale = 1;
+    for (let i = 0; i < 8; i++) {
+      need(1, what);
+      const b = buf[at++];
+      value += (b & 0x7f) * scale;
+      if (b < 0x80) {
+        if (value > Number.MAX_SAFE_INTEGER) break;
+        return value;
+      }
+      scale *= 0x80;
+    }
+    throw bad(`${what}: varint too long or too large at offset ${at}`, { offset: at });
+  };
+  need(8, 'header');
+  if (buf.readUInt32BE(0) !== LISTING_MAGIC) throw bad(`bad magic 0x${buf.readUInt32BE(0).toString(16)}`);
+  const n = buf.readUInt32BE(4);
+  at = 8;
+  if (n > MAX_LISTING_ENTRIES) throw bad(`${n} entries, more than ${MAX_LISTING_ENTRIES}`, { n });
+  need(n * 11, 'fixed columns');
+  const types: EntryType[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const b = buf[at++];
+    const type: EntryType | undefined = b === 0x66 ? 'f' : b === 0x64 ? 'd' : b === 0x6c ? 'l' : undefined;
+    if (!type) throw bad(`entry ${i}: type byte 0x${b.toString(16)}`, { entry: i });
+    types[i] = type;
+  }
+  const modes = new Uint16Array(n);
+  for (let i = 0; i < n; i++, at += 2) {
+    const mode = buf.readUInt16BE(at);
+    if (mode > 0o7777) throw bad(`entry ${i}: mode ${mode.toString(8)} beyond 7777`, { entry: i });
+    modes[i] = mode;
+  }
+  const mtimes = new Float64Array(n);
+  for (let i = 0; i < n; i++, at += 8) {
+    const mtime = buf.readDoubleBE(at);
+    if (!Number.isFinite(mtime)) throw bad(`entry ${i}: mtime is not finite`, { entry: i });
+    mtimes[i] = mtime;
+  }
+  const sizes: number[] = new Array(n).fill(0);
+  for (let i = 0; i < n; i++) if (types[i] === 'f') sizes[i] = varint('sizes');
+  const paths: string[] = new Array(n);
+  const seen = new Set<string>();
+  // The previous path's bytes, kept in one buffer that each entry extends from its shared prefix.
+  const current = Buffer.allocUnsafe(MAX_PATH_BYTES);
+  let currentLength = 0;
+  for (let i = 0; i < n; i++) {
+    const shared = varint('paths');
+    const length = varint('paths');
+    if (shared > currentLength) throw bad(`entry ${i}: shares ${shared} bytes with a path of ${currentLength}`, { entry: i });
+    if (shared + length > MAX_PATH_BYTES) throw bad(`entry ${i}: path longer than ${MAX_PATH_BYTES} bytes`, { entry: i });
+    need(length, 'paths');
+    buf.copy(current, shared, at, at + length);
+    at += length;
+    currentLength = shared + length;
+    const path = current.toString('utf8', 0, currentLength);
+    if (path === '') throw bad(`entry ${i}: the root itself`, { entry: i });
+    try {
+      wirePathComponents(path);
+    } catch (error) {
+      throw bad(`entry ${i}: ${(error as Error).message}`, { entry: i, code: (error as { code?: string }).code });
+    }
+    if (seen.has(path)) throw bad(`entry ${i}: ${JSON.stringify(path)} listed twice`, { entry: i });
+    seen.add(path);
+    paths[i] = path;
+  }
+  const targets: (string | undefined)[] = new Array(n).fill(undefined);
+  for (let i = 0; i < n; i++) {
+    if (types[i] !== 'l') continue;
+    const length = varint('link targets');
+    if (length > MAX_PATH_BYTES) throw bad(`entry ${i}: link target longer than ${MAX_PATH_BYTES} bytes`, { entry: i });
+    need(length, 'link targets');
+    targets[i] = buf.toString('utf8', at, at + length);
+    at += length;
+  }
+  if (at !== buf.length) throw bad(`${buf.length - at} bytes after the last column`, { trailing: buf.length - at });
+  return { paths, types, sizes, mtimes, modes, targets };
+}
+
+/** Bytes of the bitmap of `n` entries: bit i (byte i >> 3, bit i & 7, least significant first). */
+export function bitmapBytes(n: number): number {
+  return Math.ceil(n / 8);
+}
+
+export function bitIsSet(bitmap: Uint8Array, i: number): boolean {
+  return (bitmap[i >> 3] & (1 << (i & 7))) !== 0;
+}
+
+const indexes = new WeakMap<readonly SourceEntry[], Map<string, number>>();
+
+/** Source entry index by path, made once per entries array. */
+export function sourceIndex(entries: readonly SourceEntry[]): Map<string, number> {
+  let index = indexes.get(entries);
+  if (!index) {
+    index = new Map(entries.map((e, i) => [e.path, i]));
+    indexes.set(entries, index);
+  }
+  return index;
+}
+
+/** What planning needs of a destination: its entries, and with a compared listing the unchanged bitmap. */
+export interface RemoteListing {
+  entries: RemoteEntry[];
+  /** Bit i set: the destination holds `tree.entries[i]` unchanged (it is then not in `entries`). */
+  unchanged?: Uint8Array;
+}
+
+/** Path characters of a scope sent in one compare request (as for `list`). */
+const COMPARE_PATHS_BYTES = 32 * 1024;
+
+/**
+ * The destination's side of a plan. An agent with `list-compare` compares the source listing itself
+ * and sends back only what differs; otherwise (an older agent, --checksum, which needs every
+ * same-size file, or a scope too long for one request) the whole listing, as `list` gives it.
+ * `extraneous`: whether entries that are not in the source matter (--delete).
+ */
+export async function listRemote(
+  client: AgentClient,
+  tree: SourceTree,
+  options: { extraneous: boolean; checksum?: boolean },
+): Promise<RemoteListing> {
+  const scope = tree.scope;
+  const fits = scope === undefined || (scope.length <= MAX_LIST_PATHS && scope.reduce((n, p) => n + p.length, 0) <= COMPARE_PATHS_BYTES);
+  const capable = client.info?.capabilities.includes(LIST_COMPARE_CAPABILITY) ?? false;
+  if (!capable || options.checksum || !fits || tree.entries.length > MAX_LISTING_ENTRIES) return { entries: await client.list(scope) };
+  return client.compare(tree.entries, { paths: scope, extraneous: options.extraneous });
+}
+
+/** Whether a compared listing says the destination holds source entry `path` unchanged. */
+export function heldUnchanged(listing: RemoteListing, tree: SourceTree, path: string): boolean {
+  if (!listing.unchanged) return false;
+  const i = sourceIndex(tree.entries).get(path);
+  return i !== undefined && bitIsSet(listing.unchanged, i);
+}

@@ -1,0 +1,397 @@
+import { mkdir, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { AgentClient, type RemoteEntry } from '../src/agent-client.js';
+import { PathError, ProtocolError, TransportError } from '../src/errors.js';
+import type { Frame, Header } from '../src/frame.js';
+import { PathFilter } from '../src/filter.js';
+import { decodeListing, encodeListing, listRemote, LISTING_MAGIC, MAX_LISTING_BYTES } from '../src/listing.js';
+import { inProcessAgent } from '../src/local.js';
+import { LIST_COMPARE_CAPABILITY, PROTOCOL_VERSION } from '../src/messages.js';
+import { planChanges, quickCheck, type Plan } from '../src/plan.js';
+import { scanSource, type SourceEntry } from '../src/tree.js';
+import { FrameSession, type ByteStreams } from '../src/wire.js';
+import { dir, file, link, useTempDirs, writeTree, BASE_MTIME_MS } from './helpers/tree.js';
+
+const tempDir = useTempDirs();
+
+function entry(path: string, type: 'f' | 'd' | 'l', extra: Partial<SourceEntry> = {}): SourceEntry {
+  return { path, local: `/src/${path}`, type, size: type === 'f' ? 10 : 0, mtimeMs: BASE_MTIME_MS, mode: type === 'd' ? 0o755 : 0o644, uid: 0, gid: 0, ...extra };
+}
+
+const SAMPLE: SourceEntry[] = [
+  entry('a', 'd'),
+  entry('a/b.txt', 'f', { size: 0 }),
+  entry('a/big', 'f', { size: Number.MAX_SAFE_INTEGER, mtimeMs: 1_700_000_000_123.456 }),
+  entry('a/link', 'l', { linkTarget: '../x/ü 𝄞' }),
+  entry('a/überlong-名前', 'f', { size: 300, mode: 0o4755 }),
+  entry('ab', 'l', { linkTarget: '' }),
+  entry('z', 'd', { mode: 0o700, mtimeMs: -5 }),
+];
+
+describe('the compared listing encoding', () => {
+  it('decodes what it encodes, column by column', () => {
+    const listing = decodeListing(encodeListing(SAMPLE));
+    expect(listing.paths).toEqual(SAMPLE.map((e) => e.path));
+    expect(listing.types).toEqual(SAMPLE.map((e) => e.type));
+    expect(listing.sizes).toEqual(SAMPLE.map((e) => (e.type === 'f' ? e.size : 0)));
+    expect([...listing.mtimes]).toEqual(SAMPLE.map((e) => e.mtimeMs));
+    expect([...listing.modes]).toEqual(SAMPLE.map((e) => e.mode));
+    expect(listing.targets).toEqual(SAMPLE.map((e) => e.linkTarget));
+    expect(decodeListing(encodeListing([])).paths).toEqual([]);
+  });
+
+  it('encodes an entries array once, and shares path prefixes', () => {
+    const entries = Array.from({ length: 1000 }, (_, i) => entry(`some/deep/directory/file-${String(i).padStart(4, '0')}`, 'f'));
+    const bytes = encodeListing(entries);
+    expect(encodeListing(entries)).toBe(bytes);
+    // 11 fixed bytes, a 1-byte size and about 4 path bytes an entry, against 33 for the whole path.
+    expect(bytes.length).toBeLessThan(entries.length * 20);
+  });
+
+  it('refuses every truncation and trailing bytes', () => {
+    const bytes = encodeListing(SAMPLE);
+    for (let n = 0; n < bytes.length; n++) {
+      expect(() => decodeListing(bytes.subarray(0, n)), `${n} bytes`).toThrow(ProtocolError);
+    }
+    const longer = new Uint8Array(bytes.length + 1);
+    longer.set(bytes);
+    expect(() => decodeListing(longer)).toThrow(/after the last column/);
+  });
+
+  /** The encoding of `entries` with its bytes changed by `edit`. */
+  const edited = (entries: SourceEntry[], edit: (b: Buffer) => void) => {
+    const b = Buffer.from(encodeListing(entries));
+    edit(b);
+    return b;
+  };
+
+  it.each([
+    ['a bad magic', (b: Buffer) => b.writeUInt32BE(LISTING_MAGIC + 1, 0), /bad magic/],
+    ['too many entries', (b: Buffer) => b.writeUInt32BE(0xffffffff, 4), /more than/],
+    ['a bad type', (b: Buffer) => (b[8] = 0x70), /type byte/],
+    ['a mode beyond 7777', (b: Buffer) => b.writeUInt16BE(0o10000, 9), /mode/],
+    ['a mtime that is not finite', (b: Buffer) => b.writeDoubleBE(Number.NaN, 11), /not finite/],
+  ])('refuses %s with BAD_MESSAGE', (_name, edit, message) => {
+    const bytes = edited([entry('x', 'd')], edit);
+    const error = (() => {
+      try {
+        decodeListing(bytes);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(ProtocolError);
+    expect(error).toMatchObject({ code: 'BAD_MESSAGE', message: expect.stringMatching(message) });
+  });
+
+  it('refuses paths that leave the root, the root itself, duplicates, long paths and bad prefixes', () => {
+    const bad = (entries: SourceEntry[]) => () => decodeListing(encodeListing(entries));
+    expect(bad([entry('../x', 'f')])).toThrow(/leaves the root/);
+    expect(bad([entry('/etc/passwd', 'f')])).toThrow(/absolute/);
+    expect(bad([entry('a//b', 'f')])).toThrow(/malformed/);
+    expect(bad([entry('', 'd')])).toThrow(/the root itself/);
+    expect(bad([entry('a', 'f'), entry('a', 'f')])).toThrow(/listed twice/);
+    expect(bad([entry('x'.repeat(4097), 'f')])).toThrow(/longer than 4096/);
+    expect(bad([entry('l', 'l', { linkTarget: 'x'.repeat(4097) })])).toThrow(/link target longer/);
+    // The second path claims more shared bytes than the first has: header 8, 2 types, 4 mode bytes, 16 mtime bytes, 2 sizes.
+    const shared = edited([entry('a', 'f'), entry('b', 'f')], (b) => (b[8 + 2 + 4 + 16 + 2 + 3] = 5));
+    expect(() => decodeListing(shared)).toThrow(/shares 5 bytes/);
+    // A varint of more than 8 bytes.
+    const long = Buffer.concat([edited([entry('a', 'f')], () => {}).subarray(0, 8 + 1 + 2 + 8), Buffer.alloc(9, 0xff)]);
+    expect(() => decodeListing(long)).toThrow(/varint/);
+  });
+});
+
+describe('quickCheck', () => {
+  const base = { type: 'f' as const, size: 5, mtimeMs: 1000.4, mode: 0o644 };
+  it('holds for equal attributes, to the millisecond', () => {
+    expect(quickCheck(base, { ...base, mtimeMs: 1000.9 })).toBe(true);
+    expect(quickCheck({ ...base, type: 'l', linkTarget: 't' }, { ...base, type: 'l', linkTarget: 't', mode: 0o777, size: 9 })).toBe(true);
+    expect(quickCheck({ ...base, type: 'd' }, { ...base, type: 'd', size: 9 })).toBe(true);
+  });
+  it('fails on any difference planning acts on', () => {
+    expect(quickCheck(base, { ...base, size: 6 })).toBe(false);
+    expect(quickCheck(base, { ...base, mtimeMs: 1001.5 })).toBe(false);
+    expect(quickCheck(base, { ...base, mode: 0o600 })).toBe(false);
+    expect(quickCheck(base, { ...base, type: 'd' })).toBe(false);
+    expect(quickCheck(base, { ...base, type: 'p' })).toBe(false);
+    expect(quickCheck({ ...base, type: 'l', linkTarget: 'a' }, { ...base, type: 'l', linkTarget: 'b' })).toBe(false);
+    expect(quickCheck({ ...base, type: 'd' }, { ...base, type: 'd', mode: 0o700 })).toBe(false);
+  });
+});
+
+/** What a plan decided, path by path, for comparing plans made from different listings. */
+function decisions(plan: Plan) {
+  const paths = (changes: { path: string; kind: string; resume?: boolean }[]) => changes.map((c) => `${c.kind}:${c.path}${c.resume ? ':resume' : ''}`);
+  return {
+    deletes: paths(plan.deletes),
+    mkdirs: paths(plan.mkdirs),
+    files: paths(plan.files),
+    symlinks: paths(plan.symlinks),
+    attrs: paths(plan.attrs),
+    dirAttrs: paths(plan.dirAttrs),
+    unchanged: plan.unchanged,
+  };
+}
+
+const T = BASE_MTIME_MS;
+
+/** A source and a destination that differ in every way planning looks at. */
+async function divergingTrees() {
+  const src = join(tempDir(), 'src');
+  const dst = join(tempDir(), 'dst');
+  const common = {
+    'same.txt': file('same'),
+    'docs/readme': file('hello'),
+    'docs/deep/inner': file('inner'),
+    'links/same': link('../same.txt'),
+    'keep/excluded.log': file('x'),
+  };
+  await writeTree(src, {
+    ...common,
+    'size.txt': file('longer content'),
+    'time.txt': file('time', { mtimeMs: T + 5000 }),
+    'mode.txt': file('mode', { mode: 0o600 }),
+    'subms.txt': file('subms', { mtimeMs: T + 0.7 }),
+    'typed': dir(),
+    'typed/child': file('c'),
+    'links/moved': link('new-target'),
+    'links/retimed': link('t', { mtimeMs: T + 9000 }),
+    'newdir/newfile': file('new'),
+    'resumed.bin': file('resume me'),
+    'dirmode': dir({ mode: 0o700 }),
+  });
+  await writeTree(dst, {
+    ...common,
+    'size.txt': file('short'),
+    'time.txt': file('time'),
+    'mode.txt': file('mode'),
+    'subms.txt': file('subms', { mtimeMs: T + 0.2 }),
+    'typed': file('was a file'),
+    'links/moved': link('old-target'),
+    'links/retimed': link('t'),
+    'extra/deep/file': file('extraneous'),
+    'extra.txt': file('extraneous'),
+    'dirmode': dir(),
+    'gone.log': file('excluded, so never deleted'),
+  });
+  // A partial kept from an interrupted transfer of resumed.bin (its name as tempfile.ts makes it).
+  await writeFile(join(dst, '.resumed.bin.dcpartial'), 'resume');
+  // Directories' mtimes as the source's, so only the intended differences remain.
+  for (const d of ['docs', 'docs/deep', 'links', 'keep']) await utimes(join(dst, d), T / 1000, T / 1000);
+  for (const d of ['docs', 'docs/deep', 'links', 'keep']) await utimes(join(src, d), T / 1000, T / 1000);
+  return { src, dst };
+}
+
+async function connect(root: string, partial = true): Promise<AgentClient> {
+  return AgentClient.connect(inProcessAgent(), { root, partial });
+}
+
+describe('planning from a compared listing', () => {
+  it.each([
+    ['with --delete', true],
+    ['without --delete', false],
+  ])('decides exactly as from the whole listing (%s)', async (_name, del) => {
+    const { src, dst } = await divergingTrees();
+    const filter = new PathFilter([{ action: 'exclude', pattern: '*.log' }]);
+    const tree = await scanSource(`${src}/`, filter);
+    const client = await connect(dst);
+    expect(client.info?.capabilities).toContain(LIST_COMPARE_CAPABILITY);
+    const whole = await client.list();
+    const compared = await listRemote(client, tree, { extraneous: del });
+    expect(compared.unchanged).toBeInstanceOf(Uint8Array);
+    // Only what is not unchanged came back: far fewer entries than the whole listing.
+    expect(compared.entries.length).toBeLessThan(whole.length);
+    expect(compared.entries.map((e) => e.path)).not.toContain('same.txt');
+    expect(compared.entries.some((e) => e.path === 'extra.txt')).toBe(del);
+    expect(compared.entries).toContainEqual(expect.objectContaining({ path: 'resumed.bin', type: 'p' }));
+    const fromWhole = planChanges(tree, whole, filter, { delete: del });
+    const fromCompared = planChanges(tree, compared.entries, filter, { delete: del, unchanged: compared.unchanged });
+    expect(decisions(fromCompared)).toEqual(decisions(fromWhole));
+    // The differences are all there.
+    expect(decisions(fromCompared).files).toEqual(
+      expect.arrayContaining(['update:size.txt', 'update:time.txt', 'create:typed/child', 'create:resumed.bin:resume', 'create:newdir/newfile']),
+    );
+    expect(decisions(fromCompared).attrs).toEqual(['attrs:mode.txt']);
+    expect(decisions(fromCompared).files).not.toContain('update:subms.txt');
+    expect(decisions(fromCompared).deletes.includes('delete:gone.log')).toBe(false);
+    expect(decisions(fromCompared).deletes.includes('delete:extra')).toBe(del);
+    await client.close();
+  });
+
+  it('decides as the whole listing for a scoped run and for a "dir" source', async () => {
+    const { src, dst } = await divergingTrees();
+    const filter = new PathFilter([]);
+    for (const [source, paths] of [
+      [`${src}/`, ['links', 'typed/child', 'extra', 'missing/x']],
+      [src, undefined],
+    ] as const) {
+      const tree = await scanSource(source, filter, { paths: paths ? [...paths] : undefined });
+      const client = await connect(dst);
+      const whole = await client.list(tree.scope);
+      const compared = await listRemote(client, tree, { extraneous: true });
+      expect(compared.unchanged).toBeDefined();
+      expect(decisions(planChanges(tree, compared.entries, filter, { delete: true, unchanged: compared.unchanged }))).toEqual(
+        decisions(planChanges(tree, whole, filter, { delete: true })),
+      );
+      await client.close();
+    }
+  });
+
+  it('lists the old way for an agent without list-compare, and for --checksum', async () => {
+    const { src, dst } = await divergingTrees();
+    const tree = await scanSource(`${src}/`, new PathFilter([]));
+    const client = await connect(dst);
+    const whole = await client.list();
+    expect((await listRemote(client, tree, { extraneous: true, checksum: true })).unchanged).toBeUndefined();
+    client.info!.capabilities = client.info!.capabilities.filter((c) => c !== LIST_COMPARE_CAPABILITY);
+    const old = await listRemote(client, tree, { extraneous: true });
+    expect(old.unchanged).toBeUndefined();
+    expect(old.entries).toEqual(whole);
+    await client.close();
+  });
+
+  it('fails a request whose scope path is malformed alone, and one with a symlink above a scope path', async () => {
+    const dst = join(tempDir(), 'dst');
+    await mkdir(join(dst, 'real'), { recursive: true });
+    await symlink('real', join(dst, 'via'));
+    const client = await connect(dst);
+    const error = await client.compare([entry('via/x', 'f')], { paths: ['via/x'], extraneous: false }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'PATH_SYMLINK' });
+    const escape = await client.compare([], { paths: ['../x'], extraneous: false }).catch((e: unknown) => e);
+    expect(escape).toMatchObject({ code: 'PATH_ESCAPE' });
+    // The session goes on.
+    const after = await client.compare([entry('real', 'd')], { extraneous: false });
+    expect(after.entries.map((e) => e.path)).toEqual(['real']); // its mtime is not the entry's
+    expect([...after.unchanged]).toEqual([0]);
+    await client.close();
+    await rm(dst, { recursive: true });
+  });
+});
+
+/** A hand-written client against a real agent, to send what AgentClient never would. */
+async function rawSession(root: string) {
+  const agent = inProcessAgent();
+  const session = new FrameSession(agent);
+  const frames: Frame[] = [];
+  let wake: (() => void) | undefined;
+  session.onFrame((f) => {
+    frames.push({ header: f.header, payload: f.payload?.slice() });
+    wake?.();
+  });
+  const closed = new Promise<TransportError | undefined>((resolve) => session.onClose(resolve));
+  await session.send({ t: 'hello', v: [1, PROTOCOL_VERSION], caps: [], root, owner: false, partial: false });
+  const agentResult = agent.done.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  return { session, frames, closed, agentResult, next: () => new Promise<void>((r) => (wake = r)) };
+}
+
+describe('the agent refuses malformed compare requests, ending the session', () => {
+  const cases: [string, (s: FrameSession) => Promise<void>, RegExp][] = [
+    ['a size past the cap', (s) => s.send({ t: 'compare', id: 1, n: 0, size: MAX_LISTING_BYTES + 1, extra: false }), /size/],
+    ['a count past the cap', (s) => s.send({ t: 'compare', id: 1, n: 1e9, size: 8, extra: false }), /"n"/],
+    [
+      'more bytes than announced',
+      async (s) => {
+        await s.send({ t: 'compare', id: 1, n: 0, size: 4, extra: false });
+        await s.send({ t: 'data', id: 1 }, encodeListing([]));
+      },
+      /more than the 4 bytes/,
+    ],
+    [
+      'fewer bytes than announced',
+      async (s) => {
+        await s.send({ t: 'compare', id: 1, n: 0, size: 100, extra: false });
+        await s.send({ t: 'data', id: 1 }, encodeListing([]));
+        await s.send({ t: 'end', id: 1 });
+      },
+      /8 bytes, 100 announced/,
+    ],
+    [
+      'a count that is not the listing\'s',
+      async (s) => {
+        const bytes = encodeListing([entry('a', 'f')]);
+        await s.send({ t: 'compare', id: 1, n: 2, size: bytes.length, extra: false });
+        await s.send({ t: 'data', id: 1 }, bytes);
+        await s.send({ t: 'end', id: 1 });
+      },
+      /holds 1 entries, 2 announced/,
+    ],
+    [
+      'a listing that does not decode',
+      async (s) => {
+        const bytes = new Uint8Array(12);
+        await s.send({ t: 'compare', id: 1, n: 0, size: 12, extra: false });
+        await s.send({ t: 'data', id: 1 }, bytes);
+        await s.send({ t: 'end', id: 1 });
+      },
+      /bad magic/,
+    ],
+  ];
+  it.each(cases)('%s', async (_name, send, message) => {
+    const root = join(tempDir(), 'root');
+    const raw = await rawSession(root);
+    await send(raw.session);
+    await raw.closed;
+    expect(await raw.agentResult).toBeInstanceOf(ProtocolError);
+    expect(await raw.agentResult).toMatchObject({ code: 'BAD_MESSAGE', message: expect.stringMatching(message) });
+  });
+});
+
+/** A fake agent offering list-compare that answers a compare with the frames the test gives. */
+function fakeComparingAgent(answer: (h: Header, session: FrameSession) => Promise<void>): ByteStreams {
+  const toAgent = new PassThrough();
+  const fromAgent = new PassThrough();
+  const session = new FrameSession({ readable: toAgent, writable: fromAgent });
+  session.onFrame((f) => {
+    if (f.header.t === 'hello') void session.send({ t: 'hello', v: 1, caps: [LIST_COMPARE_CAPABILITY], root: '/fake', version: 'fake', uid: 0 });
+    else if (f.header.t === 'end') void answer(f.header, session);
+  });
+  return { readable: fromAgent, writable: toAgent, close: () => fromAgent.end() };
+}
+
+describe('the client against a malicious agent answering compare', () => {
+  const source = [entry('a', 'd'), entry('a/f', 'f'), entry('b', 'f')];
+  const run = async (answer: (h: Header, session: FrameSession) => Promise<void>) => {
+    const client = await AgentClient.connect(fakeComparingAgent(answer), { root: '/x' });
+    return client.compare(source, { extraneous: true }).catch((e: unknown) => e);
+  };
+  const fileEntry = (path: string): unknown[] => [path, 'f', 1, 0, 0o644, 0, 0];
+
+  it('takes a well-formed reply', async () => {
+    const result = await run(async (h, s) => {
+      await s.send({ t: 'entries', id: h.id, e: [fileEntry('b'), fileEntry('extra')] });
+      await s.send({ t: 'compared', id: h.id, n: 2 }, new Uint8Array([0b011]));
+    });
+    const { entries, unchanged } = result as { entries: RemoteEntry[]; unchanged: Uint8Array };
+    expect(entries.map((e) => e.path)).toEqual(['b', 'extra']);
+    expect([...unchanged]).toEqual([0b011]);
+  });
+
+  it.each([
+    ['a bitmap of the wrong length', new Uint8Array([1, 0]), 0, [] as unknown[][]],
+    ['no bitmap', undefined, 0, []],
+    ['bits set past the last entry', new Uint8Array([0b1000]), 0, []],
+    ['an entry it also calls unchanged', new Uint8Array([0b100]), 1, [fileEntry('b')]],
+    ['a count that is not what came', new Uint8Array([0]), 5, [fileEntry('b')]],
+  ])('refuses %s with BAD_MESSAGE', async (_name, bitmap, n, entries) => {
+    const error = await run(async (h, s) => {
+      if (entries.length > 0) await s.send({ t: 'entries', id: h.id, e: entries });
+      await s.send({ t: 'compared', id: h.id, n }, bitmap);
+    });
+    expect(error).toBeInstanceOf(ProtocolError);
+    expect(error).toMatchObject({ code: 'BAD_MESSAGE' });
+  });
+
+  it('refuses entries that leave the root with a PathError', async () => {
+    const error = await run(async (h, s) => {
+      await s.send({ t: 'entries', id: h.id, e: [fileEntry('../evil')] });
+      await s.send({ t: 'compared', id: h.id, n: 1 }, new Uint8Array([0]));
+    });
+    expect(error).toBeInstanceOf(PathError);
+  });
+});
