@@ -50,8 +50,8 @@ describe('TreeWatcher: watches that cannot be added', () => {
     mkdirSync(h.path('full/below'), { recursive: true });
     mkdirSync(h.path('fine'));
     faults.refuse.add(h.path('full'));
-    const w = await h.start();
-    expect(w.watchedDirectories).toBe(3); // root, fine and full/below
+    await h.start();
+    h.expectWatched(3); // root, fine and full/below
     expect(h.rescans()).toHaveLength(1);
     expect(h.rescans()[0]).toMatchObject({ degraded: true });
     expect(h.rescans()[0].reason).toMatch(/^cannot watch full: ENOSPC.*max_user_watches/);
@@ -67,21 +67,21 @@ describe('TreeWatcher: watches that cannot be added', () => {
     await waitFor(() => h.rescans().length === 2, 'the recovery rescan');
     expect(h.rescans()[1]).toEqual({ type: 'rescan', reason: 'every directory is watched again', degraded: false });
     expect(h.signals.slice(before)).toContainEqual({ type: 'change', path: 'full' });
-    expect(w.watchedDirectories).toBe(4);
+    h.expectWatched(4);
     writeFileSync(h.path('full/h'), 'x');
     await h.waitChange('full/h');
   });
 
   it('reports a new directory that cannot be watched, and still scans below it', async () => {
     const h = harness();
-    const w = await h.start();
+    await h.start();
     faults.refuse.add(h.path('late'));
     mkdirSync(h.path('late/inner'), { recursive: true });
     await waitFor(() => h.rescans().length === 1, 'a degraded rescan');
     expect(h.rescans()[0]).toMatchObject({ degraded: true });
     expect(h.rescans()[0].reason).toMatch(/^cannot watch late: ENOSPC/);
     expect(h.changed('late')).toBe(true);
-    expect(w.watchedDirectories).toBe(2); // root and late/inner
+    h.expectWatched(2); // root and late/inner
     writeFileSync(h.path('late/inner/f'), 'x');
     await h.waitChange('late/inner/f');
   });
@@ -90,13 +90,13 @@ describe('TreeWatcher: watches that cannot be added', () => {
     const h = harness();
     mkdirSync(h.path('a'));
     mkdirSync(h.path('b'));
-    const w = await h.start();
-    expect(w.watchedDirectories).toBe(3);
+    await h.start();
+    h.expectWatched(3);
     faults.watchers.get(h.path('a'))!.emit('error', Object.assign(new Error('ENOSPC'), { code: 'ENOSPC' }));
     expect(h.rescans()).toEqual([
       { type: 'rescan', reason: expect.stringMatching(/^watching a failed: ENOSPC/), degraded: true },
     ]);
-    expect(w.watchedDirectories).toBe(2);
+    h.expectWatched(2);
     writeFileSync(h.path('b/f'), 'x');
     await h.waitChange('b/f');
   });
@@ -106,13 +106,13 @@ describe('TreeWatcher: events without a filename', () => {
   it('reports the directory, after scanning it for directories it does not watch yet', async () => {
     const h = harness();
     mkdirSync(h.path('d'));
-    const w = await h.start();
+    await h.start();
     // Close the real watch behind the watcher's back, so that the subdirectory's creation goes unseen.
     faults.watchers.get(h.path('d'))!.close();
     mkdirSync(h.path('d/unseen'));
     faults.watchers.get(h.path('d'))!.emit('change', 'rename', null);
     await h.waitChange('d');
-    expect(w.watchedDirectories).toBe(3);
+    h.expectWatched(3);
     writeFileSync(join(h.path('d/unseen'), 'f'), 'x');
     await h.waitChange('d/unseen/f');
   });

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import { TreeWatcher, type TreeWatcherOptions, type WatchSignal } from '../src/tree-watcher.js';
 
 /** Polls a condition; the deadline is generous because the machine is shared, and only bounds a failure. */
@@ -17,6 +18,8 @@ export async function waitFor(condition: () => boolean, what: string | (() => st
 /** A started watcher on a fresh temporary tree, recording every signal. */
 export class Harness {
   readonly signals: WatchSignal[] = [];
+  /** The watch count when each signal was sent, to check that a change came after its watches. */
+  readonly watchedAt: number[] = [];
   readonly excludeCalls: string[] = [];
   watcher!: TreeWatcher;
 
@@ -43,7 +46,10 @@ export class Harness {
             }
           : undefined,
       },
-      (signal) => this.signals.push(signal),
+      (signal) => {
+        this.signals.push(signal);
+        this.watchedAt.push(this.watcher.watchedDirectories);
+      },
     );
     await this.watcher.start();
     return this.watcher;
@@ -69,7 +75,23 @@ export class Harness {
   }
 
   async waitChange(rel: string): Promise<void> {
-    await waitFor(() => this.changed(rel), () => `a change of '${rel}' (got ${JSON.stringify(this.signals)})`);
+    await waitFor(() => this.changed(rel), () => `a change of '${rel}' (${this.received()})`);
+  }
+
+  /** Every signal so far, for failure messages: a wrong watch count says little without them. */
+  received(): string {
+    return `signals received: ${JSON.stringify(this.signals)}`;
+  }
+
+  expectWatched(count: number): void {
+    expect(this.watcher.watchedDirectories, `watched directories (${this.received()})`).toBe(count);
+  }
+
+  async waitWatched(count: number): Promise<void> {
+    await waitFor(
+      () => this.watcher.watchedDirectories === count,
+      () => `${count} watches, have ${this.watcher.watchedDirectories} (${this.received()})`,
+    );
   }
 
   /**

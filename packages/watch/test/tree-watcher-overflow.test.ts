@@ -35,7 +35,7 @@ describe.skipIf(skip !== '')(`TreeWatcher: a real queue overflow ${skip}`, () =>
     await waitFor(() => h.rescans().length > 0, 'a rescan');
     expect(h.rescans()[0]).toMatchObject({ degraded: false });
     expect(h.rescans()[0].reason).toMatch(/may have overflowed/);
-    expect(w.watchedDirectories).toBe(2);
+    h.expectWatched(2);
     expect(h.covers('late/early')).toBe(true);
     writeFileSync(h.path('late/after'), 'x');
     await h.waitChange('late/after');

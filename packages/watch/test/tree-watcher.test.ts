@@ -26,8 +26,8 @@ describe('TreeWatcher: start and files', () => {
     mkdirSync(h.path('a/b'), { recursive: true });
     mkdirSync(h.path('c'));
     writeFileSync(h.path('a/b/old'), 'x');
-    const w = await h.start();
-    expect(w.watchedDirectories).toBe(4); // root, a, a/b, c
+    await h.start();
+    h.expectWatched(4); // root, a, a/b, c
     expect(h.signals).toEqual([]);
 
     writeFileSync(h.path('a/b/new'), 'hello');
@@ -53,10 +53,10 @@ describe('TreeWatcher: start and files', () => {
     const h = harness();
     mkdirSync(h.path('a'));
     const w = await h.start();
-    expect(w.watchedDirectories).toBe(2);
+    h.expectWatched(2);
     w.close();
     w.close();
-    expect(w.watchedDirectories).toBe(0);
+    h.expectWatched(0);
     writeFileSync(h.path('a/f'), 'x');
     mkdirSync(h.path('b'));
     // A second watcher on the same tree sees these events: once it has, the closed one would have too.
@@ -72,13 +72,13 @@ describe('TreeWatcher: start and files', () => {
 describe('TreeWatcher: directories', () => {
   it('watches a new directory, then scans it: files created before its watch are covered', async () => {
     const h = harness();
-    const w = await h.start();
+    await h.start();
     // All of this happens before the watcher can react to the first IN_CREATE.
     mkdirSync(h.path('new/x/y'), { recursive: true });
     writeFileSync(h.path('new/x/y/early'), 'x');
     writeFileSync(h.path('new/early'), 'x');
     await h.waitChange('new');
-    expect(w.watchedDirectories).toBe(4);
+    h.expectWatched(4);
     expect(h.covers('new/x/y/early')).toBe(true);
     writeFileSync(h.path('new/x/y/late'), 'x');
     await h.waitChange('new/x/y/late');
@@ -86,24 +86,24 @@ describe('TreeWatcher: directories', () => {
 
   it('covers every file when directories and files are created as fast as a shell can', async () => {
     const h = harness();
-    const w = await h.start();
+    await h.start();
     const script = 'for d in 1 2 3 4 5 6 7 8 9 10; do mkdir -p d$d/e/f; for f in 1 2 3 4 5; do echo x > d$d/e/f/$f; echo x > d$d/$f; done; done';
     await run('sh', ['-c', script], { cwd: h.dir });
     const files: string[] = [];
     for (let d = 1; d <= 10; d++) for (let f = 1; f <= 5; f++) files.push(`d${d}/e/f/${f}`, `d${d}/${f}`);
     await waitFor(() => files.every((f) => h.covers(f)), () => `coverage of ${files.filter((f) => !h.covers(f))}`);
-    await waitFor(() => w.watchedDirectories === 31, () => `31 watches, have ${w.watchedDirectories}`);
+    await h.waitWatched(31);
   });
 
   it('drops the watches of a removed directory and reports it', async () => {
     const h = harness();
     mkdirSync(h.path('a/b/c'), { recursive: true });
     writeFileSync(h.path('a/b/c/f'), 'x');
-    const w = await h.start();
-    expect(w.watchedDirectories).toBe(4);
+    await h.start();
+    h.expectWatched(4);
     rmSync(h.path('a'), { recursive: true });
     await h.waitChange('a');
-    await waitFor(() => w.watchedDirectories === 1, () => `1 watch, have ${w.watchedDirectories}`);
+    await h.waitWatched(1);
   });
 
   it('reports both paths of a rename, and follows a renamed directory under its new name', async () => {
@@ -111,7 +111,7 @@ describe('TreeWatcher: directories', () => {
     mkdirSync(h.path('a/sub'), { recursive: true });
     mkdirSync(h.path('b'));
     writeFileSync(h.path('a/file'), 'x');
-    const w = await h.start();
+    await h.start();
     renameSync(h.path('a/file'), h.path('b/renamed'));
     await h.waitChange('a/file');
     await h.waitChange('b/renamed');
@@ -119,7 +119,7 @@ describe('TreeWatcher: directories', () => {
     renameSync(h.path('a'), h.path('b/moved'));
     await h.waitChange('a');
     await h.waitChange('b/moved');
-    await waitFor(() => w.watchedDirectories === 4, () => `4 watches, have ${w.watchedDirectories}`);
+    await h.waitWatched(4);
     const before = h.signals.length;
     writeFileSync(h.path('b/moved/sub/f'), 'x');
     await waitFor(
@@ -136,14 +136,14 @@ describe('TreeWatcher: directories', () => {
     mkdirSync(h.path('leaving/deep'), { recursive: true });
     mkdirSync(`${outside}/arriving/deep`, { recursive: true });
     writeFileSync(`${outside}/arriving/deep/f`, 'x');
-    const w = await h.start();
-    expect(w.watchedDirectories).toBe(3);
+    await h.start();
+    h.expectWatched(3);
     renameSync(h.path('leaving'), `${outside}/left`);
     await h.waitChange('leaving');
-    await waitFor(() => w.watchedDirectories === 1, () => `1 watch, have ${w.watchedDirectories}`);
+    await h.waitWatched(1);
     renameSync(`${outside}/arriving`, h.path('arrived'));
     await h.waitChange('arrived');
-    await waitFor(() => w.watchedDirectories === 3, () => `3 watches, have ${w.watchedDirectories}`);
+    await h.waitWatched(3);
     writeFileSync(h.path('arrived/deep/g'), 'x');
     await h.waitChange('arrived/deep/g');
     // The directory that left is no longer watched: a change there reaches nobody.
@@ -157,13 +157,13 @@ describe('TreeWatcher: directories', () => {
     const outside = Harness.tempDir();
     extraDirs.push(outside);
     mkdirSync(h.path('real'));
-    const w = await h.start();
+    await h.start();
     symlinkSync(outside, h.path('link-out'));
     symlinkSync('real', h.path('link-in'));
     await h.waitChange('link-out');
     await h.waitChange('link-in');
     await h.sentinel();
-    expect(w.watchedDirectories).toBe(2);
+    h.expectWatched(2);
     writeFileSync(`${outside}/f`, 'x');
     await h.sentinel();
     expect(h.changes().some((p) => p.startsWith('link-out/'))).toBe(false);
@@ -178,7 +178,10 @@ describe('TreeWatcher: directories', () => {
     writeFileSync(h.path('d'), 'now a file');
     unlinkSync(h.path('f'));
     mkdirSync(h.path('f'));
-    await waitFor(() => w.watchedDirectories === 2 && h.changed('d') && h.changed('f'), 'the swap');
+    await waitFor(
+      () => w.watchedDirectories === 2 && h.changed('d') && h.changed('f'),
+      () => `the swap: 2 watches (have ${w.watchedDirectories}) and changes of d and f (${h.received()})`,
+    );
     writeFileSync(h.path('f/inner'), 'x');
     await h.waitChange('f/inner');
   });
@@ -191,8 +194,8 @@ describe('TreeWatcher: excludes', () => {
     mkdirSync(h.path('src'));
     const excludes = (path: string, isDirectory: boolean) =>
       (isDirectory && /(^|\/)(node_modules|cache)$/.test(path)) || path.endsWith('.tmp');
-    const w = await h.start({ excludes });
-    expect(w.watchedDirectories).toBe(2); // root, src
+    await h.start({ excludes });
+    h.expectWatched(2); // root, src
     expect(h.excludeCalls).toContain('node_modules/');
 
     writeFileSync(h.path('src/x.tmp'), 'x');
@@ -205,7 +208,7 @@ describe('TreeWatcher: excludes', () => {
     writeFileSync(h.path('src/cache/inside'), 'x');
     rmSync(h.path('src/cache'), { recursive: true });
     await h.sentinel();
-    expect(w.watchedDirectories).toBe(2);
+    h.expectWatched(2);
     expect(h.changes().filter((p) => p.includes('tmp') || p.includes('cache') || p.includes('node_modules'))).toEqual([]);
   });
 });
@@ -213,13 +216,13 @@ describe('TreeWatcher: excludes', () => {
 describe('TreeWatcher: bursts and overflow', () => {
   it('sends one rescan for a burst above the threshold in one turn, and still watches new directories', async () => {
     const h = harness();
-    const w = await h.start({ overflowThreshold: 200 });
+    await h.start({ overflowThreshold: 200 });
     // execFileSync blocks the event loop, so all of the burst is read in one turn afterwards.
     execFileSync('sh', ['-c', 'mkdir sub && i=0; while [ $i -lt 300 ]; do : > f$i; i=$((i+1)); done'], { cwd: h.dir });
     await waitFor(() => h.rescans().length > 0, 'a rescan');
     expect(h.rescans()[0]).toMatchObject({ degraded: false });
     expect(h.rescans()[0].reason).toMatch(/overflow/);
-    expect(w.watchedDirectories).toBe(2);
+    h.expectWatched(2);
     writeFileSync(h.path('sub/after'), 'x');
     await h.waitChange('sub/after');
     expect(h.rescans()).toHaveLength(1);
@@ -242,17 +245,17 @@ describe('TreeWatcher: the root', () => {
   it('rescans, degraded, when the root is deleted, and again when it comes back', async () => {
     const h = harness();
     mkdirSync(h.path('a'));
-    const w = await h.start();
+    await h.start();
     rmSync(h.dir, { recursive: true });
     await waitFor(() => h.rescans().length > 0, 'a rescan');
     expect(h.rescans()[0]).toMatchObject({ degraded: true });
     expect(h.rescans()[0].reason).toMatch(/deleted or moved away/);
-    await waitFor(() => w.watchedDirectories === 0, 'no watches');
+    await h.waitWatched(0);
     mkdirSync(h.path('b'), { recursive: true });
     await waitFor(() => h.rescans().length > 1, 'a second rescan');
     expect(h.rescans()[1]).toMatchObject({ degraded: false });
     expect(h.rescans()[1].reason).toMatch(/reappeared/);
-    expect(w.watchedDirectories).toBe(2);
+    h.expectWatched(2);
     writeFileSync(h.path('b/f'), 'x');
     await h.waitChange('b/f');
   });
@@ -264,15 +267,15 @@ describe('TreeWatcher: the root', () => {
     mkdirSync(h.path('old1'));
     mkdirSync(h.path('old2'));
     mkdirSync(`${side}/next/new1`, { recursive: true });
-    const w = await h.start();
-    expect(w.watchedDirectories).toBe(3);
+    await h.start();
+    h.expectWatched(3);
     // The deploy pattern: move the live tree aside and the new one in, back to back.
     renameSync(h.dir, `${side}/previous`);
     renameSync(`${side}/next`, h.dir);
     await waitFor(() => h.rescans().length > 0, 'a rescan');
     expect(h.rescans()[0]).toMatchObject({ degraded: false });
     expect(h.rescans()[0].reason).toMatch(/replaced/);
-    expect(w.watchedDirectories).toBe(2);
+    h.expectWatched(2);
     writeFileSync(h.path('new1/f'), 'x');
     await h.waitChange('new1/f');
     writeFileSync(`${side}/previous/old1/f`, 'x');
@@ -282,10 +285,10 @@ describe('TreeWatcher: the root', () => {
 
   it('reports a change of an attribute of the root itself as nothing lost', async () => {
     const h = harness();
-    const w = await h.start();
+    await h.start();
     utimesSync(h.dir, new Date(1000), new Date(1000));
     await h.sentinel();
     expect(h.rescans()).toEqual([]);
-    expect(w.watchedDirectories).toBe(1);
+    h.expectWatched(1);
   });
 });
