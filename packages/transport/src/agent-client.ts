@@ -114,21 +114,42 @@ export class AgentClient {
   /** When the session last made progress (a frame in, or data taken by the agent). */
   private lastFrame = performance.now();
 
+  private idleTimeoutMs = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
+
   /** Ends the session when requests wait and the peer has been silent for `ms`. */
   private watchIdle(ms: number): void {
     if (ms <= 0) return;
-    const timer = setInterval(() => {
-      if (this.pending.size > 0 && performance.now() - this.lastFrame > ms) {
+    this.idleTimeoutMs = ms;
+    this.session.onClose(() => {
+      clearInterval(this.idleTimer);
+      this.idleTimer = undefined;
+    });
+  }
+
+  /**
+   * Registers a request awaiting replies. The idle check runs only while some request waits, so a
+   * session kept open between runs (watch mode) costs no timer while it is idle.
+   */
+  private track(id: number, pending: Pending): void {
+    this.pending.set(id, pending);
+    if (this.idleTimer || this.idleTimeoutMs <= 0 || this.closeError) return;
+    const ms = this.idleTimeoutMs;
+    this.lastFrame = performance.now();
+    this.idleTimer = setInterval(() => {
+      if (this.pending.size === 0) {
+        clearInterval(this.idleTimer);
+        this.idleTimer = undefined;
+      } else if (performance.now() - this.lastFrame > ms) {
         this.session.destroy(new TransportError('TIMEOUT', `no reply from the agent for ${Math.round(ms / 1000)} s`, { idleTimeoutMs: ms }));
       }
     }, Math.min(ms, 1000));
-    timer.unref();
-    this.session.onClose(() => clearInterval(timer));
+    this.idleTimer.unref();
   }
 
   private hello(options: HelloOptions): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.pending.set(0, {
+      this.track(0, {
         onFrame: (frame) => {
           const h = frame.header;
           if (h.t === 'error') {
@@ -179,7 +200,7 @@ export class AgentClient {
     if (this.closeError) return Promise.reject(this.closeError);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, {
+      this.track(id, {
         onFrame: (frame) => {
           const h = frame.header;
           if (h.t === 'error') {
@@ -284,7 +305,7 @@ export class AgentClient {
     const id = this.nextId++;
     const entries: RemoteEntry[] = [];
     const reply = new Promise<Uint8Array>((resolve, reject) => {
-      this.pending.set(id, {
+      this.track(id, {
         onFrame: (frame) => {
           const h = frame.header;
           if (h.t === 'entries') {
@@ -369,7 +390,7 @@ export class AgentClient {
     const id = this.nextId++;
     let sentBytes = 0;
     const reply = new Promise<Header>((resolve, reject) => {
-      this.pending.set(id, {
+      this.track(id, {
         onFrame: (frame) => {
           const h = frame.header;
           if (h.t === 'ok') resolve(h);

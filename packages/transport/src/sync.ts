@@ -39,6 +39,11 @@ export interface TransferOptions {
   /** Files in flight at once. */
   concurrency?: number;
   /**
+   * A destination whose agent sends nothing for this long while a request waits is given up (TIMEOUT),
+   * so a hung peer never holds up a run. Default 60 s; 0 disables.
+   */
+  idleTimeoutMs?: number;
+  /**
    * Limit the run to these wire paths (relative to the destination root, '/'-separated, as
    * `SourceEntry.path`; '' is the whole tree): each is scanned and listed with its subtree and the
    * directories above it, and `delete` removes only inside them (docs/protocol.md, Listing).
@@ -149,7 +154,7 @@ export async function connectForTransfer(
 }
 
 function helloOptions(root: string, options: TransferOptions) {
-  return { root, owner: options.owner, partial: options.partial, lock: !options.dryRun };
+  return { root, owner: options.owner, partial: options.partial, lock: !options.dryRun, idleTimeoutMs: options.idleTimeoutMs };
 }
 
 /** One file as a native delta against the destination's basis (or nothing); its figures. */

@@ -547,6 +547,21 @@ describe('the client against a malicious agent', () => {
     await expect(client.signature('f', 1n)).rejects.toMatchObject({ code: 'BAD_MESSAGE' });
   });
 
+  it('ends the session with TIMEOUT when a request waits on a silent agent, not while nothing waits', async () => {
+    // Answers the hello, then never again: a hung peer.
+    const client = await AgentClient.connect(fakeAgent(() => {}), { root: '/x', idleTimeoutMs: 300 });
+    // Idle with nothing waiting is not a hang: a kept session may sit like this for hours.
+    await new Promise((r) => setTimeout(r, 700));
+    expect(client.closed).toBe(false);
+    const started = Date.now();
+    const error = await client.list().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TransportError);
+    expect(error).toMatchObject({ code: 'TIMEOUT', details: { idleTimeoutMs: 300 } });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    expect(client.closed).toBe(true);
+    await expect(client.mkdir('a', 0o755)).rejects.toMatchObject({ code: 'TIMEOUT' });
+  });
+
   it('refuses an oversized frame before the agent could send its payload', () => {
     expect(() => encodeFrameHead({ t: 'data', id: 1 }, 2 ** 31)).toThrow(ProtocolError);
   });
