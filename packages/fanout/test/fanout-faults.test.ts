@@ -25,6 +25,8 @@ import {
   writeTree,
 } from './helpers.js';
 import { hostEntry, startAgentServer, writeSshConfig, type AgentServer } from './ssh-servers.js';
+import { FrameSession, PROTOCOL_VERSION } from '@deltacast/transport';
+import { startSsh2Server } from '../../transport/test/helpers/ssh2-server.js';
 
 const MiB = 1024 * 1024;
 const tempDir = useTempDirs('deltacast-fanout-faults-');
@@ -372,4 +374,57 @@ describe('a directory that cannot be written on one destination, with all-or-non
       }
     },
   );
+});
+
+describe('one destination that hangs', () => {
+  let hung: Awaited<ReturnType<typeof startSsh2Server>>;
+  let configFile = '';
+
+  beforeAll(async () => {
+    // An agent that answers the hello and then never again: the peer is connected but hung.
+    hung = await startSsh2Server({
+      onExec: (_command, channel) => {
+        const session = new FrameSession({ readable: channel, writable: channel });
+        session.onFrame((frame) => {
+          if (frame.header.t === 'hello') void session.send({ t: 'hello', v: PROTOCOL_VERSION, caps: [], root: '/hung', version: 'hung', uid: 0 });
+        });
+      },
+    });
+    const knownHostsFile = join(hung.dir, 'known_hosts_hung');
+    writeFileSync(knownHostsFile, `${hung.hostKeyLine}\n`);
+    configFile = writeSshConfig(join(hung.dir, 'ssh_config_hung'), [
+      { alias: 'hung', port: hung.port, user: 'tester', identityFile: hung.identityFile, knownHostsFile },
+    ]);
+  });
+
+  afterAll(async () => {
+    await hung?.close();
+  });
+
+  it('is given up after the idle timeout and reported, while the others complete', async () => {
+    const base = tempDir();
+    const src = join(base, 'src');
+    await writeTree(src, { 'a.txt': file('a'), 'dir/b.bin': file(pseudoRandom(100_000, 5)) });
+    const healthy = [join(base, 'd1'), join(base, 'd2')];
+    const destinations = [healthy[0], 'hung:/srv/site', healthy[1]];
+    const ssh = { configFile, remoteCommand: 'agent' };
+    const { result } = await runFanout({ source: `${src}/`, destinations, ssh, idleTimeoutMs: 500, connectRetries: 0 });
+    const outcome = result.destinations.map((d) => ({ ok: d.ok, errors: d.summary.errors.map((e) => `${e.path}:${e.code}:${e.message}`) }));
+    expect(outcome).toEqual([{ ok: true, errors: [] }, { ok: false, errors: [expect.stringMatching(/^:TIMEOUT:no reply from the agent/)] }, { ok: true, errors: [] }]);
+    await expectAllIdentical(src, healthy);
+  });
+
+  it('is given up when the remote never answers the probe for the agent (a shell that hangs)', async () => {
+    const base = tempDir();
+    const src = join(base, 'src');
+    await writeTree(src, { 'a.txt': file('a') });
+    const healthy = join(base, 'd1');
+    // No --remote-command: the client first asks the remote what it has, and that exec never ends.
+    const { result } = await runFanout({ source: `${src}/`, destinations: ['hung:/srv/site', healthy], ssh: { configFile, connectTimeoutMs: 1000 }, connectRetries: 0 });
+    expect(result.destinations.map((d) => d.ok)).toEqual([false, true]);
+    const [error] = resultFor(result, 'hung:/srv/site').summary.errors;
+    expect(error).toMatchObject({ path: '', code: 'CONNECT' });
+    expect(error.message).toMatch(/did not finish on the remote within 1 s/);
+    await expectAllIdentical(src, [healthy]);
+  });
 });

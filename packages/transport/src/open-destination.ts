@@ -102,7 +102,7 @@ export async function openDestination(spec: string | Destination, options: Desti
     throw new ConnectError('CONNECT', `${name}: ${(error as Error).message}`, { destination: name });
   }
   try {
-    const streams = await startRemoteAgent(client, { remoteCommand: ssh.remoteCommand });
+    const streams = await startRemoteAgent(client, { remoteCommand: ssh.remoteCommand, timeoutMs: ssh.connectTimeoutMs });
     const root = destination.path === '' ? '.' : destination.path;
     return {
       name,

@@ -22,6 +22,11 @@ export interface RemoteAgentOptions {
   bundlePath?: string;
   /** Environment for the agent, set with `env NAME=value` in the command (sshd ignores most SSH env requests). */
   env?: Record<string, string>;
+  /**
+   * The probe of the remote (a shell that hangs in its start-up files, a hung home directory) fails
+   * after this long; the bundle upload gets four times as long. Default 30 s.
+   */
+  timeoutMs?: number;
 }
 
 export type RemoteAgentKind = 'command' | 'deltacast' | 'bundle';
@@ -38,6 +43,7 @@ export interface RemoteAgentStreams extends ByteStreams {
 /** Oldest Node.js the bundle is built for (esbuild target node20). */
 export const MIN_REMOTE_NODE_MAJOR = 20;
 const CACHE_DIR = '.cache/deltacast';
+const DEFAULT_REMOTE_TIMEOUT = 30_000;
 const STDERR_LIMIT = 64 * 1024;
 const PROBE_OUTPUT_LIMIT = 64 * 1024;
 
@@ -97,7 +103,8 @@ export async function startRemoteAgent(client: Client, options: RemoteAgentOptio
     'echo "node=$(node --version 2>/dev/null)"',
     ...(cacheName ? [`f="$HOME/${CACHE_DIR}/${cacheName}"; if [ -f "$f" ]; then echo "size=$(wc -c < "$f")"; fi`] : []),
   ].join('; ');
-  const result = await runRemote(client, `sh -c ${shellQuote(probe)}`);
+  const timeoutMs = options.timeoutMs ?? DEFAULT_REMOTE_TIMEOUT;
+  const result = await runRemote(client, `sh -c ${shellQuote(probe)}`, timeoutMs);
   if (result.code !== 0) {
     throw new ConnectError('CONNECT', `probing the remote failed (exit ${result.code ?? result.signal}): ${result.stderr.trim()}`, { stderr: result.stderr });
   }
@@ -119,17 +126,17 @@ export async function startRemoteAgent(client: Client, options: RemoteAgentOptio
   if (!bundle || !cacheName || !remotePath) {
     throw new ConnectError('CONNECT', `the remote lacks deltacast and the agent bundle ${bundlePath} is missing; build it with \`pnpm --filter @deltacast/transport build\``, { bundlePath });
   }
-  if (facts.get('size') !== String(bundle.length)) await uploadBundle(client, bundle, cacheName);
+  if (facts.get('size') !== String(bundle.length)) await uploadBundle(client, bundle, cacheName, timeoutMs * 4);
   return execAgent(client, withEnv(`node ${remotePath}`), 'bundle');
 }
 
-async function uploadBundle(client: Client, bundle: Buffer, cacheName: string): Promise<void> {
+async function uploadBundle(client: Client, bundle: Buffer, cacheName: string, timeoutMs: number): Promise<void> {
   // Written to a temporary name and renamed, so a cut connection never leaves a short file that a
   // later run would take for the agent (the size check alone would catch it, the rename makes it atomic).
   const final = `"$HOME/${CACHE_DIR}/${cacheName}"`;
   const tmp = `"$HOME/${CACHE_DIR}/${cacheName}.tmp.$$"`;
   const script = `mkdir -p "$HOME/${CACHE_DIR}" && cat > ${tmp} && mv -f ${tmp} ${final} || { rm -f ${tmp}; exit 1; }`;
-  const result = await runRemote(client, `sh -c ${shellQuote(script)}`, bundle);
+  const result = await runRemote(client, `sh -c ${shellQuote(script)}`, timeoutMs, bundle);
   if (result.code !== 0) {
     throw new ConnectError('CONNECT', `uploading the agent bundle to ~/${CACHE_DIR}/${cacheName} failed (exit ${result.code ?? result.signal}): ${result.stderr.trim()}`, { stderr: result.stderr });
   }
@@ -160,13 +167,18 @@ function openExec<T>(client: Client, command: string, watch: (channel: ClientCha
   });
 }
 
-/** Runs a short command, feeding it `input`, and collects its output and exit status. */
-async function runRemote(client: Client, command: string, input?: Uint8Array): Promise<RunResult> {
+/** Runs a short command, feeding it `input`, and collects its output and exit status, within `timeoutMs`. */
+async function runRemote(client: Client, command: string, timeoutMs: number, input?: Uint8Array): Promise<RunResult> {
   const done = await openExec(
     client,
     command,
     (channel) =>
       new Promise<RunResult>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          reject(new ConnectError('CONNECT', `\`${command}\` did not finish on the remote within ${Math.round(timeoutMs / 1000)} s`, { command, timeoutMs }));
+          channel.close();
+        }, timeoutMs);
+        channel.on('close', () => clearTimeout(timer));
         let stdout = '';
         let stderr = '';
         let code: number | null = null;
