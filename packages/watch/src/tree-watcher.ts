@@ -63,7 +63,10 @@ interface OpContext {
 }
 
 const ROOT_POLL_MS = 1000;
-/** Retries when a directory is replaced between the lstat before its watch and the one after. */
+/**
+ * Attempts in a row at watching a directory that fs.watch calls missing (ENOENT, ENOTDIR) while lstat
+ * calls it a directory, or that is replaced between the lstat before its watch and the one after.
+ */
 const WATCH_ATTEMPTS = 3;
 
 /**
@@ -109,7 +112,9 @@ function describeWatchError(err: unknown): string {
   if (e?.code === 'EMFILE') {
     return 'EMFILE: the inotify instance limit is reached (raise fs.inotify.max_user_instances)';
   }
-  return e?.code ? `${e.code}: ${e.message}` : String(err);
+  if (!e?.code) return String(err);
+  // Node's messages start with the code already ("ENOENT: no such file or directory, watch '/x'").
+  return e.message?.startsWith(`${e.code}:`) ? e.message : `${e.code}: ${e.message}`;
 }
 
 function errorCode(err: unknown): string | undefined {
@@ -128,6 +133,15 @@ function parentRel(rel: string): string {
 function isGone(err: unknown): boolean {
   const code = errorCode(err);
   return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+/** lstat telling "gone" (null) from "cannot tell" (undefined, e.g. EACCES on a parent). */
+async function lstatOrGone(abs: string): Promise<BigIntStats | null | undefined> {
+  try {
+    return await lstat(abs, { bigint: true });
+  } catch (err) {
+    return isGone(err) ? null : undefined;
+  }
 }
 
 /**
@@ -349,12 +363,10 @@ export class TreeWatcher {
         return;
       }
       parent.excludedDirs.delete(name);
-      if (child && child.watcher && child.ino === st.ino && child.dev === st.dev) {
-        this.#emit({ type: 'change', path: rel });
-      } else {
-        // New, replaced, or unwatched after a failure: watch it and its subtree, then report it.
-        this.#queuePath(rel, true, false);
-      }
+      // Even a watched directory's change goes through the queue: an operation may be watching its
+      // subtree right now (a second event for a new directory), and a directory is reported only once
+      // its watches are in place. New, replaced, or unwatched after a failure: watched there too.
+      this.#queuePath(rel, true, false);
       return;
     }
     if (child) {
@@ -480,11 +492,15 @@ export class TreeWatcher {
    * Makes the watches at `rel` match the disk: drops them if the directory is gone, replaced or now
    * excluded; otherwise watches it first and lists it second (whatever is created after the watch raises
    * events, whatever came before is in the listing), recursing into subdirectories that are new, or into
-   * all of them when `deep`. New subtrees and dropped ones are recorded in ctx.changed.
+   * all of them when `deep`. New subtrees and dropped ones are recorded in ctx.changed. A directory that
+   * is still there after its watch failed is a failure (ctx.failures and #failures: a degraded rescan),
+   * whatever the error, so that none is left unwatched in silence; one that vanished is not.
    */
   async #ensure(rel: string, parent: DirNode | null, deep: boolean, ctx: OpContext, announce: boolean): Promise<void> {
     const name = rel.slice(rel.lastIndexOf('/') + 1);
     const abs = this.#abs(rel);
+    // The node this call created: still new on a later attempt, so it is listed and announced.
+    let created: DirNode | undefined;
     for (let attempt = 1; ; attempt++) {
       if (this.#closed || (parent && !parent.live)) return;
       const existing = parent ? parent.children.get(name) : this.#rootNode;
@@ -510,28 +526,16 @@ export class TreeWatcher {
         this.#dropAndRecord(node, ctx);
         node = undefined;
       }
-      let fresh = false;
+      let fresh = node !== undefined && node === created;
       if (!node) {
-        node = {
-          rel,
-          name,
-          dev: before.dev,
-          ino: before.ino,
-          watcher: null,
-          parent,
-          children: new Map(),
-          excludedDirs: new Set(),
-          live: true,
-        };
-        if (parent) parent.children.set(name, node);
-        else this.#rootNode = node;
+        node = created = this.#addNode(rel, name, parent, before);
         fresh = true;
       }
       let recovered = false;
       if (!node.watcher) {
-        if (!this.#startWatch(node, ctx)) {
-          // Unwatched, but its subdirectories may still be watchable: keep going (listing below).
-        } else {
+        let failure: string | null = null;
+        const err = this.#startWatch(node);
+        if (err === null) {
           // A directory swapped for a symlink between the lstat and the watch would have us watching
           // the link's target: compare with a second lstat and retry if it changed.
           let after: BigIntStats | null = null;
@@ -541,13 +545,46 @@ export class TreeWatcher {
             after = null;
           }
           if (!node.live) return;
-          if (!after || !after.isDirectory() || after.ino !== before.ino || after.dev !== before.dev) {
+          if (after?.isDirectory() && after.ino === before.ino && after.dev === before.dev) {
+            recovered = !fresh;
+          } else {
+            // The watch may be on another inode than the path names: never keep it.
             this.#drop(node);
             if (attempt < WATCH_ATTEMPTS) continue;
-            if (parent) ctx.changed.add(rel);
-            return;
+            failure = `it was replaced while being watched, ${WATCH_ATTEMPTS} times in a row`;
           }
-          recovered = !fresh;
+        } else if (isGone(err)) {
+          // Vanished since the lstat (or a path component did), or an error that does not mean it: the
+          // next attempt's lstat tells, and ends silently if it is gone (its parent's event covers it).
+          if (attempt < WATCH_ATTEMPTS) continue;
+          failure = `${describeWatchError(err)} (lstat says it is still a directory)`;
+        } else {
+          failure = describeWatchError(err);
+        }
+        if (failure !== null) {
+          if (isGone(err) || err === null) {
+            // Out of attempts: look once more, so that only a directory still there is a failure.
+            const now = await lstatOrGone(abs);
+            if (this.#closed || (parent && !parent.live)) return;
+            if (now === null || (now !== undefined && !now.isDirectory())) {
+              if (node.live) this.#dropAndRecord(node, ctx);
+              else if (parent) ctx.changed.add(rel);
+              return;
+            }
+            // undefined (cannot tell): keep what we know, and count it as a failure.
+            if (now !== undefined && (!node.live || node.ino !== now.ino || node.dev !== now.dev)) {
+              if (node.live) this.#dropAndRecord(node, ctx);
+              node = created = this.#addNode(rel, name, parent, now);
+              fresh = true;
+            } else if (!node.live) {
+              node = created = this.#addNode(rel, name, parent, before);
+              fresh = true;
+            }
+          }
+          // The node stays, unwatched, so that an event naming it or a re-walk tries again; below it,
+          // the listing still watches what it can.
+          this.#failures.set(rel, failure);
+          ctx.failures.push({ rel, reason: failure });
         }
       }
       if ((fresh || recovered) && announce) ctx.changed.add(rel);
@@ -581,8 +618,17 @@ export class TreeWatcher {
         present.add(entry.name);
         subdirs.push(entry.name);
       }
-      for (const [childName, child] of node.children) {
-        if (!present.has(childName)) this.#dropAndRecord(child, ctx);
+      // A listing racing with renames may miss entries, so it is trusted for neither side:
+      // - a known subdirectory missing from it is looked at (lstat) by #ensure, which drops it only if it
+      //   is gone, not a directory, or another directory, rather than dropped on the listing's word;
+      // - a subdirectory it misses was not there all along (a getdents pass returns every entry present
+      //   throughout it), so it was created or renamed into this directory during or after the listing,
+      //   which is after the watch above was added: that watch raised an event for it (IN_CREATE or
+      //   IN_MOVED_TO), delivered to this node (registered, live, before its watch), and the look at it
+      //   (#settleOnce) queues a #lookAt that runs after this operation and watches it. The same holds
+      //   for one created between the watch and the listing: listed, or evented, or both.
+      for (const childName of node.children.keys()) {
+        if (!present.has(childName)) subdirs.push(childName);
       }
       const current = node;
       // Children of a new directory are covered by its own report; only announce them under an old one.
@@ -594,8 +640,26 @@ export class TreeWatcher {
     }
   }
 
-  /** Adds the inotify watch of a node; on failure records why (the node stays, unwatched). */
-  #startWatch(node: DirNode, ctx: OpContext): boolean {
+  /** Registers a node for a directory (before its watch, so that the watch's events find it live). */
+  #addNode(rel: string, name: string, parent: DirNode | null, st: BigIntStats): DirNode {
+    const node: DirNode = {
+      rel,
+      name,
+      dev: st.dev,
+      ino: st.ino,
+      watcher: null,
+      parent,
+      children: new Map(),
+      excludedDirs: new Set(),
+      live: true,
+    };
+    if (parent) parent.children.set(name, node);
+    else this.#rootNode = node;
+    return node;
+  }
+
+  /** Adds the inotify watch of a node: null, or the error (the caller decides what it means). */
+  #startWatch(node: DirNode): unknown {
     try {
       const watcher = watch(this.#abs(node.rel), { persistent: true }, (_event, filename) =>
         this.#onEvent(node, filename),
@@ -604,13 +668,9 @@ export class TreeWatcher {
       node.watcher = watcher;
       this.#watched++;
       this.#failures.delete(node.rel);
-      return true;
+      return null;
     } catch (err) {
-      if (isGone(err)) return false;
-      const reason = describeWatchError(err);
-      this.#failures.set(node.rel, reason);
-      ctx.failures.push({ rel: node.rel, reason });
-      return false;
+      return err ?? new Error('fs.watch threw nothing');
     }
   }
 
