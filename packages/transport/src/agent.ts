@@ -5,8 +5,8 @@
  * targets, verifying each file's SHA-256 before renaming it into place. Every path it is sent goes
  * through `resolveInRoot`; every field through the readers in messages.ts.
  */
-import { closeSync, constants, createReadStream, readdirSync, fchmodSync, fchownSync, futimesSync, lstatSync, openSync, readSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
-import { chmod, chown, lchown, lstat, lutimes, mkdir, readdir, readlink, realpath, rename, rm, symlink, unlink, utimes } from 'node:fs/promises';
+import { closeSync, constants, createReadStream, readdirSync, readlinkSync, fchmodSync, fchownSync, futimesSync, lstatSync, openSync, readSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
+import { chmod, chown, lchown, lstat, lutimes, mkdir, readdir, realpath, rename, rm, symlink, unlink, utimes } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
@@ -270,7 +270,7 @@ class Agent {
     const requested = h.paths === undefined || h.paths === null ? undefined : strList(h, 'paths', MAX_LIST_PATHS);
     const scope = normalizeScope(requested); // PathError for a malformed path: the request fails alone
     const out = new EntryBatcher(this.session, id);
-    await this.walkListing(scope, (entry) => out.push(entry));
+    await this.walkListing(scope, (path, type, st, linkTarget) => out.push(wireEntry(path, type, st, linkTarget)));
     await out.flush();
     await this.session.send({ t: 'done', id, n: out.count });
   }
@@ -297,39 +297,44 @@ class Agent {
     if (received !== size) throw new ProtocolError('BAD_MESSAGE', `compare ${id}: ${received} bytes, ${size} announced`, { id, size });
     const listing = decodeListing(Buffer.concat(parts, size));
     if (listing.paths.length !== n) throw new ProtocolError('BAD_MESSAGE', `compare ${id}: listing holds ${listing.paths.length} entries, ${n} announced`, { id, n });
-    const indexOf = new Map<string, number>();
-    for (let i = 0; i < n; i++) indexOf.set(listing.paths[i], i);
+    const indexOfPath = new Map<string, number>();
+    for (let i = 0; i < n; i++) indexOfPath.set(listing.paths[i], i);
     const bitmap = new Uint8Array(bitmapBytes(n));
     const out = new EntryBatcher(this.session, id);
-    await this.walkListing(scope, (entry) => {
-      const [path, type, size, mtimeMs, mode, , , linkTarget] = entry as [string, EntryType | 'p', number, number, number, number, number, string?];
-      if (type === 'p') return out.push(entry);
-      const i = indexOf.get(path);
-      if (i === undefined) return extraneous ? out.push(entry) : undefined;
-      const source = { type: listing.types[i], size: listing.sizes[i], mtimeMs: listing.mtimes[i], mode: listing.modes[i], linkTarget: listing.targets[i] };
-      if (!quickCheck(source, { type, size, mtimeMs, mode, linkTarget })) return out.push(entry);
-      bitmap[i >> 3] |= 1 << (i & 7);
-      return undefined;
+    await this.walkListing(scope, (path, type, st, linkTarget) => {
+      if (type !== 'p') {
+        const i = indexOfPath.get(path);
+        if (i === undefined) {
+          if (!extraneous) return undefined;
+        } else {
+          const source = { type: listing.types[i], size: listing.sizes[i], mtimeMs: listing.mtimes[i], mode: listing.modes[i], linkTarget: listing.targets[i] };
+          if (quickCheck(source, { type, size: type === 'f' ? st.size : 0, mtimeMs: st.mtimeMs, mode: st.mode & 0o7777, linkTarget })) {
+            bitmap[i >> 3] |= 1 << (i & 7);
+            return undefined;
+          }
+        }
+      }
+      return out.push(wireEntry(path, type, st, linkTarget));
     });
     await out.flush();
     await this.session.send({ t: 'compared', id, n: out.count }, bitmap);
   }
 
   /**
-   * Walks the tree depth-first, passing each entry to `emit` as the wire array of a listing; removes
-   * stale temp files on the way. With a scope, only those paths: for each, the directories above it,
-   * the path itself and, for a directory, its subtree.
+   * Walks the tree depth-first, passing each entry to `emit` with its lstat (for a partial, the
+   * partial file's) and, for a symlink, its target; removes stale temp files on the way. With a
+   * scope, only those paths: for each, the directories above it, the path itself and, for a
+   * directory, its subtree. Synchronous but for what `emit` returns: a promise (a full batch being
+   * sent) is awaited, so the walk costs no promise per entry.
    */
-  private async walkListing(scope: string[] | undefined, emit: (entry: unknown[]) => Promise<void> | void): Promise<void> {
+  private async walkListing(scope: string[] | undefined, emit: EmitEntry): Promise<void> {
     const root = this.rootDir;
     /** Lists one entry; false for devices, sockets and fifos, which are not synced. */
-    const push = async (path: string, full: string, st: Stats): Promise<boolean> => {
+    const push = (path: string, full: string, st: Stats): EntryType | undefined | Promise<EntryType | undefined> => {
       const type = st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : st.isFile() ? 'f' : undefined;
-      if (!type) return false;
-      const entry: unknown[] = [path, type, type === 'f' ? st.size : 0, st.mtimeMs, st.mode & 0o7777, st.uid, st.gid];
-      if (type === 'l') entry.push(await readlink(full));
-      await emit(entry);
-      return true;
+      if (!type) return undefined;
+      const sent = emit(path, type, st, type === 'l' ? readlinkSync(full) : undefined);
+      return sent ? sent.then(() => type) : type;
     };
     const walk = async (dir: string, wire: string): Promise<void> => {
       let names: string[];
@@ -339,43 +344,16 @@ class Agent {
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
         throw error;
       }
-      const stats = names.map((name) => (parseTempName(name) ? undefined : lstatSync(join(dir, name), { throwIfNoEntry: false })));
-      for (let i = 0; i < names.length; i++) {
-        const name = names[i];
-        const full = join(dir, name);
-        if (wire === '' && name === LOCK_NAME) continue;
-        const stagePid = wire === '' ? parseStageName(name) : undefined;
-        if (stagePid !== undefined) {
-          if (!processAlive(stagePid)) await rm(full, { recursive: true, force: true }).catch(() => {});
-          continue;
-        }
-        const temp = parseTempName(name);
-        if (temp) {
-          // Left by a run whose agent is gone: remove it, or keep it to resume from with --partial.
-          if (this.inFlight.has(full) || processAlive(temp.pid)) continue;
-          const partial = this.opts.partial && temp.target !== undefined ? partialPathFor(join(dir, temp.target)) : undefined;
-          if (partial && temp.target !== undefined) {
-            const kept = await rename(full, partial).then(
-              () => lstat(partial),
-              () => unlink(full).then(() => undefined, () => undefined),
-            );
-            if (kept) await emit([joinWire(wire, temp.target), 'p', kept.size, kept.mtimeMs, kept.mode & 0o7777, kept.uid, kept.gid]);
-          } else {
-            await unlink(full).catch(() => {});
-          }
-          continue;
-        }
-        const partialOf = parsePartialName(name);
-        if (partialOf !== undefined) {
-          const st = stats[i];
-          if (!this.opts.partial) await unlink(full).catch(() => {});
-          else if (st?.isFile()) await emit([joinWire(wire, partialOf), 'p', st.size, st.mtimeMs, st.mode & 0o7777, st.uid, st.gid]);
-          continue;
-        }
-        const st = stats[i];
+      for (const name of names) {
+        const full = childPath(dir, name);
+        // The lock, staging directories, temp and partial files all start with a dot.
+        if (name.charCodeAt(0) === 0x2e && (await this.walkHidden(dir, wire, name, full, emit))) continue;
+        const st = lstatSync(full, { throwIfNoEntry: false });
         if (!st) continue; // vanished while listing
         const path = joinWire(wire, name);
-        if ((await push(path, full, st)) && st.isDirectory()) await walk(full, path);
+        let type = push(path, full, st);
+        if (typeof type === 'object') type = await type;
+        if (type === 'd') await walk(full, path);
       }
     };
     /**
@@ -397,12 +375,12 @@ class Agent {
         const st = lstatSync(full, { throwIfNoEntry: false });
         if (i === parts.length - 1) {
           if (st) {
-            if ((await push(here, full, st)) && st.isDirectory()) await walk(full, here);
+            if ((await push(here, full, st)) === 'd') await walk(full, here);
           } else if (this.opts.partial) {
             // Nothing there: a partial kept from an interrupted transfer of this new file may be.
             const partial = partialPathFor(full);
             const kept = partial !== undefined ? lstatSync(partial, { throwIfNoEntry: false }) : undefined;
-            if (kept?.isFile()) await emit([here, 'p', kept.size, kept.mtimeMs, kept.mode & 0o7777, kept.uid, kept.gid]);
+            if (kept?.isFile()) await emit(here, 'p', kept, undefined);
           }
           return;
         }
@@ -421,6 +399,44 @@ class Agent {
     };
     if (scope === undefined) await walk(root, '');
     else for (const path of scope) await listScoped(path);
+  }
+
+  /**
+   * A dot name met by the walk in `dir`: the lock and staging directories (at the root), temporary
+   * and partial files are never listed. Stale ones (their agent gone) are removed, or, with
+   * --partial, temp files kept as partials and partials listed as "p". False for any other name.
+   */
+  private async walkHidden(dir: string, wire: string, name: string, full: string, emit: EmitEntry): Promise<boolean> {
+    if (wire === '' && name === LOCK_NAME) return true;
+    const stagePid = wire === '' ? parseStageName(name) : undefined;
+    if (stagePid !== undefined) {
+      if (!processAlive(stagePid)) await rm(full, { recursive: true, force: true }).catch(() => {});
+      return true;
+    }
+    const temp = parseTempName(name);
+    if (temp) {
+      // Left by a run whose agent is gone: remove it, or keep it to resume from with --partial.
+      if (this.inFlight.has(full) || processAlive(temp.pid)) return true;
+      const partial = this.opts.partial && temp.target !== undefined ? partialPathFor(join(dir, temp.target)) : undefined;
+      if (partial && temp.target !== undefined) {
+        const kept = await rename(full, partial).then(
+          () => lstat(partial),
+          () => unlink(full).then(() => undefined, () => undefined),
+        );
+        if (kept) await emit(joinWire(wire, temp.target), 'p', kept, undefined);
+      } else {
+        await unlink(full).catch(() => {});
+      }
+      return true;
+    }
+    const partialOf = parsePartialName(name);
+    if (partialOf === undefined) return false;
+    if (!this.opts.partial) await unlink(full).catch(() => {});
+    else {
+      const st = lstatSync(full, { throwIfNoEntry: false });
+      if (st?.isFile()) await emit(joinWire(wire, partialOf), 'p', st, undefined);
+    }
+    return true;
   }
 
   /** Native signature of a basis file, seeded by the client; sent as data frames, then `sig`. */
@@ -733,11 +749,12 @@ class EntryBatcher {
     private readonly id: number,
   ) {}
 
-  async push(entry: unknown[]): Promise<void> {
+  /** A promise only when a full batch is being sent: a listing's walk awaits nothing per entry. */
+  push(entry: unknown[]): Promise<void> | undefined {
     this.batch.push(entry);
     this.bytes += Buffer.byteLength(entry[0] as string) * 2 + 64;
     this.count++;
-    if (this.bytes >= LIST_BATCH_BYTES) await this.flush();
+    return this.bytes >= LIST_BATCH_BYTES ? this.flush() : undefined;
   }
 
   async flush(): Promise<void> {
@@ -747,6 +764,21 @@ class EntryBatcher {
     this.bytes = 0;
     await this.session.send({ t: 'entries', id: this.id, e });
   }
+}
+
+/** An entry found by the walk; a promise when the caller must wait (a full batch being sent). */
+type EmitEntry = (path: string, type: EntryType | 'p', st: Stats, linkTarget: string | undefined) => Promise<void> | undefined;
+
+/** The wire array of a listing entry (docs/protocol.md, Listing). */
+function wireEntry(path: string, type: EntryType | 'p', st: Stats, linkTarget: string | undefined): unknown[] {
+  const entry: unknown[] = [path, type, type === 'f' || type === 'p' ? st.size : 0, st.mtimeMs, st.mode & 0o7777, st.uid, st.gid];
+  if (type === 'l') entry.push(linkTarget);
+  return entry;
+}
+
+/** `dir/name` for a name read from `dir` (an absolute, normalized path): path.join would normalize it again. */
+function childPath(dir: string, name: string): string {
+  return dir.endsWith('/') ? `${dir}${name}` : `${dir}/${name}`;
 }
 
 /** Names a listing never shows: the lock and staging directories at the root, temp and partial files. */
