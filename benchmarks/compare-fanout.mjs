@@ -16,43 +16,27 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { defaultCliPath, findExecutable, findGnuTime, formatSize, formatTable, median, parseSize, repoRoot, runChecked } from './lib/run.mjs';
+import { benchArgs } from './lib/args.mjs';
 import { findSshd, HOST_ALIAS, startSshd } from './lib/sshd.mjs';
 import { BASE_MTIME, compareSnapshots, editTree, planTree, snapshotTree, writeTree } from './lib/tree-data.mjs';
 
 const USAGE =
   'usage: node compare-fanout.mjs [--files 20000] [--tree-size 200M] [--destinations 8] [--repeat 3] [--parallel N]\n' +
   '                               [--json FILE] [--dir DIR] [--keep] [--cli PATH] [--rsync PATH]';
-const { values: opts } = parseArgs({
-  options: {
-    files: { type: 'string', default: '20000' },
-    'tree-size': { type: 'string', default: '200M' },
-    destinations: { type: 'string', default: '8' },
-    repeat: { type: 'string', default: '3' },
-    parallel: { type: 'string' },
-    json: { type: 'string' },
-    dir: { type: 'string' },
-    keep: { type: 'boolean', default: false },
-    cli: { type: 'string' },
-    rsync: { type: 'string', default: 'rsync' },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
+const { opts, fail, positive } = benchArgs('compare-fanout', USAGE, {
+  files: { type: 'string', default: '20000' },
+  'tree-size': { type: 'string', default: '200M' },
+  destinations: { type: 'string', default: '8' },
+  repeat: { type: 'string', default: '3' },
+  parallel: { type: 'string' },
+  json: { type: 'string' },
+  dir: { type: 'string' },
+  keep: { type: 'boolean', default: false },
+  cli: { type: 'string' },
+  rsync: { type: 'string', default: 'rsync' },
 });
-if (opts.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-const fail = (message) => {
-  console.error(`compare-fanout: ${message}`);
-  process.exit(2);
-};
 
-const positive = (name) => {
-  const n = Number(opts[name]);
-  if (!Number.isInteger(n) || n < 1) fail(`--${name} must be a positive integer, not ${opts[name]}`);
-  return n;
-};
 const fileCount = positive('files');
 const treeSize = parseSize(opts['tree-size']);
 const destinationCount = positive('destinations');

@@ -16,48 +16,35 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { defaultEditCount, generateFiles } from './lib/data.mjs';
 import { defaultCliPath, findExecutable, findGnuTime, formatSize, formatTable, measure, median, parseSize, repoRoot, runChecked } from './lib/run.mjs';
+import { benchArgs } from './lib/args.mjs';
 import { findSshd, HOST_ALIAS, startByteCounter, startSshd } from './lib/sshd.mjs';
 import { BASE_MTIME, compareSnapshots, EDITED_MTIME, editTree, planTree, snapshotTree, writeTree } from './lib/tree-data.mjs';
 
 const USAGE =
   'usage: node compare-rsync.mjs [--big-size 1G] [--files 20000] [--tree-size 200M] [--repeat 3] [--json FILE] [--dir DIR] [--keep]\n' +
   '                              [--cases big,tree] [--wire] [--agent bundle|cli|auto] [--cli PATH] [--rsync PATH] [--no-gnu-time]';
-const { values: opts } = parseArgs({
-  options: {
-    'big-size': { type: 'string', default: '1G' },
-    files: { type: 'string', default: '20000' },
-    'tree-size': { type: 'string', default: '200M' },
-    repeat: { type: 'string', default: '3' },
-    json: { type: 'string' },
-    dir: { type: 'string' },
-    keep: { type: 'boolean', default: false },
-    cases: { type: 'string', default: 'big,tree' },
-    wire: { type: 'boolean', default: false },
-    agent: { type: 'string', default: 'bundle' },
-    cli: { type: 'string' },
-    rsync: { type: 'string', default: 'rsync' },
-    'no-gnu-time': { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
+const { opts, fail, positive } = benchArgs('compare-rsync', USAGE, {
+  'big-size': { type: 'string', default: '1G' },
+  files: { type: 'string', default: '20000' },
+  'tree-size': { type: 'string', default: '200M' },
+  repeat: { type: 'string', default: '3' },
+  json: { type: 'string' },
+  dir: { type: 'string' },
+  keep: { type: 'boolean', default: false },
+  cases: { type: 'string', default: 'big,tree' },
+  wire: { type: 'boolean', default: false },
+  agent: { type: 'string', default: 'bundle' },
+  cli: { type: 'string' },
+  rsync: { type: 'string', default: 'rsync' },
+  'no-gnu-time': { type: 'boolean', default: false },
 });
-if (opts.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-const fail = (message) => {
-  console.error(`compare-rsync: ${message}`);
-  process.exit(2);
-};
 
 const bigSize = parseSize(opts['big-size']);
-const fileCount = Number(opts.files);
+const fileCount = positive('files');
 const treeSize = parseSize(opts['tree-size']);
-const repeat = Number(opts.repeat);
-if (!Number.isInteger(repeat) || repeat < 1) fail(`--repeat must be a positive integer, not ${opts.repeat}`);
-if (!Number.isInteger(fileCount) || fileCount < 1) fail(`--files must be a positive integer, not ${opts.files}`);
+const repeat = positive('repeat');
 const cases = new Set(opts.cases.split(',').map((c) => c.trim()));
 for (const c of cases) if (c !== 'big' && c !== 'tree') fail(`--cases takes big and/or tree, not ${JSON.stringify(c)}`);
 const changeFraction = 0.01;

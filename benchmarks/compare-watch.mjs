@@ -18,10 +18,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { mulberry32, randomBytes } from './lib/data.mjs';
 import { descendants, processTreeCpuMs, processTreeRuntime, runtimeBetweenMs } from './lib/proc.mjs';
 import { defaultCliPath, findExecutable, formatSize, formatTable, median, parseSize, repoRoot, runChecked } from './lib/run.mjs';
+import { benchArgs } from './lib/args.mjs';
 import { findSshd, HOST_ALIAS, startSshd } from './lib/sshd.mjs';
 import { compareSnapshots, planTree, snapshotTree, writeTree } from './lib/tree-data.mjs';
 
@@ -30,42 +30,26 @@ const USAGE =
   '                              [--interval 0.5-1.5] [--burst 200] [--idle 10] [--poll 2] [--timeout 60]\n' +
   '                              [--tools deltacast,lsyncd] [--json FILE] [--dir DIR] [--keep] [--cli PATH]\n' +
   '                              [--lsyncd PATH] [--rsync PATH]';
-const { values: opts } = parseArgs({
-  options: {
-    files: { type: 'string', default: '2000' },
-    'tree-size': { type: 'string', default: '20M' },
-    destinations: { type: 'string', default: '4' },
-    delay: { type: 'string', default: '1' },
-    landings: { type: 'string', default: '40' },
-    interval: { type: 'string', default: '0.5-1.5' },
-    burst: { type: 'string', default: '200' },
-    idle: { type: 'string', default: '10' },
-    poll: { type: 'string', default: '2' },
-    timeout: { type: 'string', default: '60' },
-    tools: { type: 'string', default: 'deltacast,lsyncd' },
-    json: { type: 'string' },
-    dir: { type: 'string' },
-    keep: { type: 'boolean', default: false },
-    cli: { type: 'string' },
-    lsyncd: { type: 'string', default: 'lsyncd' },
-    rsync: { type: 'string', default: 'rsync' },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
+const { opts, fail, positive } = benchArgs('compare-watch', USAGE, {
+  files: { type: 'string', default: '2000' },
+  'tree-size': { type: 'string', default: '20M' },
+  destinations: { type: 'string', default: '4' },
+  delay: { type: 'string', default: '1' },
+  landings: { type: 'string', default: '40' },
+  interval: { type: 'string', default: '0.5-1.5' },
+  burst: { type: 'string', default: '200' },
+  idle: { type: 'string', default: '10' },
+  poll: { type: 'string', default: '2' },
+  timeout: { type: 'string', default: '60' },
+  tools: { type: 'string', default: 'deltacast,lsyncd' },
+  json: { type: 'string' },
+  dir: { type: 'string' },
+  keep: { type: 'boolean', default: false },
+  cli: { type: 'string' },
+  lsyncd: { type: 'string', default: 'lsyncd' },
+  rsync: { type: 'string', default: 'rsync' },
 });
-if (opts.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-const fail = (message) => {
-  console.error(`compare-watch: ${message}`);
-  process.exit(2);
-};
 
-const positive = (name) => {
-  const n = Number(opts[name]);
-  if (!Number.isInteger(n) || n < 1) fail(`--${name} must be a positive integer, not ${opts[name]}`);
-  return n;
-};
 const positiveSeconds = (name, text = opts[name]) => {
   const n = Number(text);
   if (!Number.isFinite(n) || n <= 0) fail(`--${name} must be a positive number of seconds, not ${text}`);
