@@ -297,13 +297,11 @@ class Agent {
     if (received !== size) throw new ProtocolError('BAD_MESSAGE', `compare ${id}: ${received} bytes, ${size} announced`, { id, size });
     const listing = decodeListing(Buffer.concat(parts, size));
     if (listing.paths.length !== n) throw new ProtocolError('BAD_MESSAGE', `compare ${id}: listing holds ${listing.paths.length} entries, ${n} announced`, { id, n });
-    const indexOfPath = new Map<string, number>();
-    for (let i = 0; i < n; i++) indexOfPath.set(listing.paths[i], i);
     const bitmap = new Uint8Array(bitmapBytes(n));
     const out = new EntryBatcher(this.session, id);
     await this.walkListing(scope, (path, type, st, linkTarget) => {
       if (type !== 'p') {
-        const i = indexOfPath.get(path);
+        const i = listing.index.get(path);
         if (i === undefined) {
           if (!extraneous) return undefined;
         } else {

@@ -39,6 +39,8 @@ export interface Listing {
   mtimes: Float64Array;
   modes: Uint16Array;
   targets: (string | undefined)[];
+  /** Entry index by path. */
+  index: Map<string, number>;
 }
 
 const TYPE_BYTE: Record<EntryType, number> = { f: 0x66, d: 0x64, l: 0x6c };
@@ -88,6 +90,28 @@ export function encodeListing(entries: readonly SourceEntry[]): Uint8Array {
   const bytes = new Uint8Array(out.buffer, out.byteOffset, at);
   encoded.set(entries, bytes);
   return bytes;
+}
+
+/** Bytes of checked paths turned into strings at once (at least one longest path and its NUL). */
+const PATH_BATCH_BYTES = 256 * 1024;
+
+/**
+ * Whether `length` bytes of `bytes` are a wire path that wirePathComponents accepts: no NUL, no
+ * empty, "." or ".." component (so no leading or trailing "/"). Checked on the bytes, since "/", "."
+ * and NUL are ASCII and never part of a UTF-8 sequence; at most MAX_PATH_BYTES long by the caller.
+ */
+function plainWirePath(bytes: Uint8Array, length: number): boolean {
+  let start = 0;
+  for (let j = 0; j <= length; j++) {
+    const b = j < length ? bytes[j] : 0x2f;
+    if (b === 0) return false;
+    if (b !== 0x2f) continue;
+    const size = j - start;
+    if (size === 0) return false;
+    if (bytes[start] === 0x2e && (size === 1 || (size === 2 && bytes[start + 1] === 0x2e))) return false;
+    start = j + 1;
+  }
+  return true;
 }
 
 function bad(message: string, details: Record<string, unknown> = {}): ProtocolError {
@@ -148,29 +172,58 @@ export function decodeListing(bytes: Uint8Array): Listing {
   const sizes: number[] = new Array(n).fill(0);
   for (let i = 0; i < n; i++) if (types[i] === 'f') sizes[i] = varint('sizes');
   const paths: string[] = new Array(n);
-  const seen = new Set<string>();
+  const index = new Map<string, number>();
   // The previous path's bytes, kept in one buffer that each entry extends from its shared prefix.
   const current = Buffer.allocUnsafe(MAX_PATH_BYTES);
   let currentLength = 0;
-  for (let i = 0; i < n; i++) {
-    const shared = varint('paths');
-    const length = varint('paths');
-    if (shared > currentLength) throw bad(`entry ${i}: shares ${shared} bytes with a path of ${currentLength}`, { entry: i });
-    if (shared + length > MAX_PATH_BYTES) throw bad(`entry ${i}: path longer than ${MAX_PATH_BYTES} bytes`, { entry: i });
-    need(length, 'paths');
-    buf.copy(current, shared, at, at + length);
-    at += length;
-    currentLength = shared + length;
-    const path = current.toString('utf8', 0, currentLength);
-    if (path === '') throw bad(`entry ${i}: the root itself`, { entry: i });
-    try {
-      wirePathComponents(path);
-    } catch (error) {
-      throw bad(`entry ${i}: ${(error as Error).message}`, { entry: i, code: (error as { code?: string }).code });
+  // Checked paths wait in `batch`, each followed by a NUL (which no wire path holds), and become
+  // strings by one toString and a split per batch: a toString per path cost more than all the rest.
+  const batch = Buffer.allocUnsafe(PATH_BATCH_BYTES);
+  let batchLength = 0;
+  let batchFirst = 0;
+  const flush = () => {
+    if (batchLength === 0) return;
+    const text = batch.toString('utf8', 0, batchLength - 1).split('\0');
+    const first = batchFirst;
+    batchFirst += text.length;
+    batchLength = 0;
+    for (let k = 0; k < text.length; k++) {
+      const i = first + k;
+      const path = text[k];
+      if (index.has(path)) throw bad(`entry ${i}: ${JSON.stringify(path)} listed twice`, { entry: i });
+      index.set(path, i);
+      paths[i] = path;
     }
-    if (seen.has(path)) throw bad(`entry ${i}: ${JSON.stringify(path)} listed twice`, { entry: i });
-    seen.add(path);
-    paths[i] = path;
+  };
+  try {
+    for (let i = 0; i < n; i++) {
+      const shared = varint('paths');
+      const length = varint('paths');
+      if (shared > currentLength) throw bad(`entry ${i}: shares ${shared} bytes with a path of ${currentLength}`, { entry: i });
+      if (shared + length > MAX_PATH_BYTES) throw bad(`entry ${i}: path longer than ${MAX_PATH_BYTES} bytes`, { entry: i });
+      need(length, 'paths');
+      buf.copy(current, shared, at, at + length);
+      at += length;
+      currentLength = shared + length;
+      if (currentLength === 0) throw bad(`entry ${i}: the root itself`, { entry: i });
+      if (!plainWirePath(current, currentLength)) {
+        // Refused: wirePathComponents says why.
+        const path = current.toString('utf8', 0, currentLength);
+        try {
+          wirePathComponents(path);
+        } catch (error) {
+          throw bad(`entry ${i}: ${(error as Error).message}`, { entry: i, code: (error as { code?: string }).code });
+        }
+        throw bad(`entry ${i}: malformed path ${JSON.stringify(path)}`, { entry: i });
+      }
+      if (batchLength + currentLength + 1 > batch.length) flush();
+      current.copy(batch, batchLength, 0, currentLength);
+      batchLength += currentLength;
+      batch[batchLength++] = 0;
+    }
+  } finally {
+    // Entries before a failure are checked first (a duplicate among them is reported, as it comes first).
+    flush();
   }
   const targets: (string | undefined)[] = new Array(n).fill(undefined);
   for (let i = 0; i < n; i++) {
@@ -182,7 +235,7 @@ export function decodeListing(bytes: Uint8Array): Listing {
     at += length;
   }
   if (at !== buf.length) throw bad(`${buf.length - at} bytes after the last column`, { trailing: buf.length - at });
-  return { paths, types, sizes, mtimes, modes, targets };
+  return { paths, types, sizes, mtimes, modes, targets, index };
 }
 
 /** Bytes of the bitmap of `n` entries: bit i (byte i >> 3, bit i & 7, least significant first). */

@@ -102,6 +102,29 @@ describe('the compared listing encoding', () => {
     const long = Buffer.concat([edited([entry('a', 'f')], () => {}).subarray(0, 8 + 1 + 2 + 8), Buffer.alloc(9, 0xff)]);
     expect(() => decodeListing(long)).toThrow(/varint/);
   });
+
+  it('checks every component of every path, on paths decoded in batches', () => {
+    const bad = (...paths: string[]) => () => decodeListing(encodeListing(paths.map((p) => entry(p, 'f'))));
+    for (const path of ['a/./b', 'a/.', './a', 'a/..', 'a/../b', 'a/', 'a\0b', '\0']) {
+      expect(bad('ok', path), JSON.stringify(path)).toThrow(ProtocolError);
+    }
+    expect(bad('a', 'a\0b')).toThrow(/NUL/);
+    // Dot names that are not "." or ".." are ordinary paths.
+    const dots = ['.a', 'a/..b', 'a/.../c', 'a/b.', '. ', 'é/.x'];
+    expect(decodeListing(encodeListing(dots.map((p) => entry(p, 'f')))).paths).toEqual(dots);
+    // Far more path bytes than one batch holds, with long shared prefixes and non-ASCII names.
+    const entries = Array.from({ length: 30_000 }, (_, i) => entry(`d${i % 7}/${'ü'.repeat(i % 50)}x/名前-${i}`, 'f'));
+    const listing = decodeListing(encodeListing(entries));
+    expect(listing.paths).toEqual(entries.map((e) => e.path));
+    expect(listing.index.size).toBe(entries.length);
+    for (const i of [0, 1, 12_345, 29_999]) expect(listing.index.get(entries[i].path)).toBe(i);
+  });
+
+  it('reports the first fault of a listing: a duplicate before a malformed path, and the other way round', () => {
+    const decode = (...paths: string[]) => () => decodeListing(encodeListing(paths.map((p) => entry(p, 'f'))));
+    expect(decode('a', 'b', 'a', 'c/../d')).toThrow(/entry 2: "a" listed twice/);
+    expect(decode('a', 'c/../d', 'a')).toThrow(/entry 1: .*leaves the root/);
+  });
 });
 
 describe('quickCheck', () => {
