@@ -5,8 +5,8 @@
  * targets, verifying each file's SHA-256 before renaming it into place. Every path it is sent goes
  * through `resolveInRoot`; every field through the readers in messages.ts.
  */
-import { closeSync, constants, createReadStream, readdirSync, readlinkSync, fchmodSync, fchownSync, futimesSync, lstatSync, openSync, readSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
-import { chmod, chown, lchown, lstat, lutimes, mkdir, readdir, realpath, rename, rm, symlink, unlink, utimes } from 'node:fs/promises';
+import { chmodSync, chownSync, closeSync, constants, createReadStream, lchownSync, lutimesSync, mkdirSync, readdirSync, readlinkSync, utimesSync, fchmodSync, fchownSync, futimesSync, lstatSync, openSync, readSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
+import { lchown, lstat, lutimes, mkdir, realpath, rename, rm, symlink, unlink } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
@@ -565,10 +565,10 @@ class Agent {
       return;
     }
     try {
-      await mkdir(target, { mode: mode | 0o700 });
+      mkdirSync(target, { mode: mode | 0o700 });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const st = await lstat(target);
+      const st = lstatSync(target);
       if (!st.isDirectory()) throw Object.assign(new Error(`${path} exists and is not a directory`), { code: 'EEXIST' });
     }
     await this.session.send({ t: 'ok', id });
@@ -626,16 +626,17 @@ class Agent {
       await this.session.send({ t: 'ok', id });
       return;
     }
-    const st = await lstat(target);
+    // Synchronous, as the put path: a thread-pool round trip per call cost more than the call.
+    const st = lstatSync(target);
     // Never change the attributes of a file an older release shares.
     if (this.inRelease) unshare(target);
     if (st.isSymbolicLink()) {
-      if (this.opts.owner && uid !== undefined && gid !== undefined) await lchown(target, uid, gid);
-      if (mtime !== undefined) await lutimes(target, Date.now() / 1000, mtime / 1000);
+      if (this.opts.owner && uid !== undefined && gid !== undefined) lchownSync(target, uid, gid);
+      if (mtime !== undefined) lutimesSync(target, Date.now() / 1000, mtime / 1000);
     } else {
-      if (mode !== undefined) await chmod(target, mode);
-      if (this.opts.owner && uid !== undefined && gid !== undefined) await chown(target, uid, gid);
-      if (mtime !== undefined) await utimes(target, Date.now() / 1000, mtime / 1000);
+      if (mode !== undefined) chmodSync(target, mode);
+      if (this.opts.owner && uid !== undefined && gid !== undefined) chownSync(target, uid, gid);
+      if (mtime !== undefined) utimesSync(target, Date.now() / 1000, mtime / 1000);
     }
     await this.session.send({ t: 'ok', id });
   }
