@@ -20,6 +20,7 @@ import { defaultCliPath, findExecutable, findGnuTime, formatSize, formatTable, m
 import { benchArgs } from './lib/args.mjs';
 import { findSshd, HOST_ALIAS, startSshd } from './lib/sshd.mjs';
 import { BASE_MTIME, compareSnapshots, editTree, planTree, snapshotTree, writeTree } from './lib/tree-data.mjs';
+import { reportHeader } from './lib/report.mjs';
 
 const USAGE =
   'usage: node compare-fanout.mjs [--files 20000] [--tree-size 200M] [--destinations 8] [--repeat 3] [--parallel N]\n' +
@@ -362,10 +363,7 @@ console.log(`verified: ${verified.join('; ')}`);
 
 if (opts.json) {
   const report = {
-    benchmark: 'compare-fanout',
-    command: ['node', 'compare-fanout.mjs', ...process.argv.slice(2)].join(' '),
-    date: new Date().toISOString(),
-    loadAverage: loadAtStart,
+    ...reportHeader('compare-fanout', loadAtStart),
     node: process.version,
     rsync: rsyncVersion,
     ssh: sshVersion,

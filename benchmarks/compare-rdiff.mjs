@@ -27,6 +27,7 @@ import {
   parseSize,
   runChecked,
 } from './lib/run.mjs';
+import { reportHeader } from './lib/report.mjs';
 
 const { values: opts } = parseArgs({
   options: {
@@ -259,10 +260,7 @@ console.log(`verified: ${verified.join('; ')}`);
 
 if (opts.json) {
   const report = {
-    benchmark: 'compare-rdiff',
-    command: ['node', 'compare-rdiff.mjs', ...process.argv.slice(2)].join(' '),
-    date: new Date().toISOString(),
-    loadAverage: loadAtStart,
+    ...reportHeader('compare-rdiff', loadAtStart),
     node: process.version,
     rdiff: rdiffVersion,
     deltacast: deltacast.kind,

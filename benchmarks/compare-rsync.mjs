@@ -21,6 +21,7 @@ import { defaultCliPath, findExecutable, findGnuTime, formatSize, formatTable, m
 import { benchArgs } from './lib/args.mjs';
 import { findSshd, HOST_ALIAS, startByteCounter, startSshd } from './lib/sshd.mjs';
 import { BASE_MTIME, compareSnapshots, EDITED_MTIME, editTree, planTree, snapshotTree, writeTree } from './lib/tree-data.mjs';
+import { reportHeader } from './lib/report.mjs';
 
 const USAGE =
   'usage: node compare-rsync.mjs [--big-size 1G] [--files 20000] [--tree-size 200M] [--repeat 3] [--json FILE] [--dir DIR] [--keep]\n' +
@@ -309,10 +310,7 @@ console.log(`verified: ${verified.join('; ')}`);
 
 if (opts.json) {
   const report = {
-    benchmark: 'compare-rsync',
-    command: ['node', 'compare-rsync.mjs', ...process.argv.slice(2)].join(' '),
-    date: new Date().toISOString(),
-    loadAverage: loadAtStart,
+    ...reportHeader('compare-rsync', loadAtStart),
     node: process.version,
     rsync: rsyncVersion,
     ssh: sshVersion,

@@ -24,6 +24,7 @@ import { defaultCliPath, findExecutable, formatSize, formatTable, median, parseS
 import { benchArgs } from './lib/args.mjs';
 import { findSshd, HOST_ALIAS, startSshd } from './lib/sshd.mjs';
 import { compareSnapshots, planTree, snapshotTree, writeTree } from './lib/tree-data.mjs';
+import { reportHeader } from './lib/report.mjs';
 
 const USAGE =
   'usage: node compare-watch.mjs [--files 2000] [--tree-size 20M] [--destinations 4] [--delay 1] [--landings 40]\n' +
@@ -589,10 +590,7 @@ console.log(`verified: ${verified.join('; ')}`);
 
 if (opts.json) {
   const report = {
-    benchmark: 'compare-watch',
-    command: ['node', 'compare-watch.mjs', ...process.argv.slice(2)].join(' '),
-    date: new Date().toISOString(),
-    loadAverage: loadAtStart,
+    ...reportHeader('compare-watch', loadAtStart),
     machine,
     node: process.version,
     lsyncd: lsyncdVersion,

@@ -15,6 +15,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultEditCount, generateFiles, hashFile } from './lib/data.mjs';
 import { findDeltacast, findGnuTime, formatSize, formatTable, measure, parseSize } from './lib/run.mjs';
+import { reportHeader } from './lib/report.mjs';
 
 const TARGET_RSS_MB = 150;
 
@@ -112,10 +113,7 @@ console.log(verified ? 'verified: patched output equals the new file' : 'not ver
 
 if (opts.json) {
   const report = {
-    benchmark: 'delta-memory',
-    command: ['node', 'delta-memory.mjs', ...process.argv.slice(2)].join(' '),
-    date: new Date().toISOString(),
-    loadAverage: loadAtStart,
+    ...reportHeader('delta-memory', loadAtStart),
     node: process.version,
     deltacast: deltacast.kind,
     rssMethod: gnuTime ? 'gnu-time' : 'child',
