@@ -12,6 +12,7 @@ import { createDelta, decodeSignature, indexSignature, signature, type DeltaStat
 import {
   buildFilter,
   connectForTransfer,
+  comparesWholeTree,
   contentComparer,
   DestinationRun,
   emptySummary,
@@ -160,7 +161,9 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
     try {
       const connect = async () => {
         const destination = await withRetries(() => openDestination(name, options), options.connectRetries ?? 2);
-        const client = await connectForTransfer(destination.streams, destination.root, options, () => destination.close());
+        // Agents walk their tree at once when the first listing is a compare of the whole tree there.
+        const walk = releaseId === undefined && comparesWholeTree(options);
+        const client = await connectForTransfer(destination.streams, destination.root, options, () => destination.close(), walk);
         return { client, destination };
       };
       const { client, destination } = options.sessions ? await options.sessions.acquire(name, connect) : await connect();

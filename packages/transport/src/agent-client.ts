@@ -48,6 +48,12 @@ export interface HelloOptions {
    * this long: a hung peer must not block the others. Default 60 s; 0 disables.
    */
   idleTimeoutMs?: number;
+  /**
+   * The client will compare its listing of the whole tree (`compare`, no paths) as its first request:
+   * an agent may walk the tree at once and compare against that walk when the listing arrives, so its
+   * walk overlaps the client's scan (docs/protocol.md, Hello). Not for release mode or --checksum.
+   */
+  walk?: boolean;
 }
 
 export interface AgentInfo {
@@ -181,6 +187,7 @@ export class AgentClient {
           owner: options.owner ?? false,
           partial: options.partial ?? false,
           lock: options.lock ?? false,
+          ...(options.walk ? { walk: true } : {}),
         })
         .catch(reject);
     });

@@ -83,6 +83,12 @@ class Agent {
   private baseRoot: string | undefined;
   /** In a release directory files may be hard links shared with older releases. */
   private inRelease = false;
+  /**
+   * The walk begun at hello when the client announced a compare of the whole tree (`walk`): the
+   * first compare uses it, so the walk ran while the client scanned its side. Any other request
+   * drops it (it may change the tree), as does a root that moved (release-enter).
+   */
+  private prewalk: { root: string; entries: Promise<WalkedEntry[]> } | undefined;
 
   constructor(
     streams: ByteStreams,
@@ -141,6 +147,7 @@ class Agent {
     const id = uint(h, 'id');
     const handler = this.handlerFor(h.t);
     if (!handler) throw new ProtocolError('BAD_MESSAGE', `unknown message type "${h.t}"`, { type: h.t });
+    if (h.t !== 'compare') this.prewalk = undefined;
     if (this.active.has(id)) throw new ProtocolError('BAD_MESSAGE', `request id ${id} is already in flight`, { id });
     this.active.add(id);
     // A put's data may all arrive (and its `end` remove it from the routing map) before its
@@ -255,6 +262,15 @@ class Agent {
       version: this.options.version ?? '0',
       uid: process.getuid?.() ?? -1,
     });
+    if (bool(h, 'walk')) {
+      const entries: WalkedEntry[] = [];
+      // Once the reply is out; synchronous but for stale temp files, so requests wait behind it.
+      const walked = new Promise<void>((r) => setImmediate(r))
+        .then(() => this.walkListing(undefined, (path, type, st, linkTarget) => void entries.push({ path, type, st, linkTarget })))
+        .then(() => entries);
+      walked.catch(() => {}); // a failed walk is walked again, and reported, by the compare
+      this.prewalk = { root: this.rootDir, entries: walked };
+    }
   }
 
   private get rootDir(): string {
@@ -299,7 +315,7 @@ class Agent {
     if (listing.paths.length !== n) throw new ProtocolError('BAD_MESSAGE', `compare ${id}: listing holds ${listing.paths.length} entries, ${n} announced`, { id, n });
     const bitmap = new Uint8Array(bitmapBytes(n));
     const out = new EntryBatcher(this.session, id);
-    await this.walkListing(scope, (path, type, st, linkTarget) => {
+    const compareEntry: EmitEntry = (path, type, st, linkTarget) => {
       if (type !== 'p') {
         const i = listing.index.get(path);
         if (i === undefined) {
@@ -313,7 +329,18 @@ class Agent {
         }
       }
       return out.push(wireEntry(path, type, st, linkTarget));
-    });
+    };
+    const prewalk = this.prewalk;
+    this.prewalk = undefined;
+    const walked = scope === undefined && prewalk?.root === this.rootDir ? await prewalk.entries.catch(() => undefined) : undefined;
+    if (walked) {
+      for (const e of walked) {
+        const sent = compareEntry(e.path, e.type, e.st, e.linkTarget);
+        if (sent) await sent;
+      }
+    } else {
+      await this.walkListing(scope, compareEntry);
+    }
     await out.flush();
     await this.session.send({ t: 'compared', id, n: out.count }, bitmap);
   }
@@ -763,6 +790,14 @@ class EntryBatcher {
     this.bytes = 0;
     await this.session.send({ t: 'entries', id: this.id, e });
   }
+}
+
+/** An entry as a walk found it, kept for a later compare. */
+interface WalkedEntry {
+  path: string;
+  type: EntryType | 'p';
+  st: Stats;
+  linkTarget: string | undefined;
 }
 
 /** An entry found by the walk; a promise when the caller must wait (a full batch being sent). */

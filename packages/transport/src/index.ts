@@ -1,4 +1,4 @@
-export { sync, syncTree, sendFile, connectForTransfer, buildFilter, readChunks, contentComparer, type SyncOptions, type SyncTarget, type TransferOptions } from './sync.js';
+export { sync, syncTree, sendFile, connectForTransfer, comparesWholeTree, buildFilter, readChunks, contentComparer, type SyncOptions, type SyncTarget, type TransferOptions } from './sync.js';
 export { DestinationRun, attributesOf, emptySummary, recordFailure, isSessionFailure, type RunOptions } from './destination-run.js';
 export type { SyncEvent, SyncSummary, EventListener } from './events.js';
 export { openDestination, type DestinationOptions, type OpenedDestination, type SshOptions, type HookResult } from './open-destination.js';

@@ -16,6 +16,7 @@ import { DestinationRun, emptySummary, isSessionFailure, recordFailure } from '.
 import { parseFilterFile, PathFilter, type FilterRule } from './filter.js';
 import { planChanges, type Change } from './plan.js';
 import { scanSource, type SourceEntry, type SourceTree } from './tree.js';
+import { listRemote, type RemoteListing } from './listing.js';
 import type { ByteStreams } from './wire.js';
 import { openDestination, type DestinationOptions } from './open-destination.js';
 
@@ -83,12 +84,15 @@ export async function syncTree(
   options: TransferOptions = {},
 ): Promise<SyncSummary> {
   const started = performance.now();
-  const { client, ready } = AgentClient.open(target.streams, helloOptions(target.root, options));
-  const listing = client.list(options.paths);
-  // setImmediate runs after the session's own, which writes the batched hello and list.
+  const { client, ready } = AgentClient.open(target.streams, helloOptions(target.root, options, comparesWholeTree(options)));
+  // --checksum needs the whole listing: asked for at once, it is walked while the source is scanned.
+  // Otherwise the agent compares the source listing once it has it (listRemote; `list` for an agent
+  // without list-compare) and sends back only what differs, not 20,000 entries to decode and plan.
+  const early = options.checksum ? client.list(options.paths).then((entries): RemoteListing => ({ entries })) : undefined;
+  // setImmediate runs after the session's own, which writes the batched hello (and list).
   const scanned = typeof source === 'function' ? new Promise<void>((r) => setImmediate(r)).then(source) : Promise.resolve(source);
   // Awaited below; a failed hello must not leave them unhandled.
-  listing.catch(() => {});
+  early?.catch(() => {});
   scanned.catch(() => {});
   try {
     await ready;
@@ -99,9 +103,10 @@ export async function syncTree(
   let run: DestinationRun | undefined;
   let summary: SyncSummary;
   try {
-    const [tree, remote] = await Promise.all([scanned, listing]);
-    const sameContent = options.checksum ? await contentComparer(tree, remote, client) : undefined;
-    const plan = planChanges(tree, remote, filter, { delete: options.delete ?? false, sameContent });
+    const tree = await scanned;
+    const remote = await (early ?? listRemote(client, tree, { extraneous: options.delete ?? false }));
+    const sameContent = options.checksum ? await contentComparer(tree, remote.entries, client) : undefined;
+    const plan = planChanges(tree, remote.entries, filter, { delete: options.delete ?? false, sameContent, unchanged: remote.unchanged });
     run = new DestinationRun(target.name, client, plan, options);
     run.announce();
     if (!options.dryRun) {
@@ -144,17 +149,24 @@ export async function connectForTransfer(
   root: string,
   options: TransferOptions,
   close: () => void = () => streams.close?.(),
+  walk = false,
 ): Promise<AgentClient> {
   try {
-    return await AgentClient.connect(streams, helloOptions(root, options));
+    return await AgentClient.connect(streams, helloOptions(root, options, walk));
   } catch (error) {
     close();
     throw error;
   }
 }
 
-function helloOptions(root: string, options: TransferOptions) {
-  return { root, owner: options.owner, partial: options.partial, lock: !options.dryRun, idleTimeoutMs: options.idleTimeoutMs };
+/** `walk`: the first request will be a compare of the whole tree (not with --checksum, a scope or a release). */
+function helloOptions(root: string, options: TransferOptions, walk = false) {
+  return { root, owner: options.owner, partial: options.partial, lock: !options.dryRun, idleTimeoutMs: options.idleTimeoutMs, walk };
+}
+
+/** Whether a transfer with these options lists the destination by comparing the whole tree first. */
+export function comparesWholeTree(options: TransferOptions): boolean {
+  return !options.checksum && options.paths === undefined;
 }
 
 /** One file as a native delta against the destination's basis (or nothing); its figures. */

@@ -294,6 +294,52 @@ describe('planning from a compared listing', () => {
   });
 });
 
+describe('the walk an agent begins at hello (walk: true)', () => {
+  it('compares against it: the same decisions as a walk at compare time', async () => {
+    const { src, dst } = await divergingTrees();
+    const filter = new PathFilter([]);
+    const tree = await scanSource(`${src}/`, filter);
+    const plain = await AgentClient.connect(inProcessAgent(), { root: dst, partial: true });
+    const expected = await listRemote(plain, tree, { extraneous: true });
+    await plain.close();
+    const early = await AgentClient.connect(inProcessAgent(), { root: dst, partial: true, walk: true });
+    await new Promise((r) => setTimeout(r, 10)); // the in-process agent's walk has run
+    // Written behind the agent's back after its walk: the compare reports the tree as walked.
+    await writeFile(join(dst, 'after-the-walk.txt'), 'x');
+    const compared = await listRemote(early, tree, { extraneous: true });
+    expect(compared.entries).toEqual(expected.entries);
+    expect([...compared.unchanged!]).toEqual([...expected.unchanged!]);
+    await early.close();
+  });
+
+  it('is dropped by any other request first, which may change the tree', async () => {
+    const { src, dst } = await divergingTrees();
+    const tree = await scanSource(`${src}/`, new PathFilter([]));
+    const client = await AgentClient.connect(inProcessAgent(), { root: dst, partial: true, walk: true });
+    // The in-process agent's walk starts on its next turn of this event loop, and runs through.
+    await new Promise((r) => setTimeout(r, 10));
+    // Made after the early walk: a compare that used it would not see this directory.
+    await client.mkdir('made-later', 0o755);
+    const compared = await listRemote(client, tree, { extraneous: true });
+    expect(compared.entries.map((e) => e.path)).toContain('made-later');
+    await client.close();
+  });
+
+  it('is not used for a scoped compare, and serves only the first compare', async () => {
+    const { src, dst } = await divergingTrees();
+    const client = await AgentClient.connect(inProcessAgent(), { root: dst, partial: true, walk: true });
+    const scoped = await scanSource(`${src}/`, new PathFilter([]), { paths: ['docs'] });
+    const first = await listRemote(client, scoped, { extraneous: true });
+    // Only the scope came back, as without the early walk.
+    expect(first.entries.every((e) => e.path === 'docs' || e.path.startsWith('docs/'))).toBe(true);
+    await writeFile(join(dst, 'written-later.txt'), 'x');
+    const tree = await scanSource(`${src}/`, new PathFilter([]));
+    const second = await listRemote(client, tree, { extraneous: true });
+    expect(second.entries.map((e) => e.path)).toContain('written-later.txt');
+    await client.close();
+  });
+});
+
 /** A hand-written client against a real agent, to send what AgentClient never would. */
 async function rawSession(root: string) {
   const agent = inProcessAgent();
