@@ -266,7 +266,13 @@ class Agent {
       const entries: WalkedEntry[] = [];
       // Once the reply is out; synchronous but for stale temp files, so requests wait behind it.
       const walked = new Promise<void>((r) => setImmediate(r))
-        .then(() => this.walkListing(undefined, (path, type, st, linkTarget) => void entries.push({ path, type, st, linkTarget })))
+        .then(() =>
+          // What a compare reads of an entry, not the Stats (and its four Dates) for 20,000 entries to keep.
+          this.walkListing(undefined, (path, type, st, linkTarget) => {
+            entries.push({ path, type, st: { size: st.size, mtimeMs: st.mtimeMs, mode: st.mode, uid: st.uid, gid: st.gid }, linkTarget });
+            return undefined;
+          }),
+        )
         .then(() => entries);
       walked.catch(() => {}); // a failed walk is walked again, and reported, by the compare
       this.prewalk = { root: this.rootDir, entries: walked };
@@ -796,15 +802,18 @@ class EntryBatcher {
 interface WalkedEntry {
   path: string;
   type: EntryType | 'p';
-  st: Stats;
+  st: EntryStat;
   linkTarget: string | undefined;
 }
 
+/** What a listing sends of an entry's lstat. */
+type EntryStat = Pick<Stats, 'size' | 'mtimeMs' | 'mode' | 'uid' | 'gid'>;
+
 /** An entry found by the walk; a promise when the caller must wait (a full batch being sent). */
-type EmitEntry = (path: string, type: EntryType | 'p', st: Stats, linkTarget: string | undefined) => Promise<void> | undefined;
+type EmitEntry = (path: string, type: EntryType | 'p', st: EntryStat, linkTarget: string | undefined) => Promise<void> | undefined;
 
 /** The wire array of a listing entry (docs/protocol.md, Listing). */
-function wireEntry(path: string, type: EntryType | 'p', st: Stats, linkTarget: string | undefined): unknown[] {
+function wireEntry(path: string, type: EntryType | 'p', st: EntryStat, linkTarget: string | undefined): unknown[] {
   const entry: unknown[] = [path, type, type === 'f' || type === 'p' ? st.size : 0, st.mtimeMs, st.mode & 0o7777, st.uid, st.gid];
   if (type === 'l') entry.push(linkTarget);
   return entry;

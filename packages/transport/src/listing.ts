@@ -52,11 +52,12 @@ export function encodeListing(entries: readonly SourceEntry[]): Uint8Array {
   const cached = encoded.get(entries);
   if (cached) return cached;
   const n = entries.length;
-  const pathBytes = entries.map((e) => Buffer.from(e.path, 'utf8'));
+  // Every path in one conversion, NUL-separated (no wire path holds a NUL): a Buffer per path cost
+  // more than the rest of the encoding.
+  const joined = Buffer.from(entries.map((e) => e.path).join('\0'), 'utf8');
   const targetBytes = entries.filter((e) => e.type === 'l').map((e) => Buffer.from(e.linkTarget ?? '', 'utf8'));
   // Upper bound: fixed columns, 8-byte varints, every path and target whole.
-  let bound = 8 + n * 11 + n * 8;
-  for (const p of pathBytes) bound += 16 + p.length;
+  let bound = 8 + n * 11 + n * 8 + n * 16 + joined.length;
   for (const t of targetBytes) bound += 8 + t.length;
   const out = Buffer.allocUnsafe(bound);
   let at = 0;
@@ -73,15 +74,23 @@ export function encodeListing(entries: readonly SourceEntry[]): Uint8Array {
     out[at++] = v;
   };
   for (const e of entries) if (e.type === 'f') varint(e.size);
-  let previous: Buffer = Buffer.alloc(0);
-  for (const p of pathBytes) {
-    const limit = Math.min(previous.length, p.length);
+  // The previous path is joined[prevStart, prevEnd), this one joined[start, end).
+  let prevStart = 0;
+  let prevEnd = 0;
+  for (let i = 0, start = 0; i < n; i++) {
+    const nul = i === n - 1 ? -1 : joined.indexOf(0, start);
+    const end = nul === -1 ? joined.length : nul;
+    const length = end - start;
+    const limit = Math.min(prevEnd - prevStart, length);
     let shared = 0;
-    while (shared < limit && previous[shared] === p[shared]) shared++;
+    while (shared < limit && joined[prevStart + shared] === joined[start + shared]) shared++;
     varint(shared);
-    varint(p.length - shared);
-    at += p.copy(out, at, shared);
-    previous = p;
+    varint(length - shared);
+    // Front-coded suffixes are short: a loop beats Buffer#copy's per-call set-up.
+    for (let j = start + shared; j < end; j++) out[at++] = joined[j];
+    prevStart = start;
+    prevEnd = end;
+    start = end + 1;
   }
   for (const t of targetBytes) {
     varint(t.length);

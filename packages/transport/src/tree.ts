@@ -6,7 +6,7 @@
  */
 import { lstatSync, readdirSync } from 'node:fs';
 import { lstat, readlink } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, join, normalize } from 'node:path';
 import type { EntryType } from './messages.js';
 import { PathFilter } from './filter.js';
 import { PathError } from './errors.js';
@@ -85,14 +85,15 @@ export async function scanSource(source: string, filter = new PathFilter([]), op
       if (requested && (error as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw error;
     }
-    // Synchronous: a cached lstat costs a few microseconds, a thread-pool round trip far more.
-    const stats = names.map((name) => lstatSync(join(dir, name), { throwIfNoEntry: false }));
+    // `dir` is normalized and a name has no "/": joined without path.join's normalizing pass.
+    const prefix = dir.endsWith('/') ? dir : `${dir}/`;
     for (let i = 0; i < names.length; i++) {
       const name = names[i];
-      const local = join(dir, name);
-      const path = joinWire(wire, name);
-      const s = stats[i];
+      const local = prefix + name;
+      // Synchronous: a cached lstat costs a few microseconds, a thread-pool round trip far more.
+      const s = lstatSync(local, { throwIfNoEntry: false });
       if (!s) continue; // vanished during the scan
+      const path = joinWire(wire, name);
       const type = typeOf(s);
       if (!type) {
         skipped.push({ path, reason: 'not a regular file, directory or symlink' });
@@ -155,12 +156,12 @@ export async function scanSource(source: string, filter = new PathFilter([]), op
       return { base: source, root: undefined, entries, skipped, scope: requested };
     }
     if (trailing) {
-      await walk(source, '');
+      await walk(normalize(source), '');
       return { base: source, root: toEntry('', source, st, 'd'), entries, skipped };
     }
     const top = toEntry(name, source, st, 'd');
     entries.push(top);
-    await walk(source, name);
+    await walk(normalize(source), name);
     return { base: source, root: undefined, entries, skipped };
   }
   const name = basename(source);
