@@ -211,7 +211,8 @@ export function decodeListing(bytes: Uint8Array): Listing {
       if (shared > currentLength) throw bad(`entry ${i}: shares ${shared} bytes with a path of ${currentLength}`, { entry: i });
       if (shared + length > MAX_PATH_BYTES) throw bad(`entry ${i}: path longer than ${MAX_PATH_BYTES} bytes`, { entry: i });
       need(length, 'paths');
-      buf.copy(current, shared, at, at + length);
+      // Byte loops: paths are short, and Buffer#copy's per-call set-up cost more than the copying.
+      for (let j = 0; j < length; j++) current[shared + j] = buf[at + j];
       at += length;
       currentLength = shared + length;
       if (currentLength === 0) throw bad(`entry ${i}: the root itself`, { entry: i });
@@ -226,7 +227,7 @@ export function decodeListing(bytes: Uint8Array): Listing {
         throw bad(`entry ${i}: malformed path ${JSON.stringify(path)}`, { entry: i });
       }
       if (batchLength + currentLength + 1 > batch.length) flush();
-      current.copy(batch, batchLength, 0, currentLength);
+      for (let j = 0; j < currentLength; j++) batch[batchLength + j] = current[j];
       batchLength += currentLength;
       batch[batchLength++] = 0;
     }
