@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { unlinkSync } from 'node:fs';
+import { isMainThread } from 'node:worker_threads';
 import { pendingTempFiles, processIO, stoppable } from './io.js';
 import { main } from './main.js';
 
@@ -28,4 +29,6 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-process.exitCode = await main(process.argv.slice(2), processIO(interrupt.signal));
+// The bundle is also loaded on worker threads that sum a large basis (the transport's
+// file-signature.ts, for an agent run in this process): they run no command.
+if (isMainThread) process.exitCode = await main(process.argv.slice(2), processIO(interrupt.signal));

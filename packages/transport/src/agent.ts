@@ -10,7 +10,8 @@ import { lchown, lstat, lutimes, mkdir, realpath, rename, rm, symlink, unlink } 
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
-import { bufferBasis, createSignature, encodeSignature, patchStream, DeltacastError, type BasisReader } from '@deltacast/core';
+import { bufferBasis, encodeSignature, patchStream, DeltacastError, type BasisReader } from '@deltacast/core';
+import { fileSignature } from './file-signature.js';
 import { ByteBudget, ChunkQueue } from './chunk-queue.js';
 import type { Frame, Header } from './frame.js';
 import { PathError, ProtocolError, TransportError } from './errors.js';
@@ -476,20 +477,9 @@ class Agent {
     const target = await resolveInRoot(this.rootDir, path);
     const basis = this.openBasis(target, path);
     try {
-      const builder = createSignature({
-        format: 'native',
-        seed: seedOf(h),
-        basisLength: basis.size,
-        blockLength: optUint(h, 'block', 1 << 24),
-      });
-      const buffer = new Uint8Array(Math.min(1 << 20, Math.max(1, basis.size)));
-      for (let position = 0; position < basis.size; ) {
-        const bytesRead = readSync(basis.fd, buffer, 0, buffer.length, position);
-        if (bytesRead === 0) break;
-        builder.update(buffer.subarray(0, bytesRead));
-        position += bytesRead;
-      }
-      const bytes = encodeSignature(builder.digest());
+      // A large basis is summed on every core (file-signature.ts): the client waits for this.
+      const sig = await fileSignature(basis.fd, basis.size, { seed: seedOf(h), blockLength: optUint(h, 'block', 1 << 24) });
+      const bytes = encodeSignature(sig);
       for (let at = 0; at < bytes.length; at += DATA_CHUNK) {
         await this.session.send({ t: 'data', id }, bytes.subarray(at, at + DATA_CHUNK));
       }
