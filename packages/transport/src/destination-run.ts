@@ -3,17 +3,20 @@
  * (many): structure first (deletes, then directories parents-first), files by whatever strategy the
  * caller has, then symlinks, attribute-only changes and directory attributes deepest-first. Per-path
  * failures are recorded in the summary and the run goes on; a failure of the session itself
- * (protocol error, closed connection) is thrown.
+ * (protocol error, closed connection) is thrown. --max-delete is applied here, so that sync and
+ * fan-out alike skip the same deletions and report them once per destination (MAX_DELETE).
  */
 import type { AgentClient } from './agent-client.js';
 import { ProtocolError, TransportError } from './errors.js';
 import type { SyncEvent, SyncSummary } from './events.js';
-import { depth, type Change, type Plan } from './plan.js';
+import { depth, limitDeletes, type Change, type Plan } from './plan.js';
 import type { SourceEntry } from './tree.js';
 
 export interface RunOptions {
   owner?: boolean;
   dryRun?: boolean;
+  /** At most this many extraneous entries deleted (see TransferOptions.maxDelete). */
+  maxDelete?: number;
   onEvent?: (event: SyncEvent) => void;
 }
 
@@ -60,6 +63,10 @@ export function recordFailure(
 
 export class DestinationRun {
   readonly summary: SyncSummary;
+  /** The plan's deletes that this run makes: all of them, or those --max-delete leaves. */
+  readonly deletes: Change[];
+  /** Extraneous entries --max-delete leaves in place. */
+  readonly skippedDeletes: number;
   private readonly failedDirs = new Set<string>();
 
   constructor(
@@ -68,8 +75,13 @@ export class DestinationRun {
     readonly plan: Plan,
     private readonly options: RunOptions,
   ) {
+    const max = options.maxDelete;
+    if (max !== undefined && !(Number.isSafeInteger(max) && max >= 0)) {
+      throw new TransportError('INVALID_OPTION', `maxDelete must be a whole number from 0 up, not ${max}`, { maxDelete: max });
+    }
     this.summary = emptySummary(options.dryRun ?? false);
     this.summary.unchanged = plan.unchanged;
+    ({ deletes: this.deletes, skipped: this.skippedDeletes } = limitDeletes(plan.deletes, max));
   }
 
   emit(event: SyncEvent): void {
@@ -101,12 +113,13 @@ export class DestinationRun {
       bytes: plan.files.reduce((n, c) => n + (c.source?.size ?? 0), 0),
       dryRun: this.summary.dryRun,
     });
-    for (const change of [...plan.deletes, ...plan.mkdirs, ...plan.files, ...plan.symlinks, ...plan.attrs]) {
+    for (const change of [...this.deletes, ...plan.mkdirs, ...plan.files, ...plan.symlinks, ...plan.attrs]) {
       this.emit({ type: 'item', destination: this.name, kind: change.kind, path: change.path, linkTarget: change.source?.linkTarget });
     }
     if (!this.summary.dryRun) return;
     const s = this.summary;
-    s.deleted = plan.deletes.length;
+    s.deleted = this.deletes.length;
+    this.reportSkippedDeletes();
     s.directories = plan.mkdirs.length;
     s.created = plan.files.filter((c) => c.kind === 'create').length;
     s.updated = plan.files.filter((c) => c.kind === 'update').length;
@@ -115,10 +128,23 @@ export class DestinationRun {
     s.totalBytes = plan.files.reduce((n, c) => n + (c.source?.size ?? 0), 0);
   }
 
-  /** Deletes, then directories one depth at a time (each depth in parallel). */
+  /**
+   * One MAX_DELETE error for the destination (path '') when --max-delete left extraneous entries:
+   * the run is not ok, though everything else was done.
+   */
+  private reportSkippedDeletes(): void {
+    if (this.skippedDeletes === 0) return;
+    const max = this.options.maxDelete!;
+    const extraneous = this.plan.deletes.filter((c) => c.extraneous).length;
+    const message = `the --max-delete limit stopped deletions: ${this.skippedDeletes} of ${extraneous} extraneous entries skipped (at most ${max} per run)`;
+    recordFailure(this.summary, this.name, '', new TransportError('MAX_DELETE', message, { skipped: this.skippedDeletes, max }), this.options.onEvent);
+  }
+
+  /** Deletes (those --max-delete allows), then directories one depth at a time (each depth in parallel). */
   async prepare(): Promise<void> {
     const { client, plan, summary } = this;
-    await Promise.all(plan.deletes.map((c) => client.remove(c.path).then(() => void summary.deleted++, (e) => this.fail(c.path, e))));
+    await Promise.all(this.deletes.map((c) => client.remove(c.path).then(() => void summary.deleted++, (e) => this.fail(c.path, e))));
+    this.reportSkippedDeletes();
     const byDepth = new Map<number, Change[]>();
     for (const c of plan.mkdirs) {
       const d = depth(c.path);

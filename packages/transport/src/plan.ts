@@ -5,6 +5,8 @@
  * paths are never deleted, as in rsync without --delete-excluded. A scoped tree (`tree.scope`) narrows
  * that further: only paths in the scope (and their subtrees) are deleted; the directories above them
  * are never deleted, not even to replace a non-directory the destination has there.
+ * Extraneous entries are deleted in a fixed order (comparePaths), so that --max-delete (limitDeletes)
+ * picks the same ones whatever order the destination listed them in.
  */
 import type { RemoteEntry } from './agent-client.js';
 import type { PathFilter } from './filter.js';
@@ -21,10 +23,15 @@ export interface Change {
   remote?: RemoteEntry;
   /** A create that can resume from a partial file the destination kept (--partial). */
   resume?: boolean;
+  /** A delete of an entry the source does not have (--delete), not of one whose type changes. */
+  extraneous?: boolean;
 }
 
 export interface Plan {
-  /** Extraneous entries and entries whose type changes, topmost only. */
+  /**
+   * Entries whose type changes (in source order), then extraneous entries, topmost only, in
+   * comparePaths order.
+   */
   deletes: Change[];
   /** Directories to create, parents before children. */
   mkdirs: Change[];
@@ -165,8 +172,10 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
     const inScope = scope
       ? (path: string) => scope.contains(path)
       : (path: string) => scopes.some((s) => s === '' || path.startsWith(`${s}/`));
-    for (const r of remote) {
-      if (sourcePaths.has(r.path) || !inScope(r.path) || filter.excludes(r.path, r.type === 'd')) continue;
+    // In comparePaths order whatever the listing's: a directory comes before its contents.
+    const extraneous = remote.filter((r) => !sourcePaths.has(r.path) && inScope(r.path) && !filter.excludes(r.path, r.type === 'd'));
+    extraneous.sort((a, b) => comparePaths(a.path, b.path));
+    for (const r of extraneous) {
       // Only the topmost extraneous entry: deleting a directory takes its contents.
       let parent = parentOf(r.path);
       let covered = false;
@@ -179,7 +188,7 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
       }
       deleted.add(r.path);
       if (covered) continue;
-      plan.deletes.push({ kind: 'delete', path: r.path, remote: r });
+      plan.deletes.push({ kind: 'delete', path: r.path, remote: r, extraneous: true });
       touchedDirs.add(parentOf(r.path));
     }
   }
@@ -190,6 +199,46 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
   }
   plan.dirAttrs.sort((a, b) => depth(b.path) - depth(a.path));
   return plan;
+}
+
+/**
+ * The order of a depth-first walk with the names in each directory sorted by UTF-16 code units (as
+ * tree.ts and the agent's listing walk): component by component, a directory before what is in it.
+ */
+export function comparePaths(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    // A '/' ends a component: "a/z" comes before "a-b", as "a" does.
+    if (x === 47) return -1;
+    if (y === 47) return 1;
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+/**
+ * --max-delete: the deletes a run makes when at most `max` extraneous entries may go (undefined: no
+ * limit). Each extraneous delete of the plan counts as one (a directory with all it holds is one, as
+ * the plan lists only the topmost), and the first `max` in the plan's order are kept. Deletes of
+ * entries whose type changes are not counted and always kept, as rsync does not count them (delete.c,
+ * DEL_MAKE_ROOM): the entry replacing them could not be made otherwise.
+ */
+export function limitDeletes(deletes: readonly Change[], max: number | undefined): { deletes: Change[]; skipped: number } {
+  if (max === undefined) return { deletes: [...deletes], skipped: 0 };
+  const kept: Change[] = [];
+  let counted = 0;
+  let skipped = 0;
+  for (const change of deletes) {
+    if (!change.extraneous) kept.push(change);
+    else if (counted < max) {
+      kept.push(change);
+      counted++;
+    } else skipped++;
+  }
+  return { deletes: kept, skipped };
 }
 
 export function depth(path: string): number {

@@ -23,6 +23,18 @@ import { openDestination, type DestinationOptions } from './open-destination.js'
 export interface TransferOptions {
   /** Remove destination entries that are not in the source (within the transferred scope). */
   delete?: boolean;
+  /**
+   * With `delete`, rsync's --max-delete: at most this many extraneous entries are deleted per
+   * destination per run (a directory deleted with its contents is one entry; replacing an entry by
+   * one of another type is not counted). Those deleted are the first in the plan's order (a
+   * depth-first walk, names sorted by UTF-16 code units: plan.ts comparePaths); the rest stay, and
+   * everything else is done. Skipping any makes the run not ok, with one error per destination:
+   * code 'MAX_DELETE', path '', its message giving the number skipped. 0: no deletions at all.
+   * A dry run itemizes and counts only the deletions that would happen. With staged commits
+   * (atomic 'tree', all-or-none, releases) that error is a failure to stage everything: the
+   * destination is not committed. Undefined: no limit.
+   */
+  maxDelete?: number;
   /** Compare content (SHA-256) instead of size + mtime. */
   checksum?: boolean;
   /** Filter rules in order; first match wins. */

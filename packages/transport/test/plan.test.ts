@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { RemoteEntry } from '../src/agent-client.js';
 import { PathFilter, type FilterRule } from '../src/filter.js';
-import { depth, planChanges, type Plan, type PlanOptions } from '../src/plan.js';
+import { comparePaths, depth, limitDeletes, planChanges, type Plan, type PlanOptions } from '../src/plan.js';
 import type { SourceEntry, SourceTree } from '../src/tree.js';
 
 const T = 1_700_000_000_000;
@@ -177,5 +177,49 @@ describe('planChanges', () => {
 describe('depth', () => {
   it('counts path components', () => {
     expect([depth(''), depth('a'), depth('a/b'), depth('a/b/c')]).toEqual([0, 1, 2, 3]);
+  });
+});
+
+describe('comparePaths', () => {
+  it('orders as a depth-first walk with sorted names: a directory, what it holds, then the names after it', () => {
+    const paths = ['b', 'a-b', 'a/z', 'a', 'a/b/c', 'A', 'a/b', 'ab', 'a.txt'];
+    // Sorting whole paths by code unit would put "a-b" and "a.txt" ('-' and '.' < '/') before "a/b".
+    expect([...paths].sort(comparePaths)).toEqual(['A', 'a', 'a/b', 'a/b/c', 'a/z', 'a-b', 'a.txt', 'ab', 'b']);
+    expect(comparePaths('x', 'x')).toBe(0);
+  });
+});
+
+describe('limitDeletes (--max-delete)', () => {
+  const tree = contents([src('keep', 'f'), src('turned', 'f')]);
+  const remote = [
+    rem('keep', 'f'),
+    rem('turned', 'd'),
+    rem('turned/in', 'f'),
+    rem('z-old', 'f'),
+    rem('old', 'd'),
+    rem('old/a', 'f'),
+    rem('old/b', 'd'),
+    rem('old/b/c', 'f'),
+    rem('m', 'l'),
+  ];
+
+  it('lists extraneous entries in comparePaths order whatever the listing order, after type changes', () => {
+    const p = plan(tree, remote, { delete: true });
+    expect(kinds(p.deletes)).toEqual(['delete turned', 'delete m', 'delete old', 'delete z-old']);
+    expect(p.deletes.map((c) => c.extraneous ?? false)).toEqual([false, true, true, true]);
+    expect(kinds(plan(tree, [...remote].reverse(), { delete: true }).deletes)).toEqual(kinds(p.deletes));
+  });
+
+  it('keeps the first `max` extraneous deletes (a directory and its contents are one) and every type change', () => {
+    const { deletes } = plan(tree, remote, { delete: true });
+    expect(limitDeletes(deletes, undefined)).toEqual({ deletes, skipped: 0 });
+    const at = (max: number) => {
+      const limited = limitDeletes(deletes, max);
+      return [kinds(limited.deletes), limited.skipped];
+    };
+    expect(at(0)).toEqual([['delete turned'], 3]);
+    expect(at(2)).toEqual([['delete turned', 'delete m', 'delete old'], 1]);
+    expect(at(3)).toEqual([kinds(deletes), 0]);
+    expect(at(100)).toEqual([kinds(deletes), 0]);
   });
 });
