@@ -213,3 +213,91 @@ describe('-v itemize output', () => {
     expect(lines[0]).toMatch(/^>f\+ new.+line$/);
   });
 });
+
+describe('--max-delete', () => {
+  const limitMessage = (skipped: number, of: number, max: number) =>
+    `MAX_DELETE: the --max-delete limit stopped deletions: ${skipped} of ${of} extraneous entries skipped (at most ${max} per run)`;
+
+  /** A source with a new file for a destination that holds three extraneous files. */
+  async function overLimit(): Promise<{ src: string; dest: string }> {
+    const src = fresh('src');
+    const dest = fresh('dest');
+    await writeTree(src, { 'keep.txt': 'keep', 'new.txt': 'new' });
+    await writeTree(dest, { 'keep.txt': 'keep', 'e1.txt': '1', 'e2.txt': '2', 'e3.txt': '3' });
+    return { src, dest };
+  }
+
+  it('exits 25 with the MAX_DELETE message when the limit stops deletions, having sent the files and deleted up to the limit', async () => {
+    const { src, dest } = await overLimit();
+    const run = sync('--delete', '--max-delete', '2', '-v', `${src}/`, dest);
+    expect(run.status).toBe(25);
+    expect(run.stderr).toBe(`deltacast: sync: ${dest}: ${limitMessage(1, 3, 2)}\n`);
+    const out = run.stdout.toString();
+    expect(out).toContain('*deleting e1.txt\n*deleting e2.txt\n');
+    expect(out).not.toContain('e3.txt');
+    expect(out).toMatch(/1 created, 0 updated, 2 deleted, .*; 1 failed\n$/);
+    expect(await paths(dest)).toEqual(['e3.txt', 'keep.txt', 'new.txt']);
+  });
+
+  it('--json: the MAX_DELETE error event (path "") and a summary that is not ok', async () => {
+    const { src, dest } = await overLimit();
+    const run = sync('--json', '--delete', '--max-delete', '0', `${src}/`, dest);
+    expect(run.status).toBe(25);
+    const events = parseNdjson(run.stdout) as unknown as SyncEvent[];
+    expect(events.filter((e) => e.type === 'error')).toEqual([
+      { type: 'error', destination: dest, path: '', code: 'MAX_DELETE', message: limitMessage(3, 3, 0).slice('MAX_DELETE: '.length) },
+    ]);
+    expect(summaryOf(run)).toMatchObject({ ok: false, deleted: 0, created: 1 });
+    expect(await paths(dest)).toEqual(['e1.txt', 'e2.txt', 'e3.txt', 'keep.txt', 'new.txt']);
+  });
+
+  it('-n: itemizes only the deletions that would happen, exits 25, changes nothing', async () => {
+    const { src, dest } = await overLimit();
+    const run = sync('-n', '--delete', '--max-delete', '1', `${src}/`, dest);
+    expect(run.status).toBe(25);
+    expect(run.stdout.toString()).toContain('*deleting e1.txt\n');
+    expect(run.stdout.toString()).not.toMatch(/e[23]\.txt/);
+    expect(run.stderr).toContain(limitMessage(2, 3, 1));
+    expect(await paths(dest)).toEqual(['e1.txt', 'e2.txt', 'e3.txt', 'keep.txt']);
+  });
+
+  it('exits 0 when the limit is not reached', async () => {
+    const { src, dest } = await overLimit();
+    expect(sync('--delete', '--max-delete', '3', `${src}/`, dest).status).toBe(0);
+    expect(await paths(dest)).toEqual(['keep.txt', 'new.txt']);
+  });
+
+  it('with several destinations: 25 when the limit is all that failed, 23 when something else failed too', async () => {
+    const { src, dest } = await overLimit();
+    const other = fresh('dest');
+    await writeTree(other, { 'e1.txt': '1' });
+    const run = sync('--delete', '--max-delete', '2', `${src}/`, dest, other);
+    expect(run.status).toBe(25);
+    expect(run.stderr).toBe(`deltacast: sync: ${dest}: ${limitMessage(1, 3, 2)}\n`);
+    expect(await paths(other)).toEqual(['keep.txt', 'new.txt']);
+
+    // A destination below a regular file cannot be opened: a failure worse than the limit.
+    const again = await overLimit();
+    const blocked = join(again.dest, 'keep.txt', 'below');
+    const worse = sync('--delete', '--max-delete', '2', `${again.src}/`, again.dest, blocked);
+    expect(worse.status).toBe(23);
+    expect(worse.stderr).toContain(limitMessage(1, 3, 2));
+    expect(worse.stderr).toContain('ENOTDIR');
+  });
+
+  it('rejects a negative or non-integer limit as a usage error', async () => {
+    const { src, dest } = await overLimit();
+    for (const bad of ['-1', '1.5', 'all']) {
+      const run = sync('--delete', '--max-delete', bad, `${src}/`, dest);
+      expect(run.status).toBe(2);
+      expect(run.stderr).toMatch(/--max-delete <num>' argument .* is invalid/);
+    }
+    expect(await paths(dest)).toEqual(['e1.txt', 'e2.txt', 'e3.txt', 'keep.txt']);
+  });
+
+  it('is listed in the help with exit code 25', () => {
+    const help = sync('--help').stdout.toString();
+    expect(help).toContain('--max-delete <num>');
+    expect(help).toMatch(/\n {2}25 {3}the --max-delete limit stopped deletions/);
+  });
+});

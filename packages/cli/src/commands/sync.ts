@@ -12,17 +12,25 @@ import { fanout, type FanoutEvent } from '@deltacast/fanout';
 import { formatBytes } from '../options.js';
 import { addTransferOptions, checkTransferFlags, fanoutOptions, transferOptions, type TransferFlags } from './transfer-options.js';
 
-/** rsync's code for a partial transfer (some files failed); 255 as ssh uses for connection failures. */
+/**
+ * rsync's codes for a partial transfer (some files failed) and for deletions --max-delete stopped;
+ * 255 as ssh uses for connection failures.
+ */
 export const EXIT_PARTIAL = 23;
+export const EXIT_MAX_DELETE = 25;
 export const EXIT_CONNECT = 255;
 
 export const SYNC_EXIT_CODES_HELP = `
 Exit codes of sync:
   0    every change was made (on every destination)
   23   partial transfer: some paths, or some destinations, failed (each is reported); the rest arrived
+  25   the --max-delete limit stopped deletions (MAX_DELETE, on each destination concerned) and
+       nothing else failed; everything else was done (with --atomic tree, --all-or-none or --release,
+       a destination over the limit is left as it was)
   255  could not connect, authenticate, verify the host key or start the agent (with several
        destinations: none could be reached)
   1    other failure; 2 usage error
+Precedence: 2, 1, 255, 23, then 25 (as in rsync, any other failure outranks the --max-delete limit).
 
 Source: "dir/" sends the contents of dir, "dir" sends dir itself (as rsync).
 Destination: a local path, host:path, user@host:path or ssh://user@host:port/path.`;
@@ -77,7 +85,17 @@ async function runFanout(io: MainIO, source: string, destinations: string[], rul
   }
   if (result.ok) return 0;
   const unreachable = result.destinations.every((d) => d.summary.errors.some((e) => e.path === '' && CONNECT_CODES.has(e.code)));
-  return unreachable ? EXIT_CONNECT : EXIT_PARTIAL;
+  return unreachable ? EXIT_CONNECT : failureExit(result.destinations.map((d) => d.summary));
+}
+
+/**
+ * 25 when the only failures are deletions the --max-delete limit stopped (and the all-or-none
+ * commits they called off elsewhere, ABORTED), else 23.
+ */
+function failureExit(summaries: SyncSummary[]): number {
+  const errors = summaries.flatMap((s) => s.errors);
+  const limited = errors.some((e) => e.code === 'MAX_DELETE');
+  return limited && errors.every((e) => e.code === 'MAX_DELETE' || e.code === 'ABORTED') ? EXIT_MAX_DELETE : EXIT_PARTIAL;
 }
 
 const CONNECT_CODES = new Set(['CONNECT', 'AUTH', 'HOST_KEY_UNKNOWN', 'HOST_KEY_MISMATCH', 'NO_REMOTE_NODE', 'CONFIG']);
@@ -120,7 +138,7 @@ export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Co
       throw error;
     }
     output.finish(summary);
-    if (!summary.ok) setExitCode(EXIT_PARTIAL);
+    if (!summary.ok) setExitCode(failureExit([summary]));
   });
 }
 

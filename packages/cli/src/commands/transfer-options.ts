@@ -43,6 +43,7 @@ export interface TransferFlags extends SshFlags {
   afterCommit?: string;
   release?: boolean;
   keep?: number;
+  maxDelete?: number;
 }
 
 /** Filters, comparison, ssh and concurrency options; filter rules are collected into `rules` in order. */
@@ -63,6 +64,11 @@ export function addTransferOptions(command: Command, rules: FilterRule[]): Comma
       rules.push(...parseFilterFile(readFileSync(file, 'utf8')));
       return rules;
     })
+    .addOption(
+      new Option('--max-delete <num>', 'with deletions on: delete at most NUM extraneous entries per destination per run (0: none); the rest are skipped and reported (exit 25)').argParser(
+        integer(0, Number.MAX_SAFE_INTEGER),
+      ),
+    )
     .option('--json', 'write NDJSON events to stdout instead of text', false);
   return addSshOptions(command)
     .addOption(new Option('--concurrency <n>', 'files in flight at once').argParser(integer(1, 256)).default(8))
@@ -95,6 +101,7 @@ export function transferOptions(rules: FilterRule[], opts: TransferFlags) {
     partial: opts.partial,
     filters: rules,
     concurrency: opts.concurrency,
+    maxDelete: opts.maxDelete,
     ssh: sshOptions(opts),
   };
 }
