@@ -27,6 +27,9 @@ Runs until interrupted (SIGINT or SIGTERM), then finishes the batch in progress 
 Each batch is a fan-out (see sync): one delta per distinct basis, the same commit modes.
 A destination that fails is retried with backoff (1 s doubling to 60 s) and, when it is back,
 caught up with one full sync of the current state.
+With --max-delete NUM, each batch and each catch-up deletes at most NUM extraneous entries per
+destination; one whose deletions the limit stopped goes down (MAX_DELETE) like any failed
+destination, and each of its catch-ups deletes up to NUM more.
 
 Source: a directory; "dir/" replicates its contents, "dir" the directory itself (as rsync).`;
 
