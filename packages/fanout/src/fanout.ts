@@ -8,6 +8,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { fstatSync, openSync, closeSync } from 'node:fs';
+import { lstat } from 'node:fs/promises';
 import { createDelta, decodeSignature, indexSignature, signature, type DeltaStats, type SignatureIndex } from '@deltacast/core';
 import {
   buildFilter,
@@ -147,7 +148,12 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
   const emit = (event: FanoutEvent) => options.onEvent?.(event);
   const parallel = Math.max(1, options.parallel ?? DEFAULT_PARALLEL);
   const filter = await buildFilter(options);
-  const tree = await scanSource(options.source, filter, { paths: options.paths });
+  await lstat(options.source); // a missing source is reported before connecting anywhere
+  // Scanned while the destinations connect (the scan yields to the event loop now and then), so the
+  // remote shells and agents start during it; each destination waits for it before its listing. A
+  // scan that fails ends the run with its error once the sessions opened meanwhile are let go.
+  const scanned = scanSource(options.source, filter, { paths: options.paths });
+  scanned.catch(() => {});
   const results = new Map<string, SyncSummary>(options.destinations.map((d) => [d, emptySummary(options.dryRun ?? false)]));
 
   // Connect, list and plan every destination; a failure here only removes that destination.
@@ -167,6 +173,15 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
         return { client, destination };
       };
       const { client, destination } = options.sessions ? await options.sessions.acquire(name, connect) : await connect();
+      const tree = await scanned.catch(() => undefined);
+      if (!tree) {
+        // A kept session stays in its pool, untouched; another is ended (its lock released).
+        if (!options.sessions) {
+          await client.close();
+          destination.close();
+        }
+        return;
+      }
       if (releaseId !== undefined && !options.dryRun) {
         await client.releasePrepare(releaseId);
         await client.releaseEnter(releaseId);
@@ -186,6 +201,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
     }
   });
 
+  const tree = await scanned;
   let files = 0;
   let deltasComputed = 0;
   let destinationFiles = 0;

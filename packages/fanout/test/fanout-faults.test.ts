@@ -26,6 +26,7 @@ import {
 } from './helpers.js';
 import { hostEntry, startAgentServer, writeSshConfig, type AgentServer } from './ssh-servers.js';
 import { FrameSession, PROTOCOL_VERSION } from '@deltacast/transport';
+import { fanout } from '../src/fanout.js';
 import { startSsh2Server } from '../../transport/test/helpers/ssh2-server.js';
 
 const MiB = 1024 * 1024;
@@ -426,5 +427,31 @@ describe('one destination that hangs', () => {
     expect(error).toMatchObject({ path: '', code: 'CONNECT' });
     expect(error.message).toMatch(/did not finish on the remote within 1 s/);
     await expectAllIdentical(src, [healthy]);
+  });
+});
+
+describe('a source scan that fails after the destinations connected', () => {
+  it('rejects with the scan’s error, leaving no lock, stage or temporary file behind', async () => {
+    const src = join(tempDir(), 'site');
+    await writeTree(src, { 'a.txt': file('a\n') });
+    const dests = [join(tempDir(), 'd1'), join(tempDir(), 'd2')];
+    // "site" without a slash sends the directory itself: a scope path outside it fails the scan,
+    // which now runs while the destinations connect (and lock).
+    const error = await fanout({ source: src, destinations: dests, paths: ['elsewhere/x'], localAgent: 'child' }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'PATH_INVALID' });
+    for (const d of dests) {
+      // The agents' hellos made the roots; nothing else is there, the lock released.
+      expect(readdirSync(d)).toEqual([]);
+    }
+    // The next run takes the locks at once.
+    const { result } = await runFanout({ source: `${src}/`, destinations: dests, localAgent: 'child' });
+    expect(result.ok).toBe(true);
+  });
+
+  it('reports a missing source before connecting anywhere', async () => {
+    const dest = join(tempDir(), 'never-made');
+    const error = await fanout({ source: join(tempDir(), 'missing'), destinations: [dest] }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'ENOENT' });
+    expect(existsSync(dest)).toBe(false);
   });
 });

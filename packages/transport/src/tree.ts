@@ -27,6 +27,9 @@ export interface SourceEntry {
   linkTarget?: string;
 }
 
+/** Entries scanned between two turns of the event loop. */
+const YIELD_EVERY = 1024;
+
 export interface SourceTree {
   /** The local directory whose contents map to the destination root. */
   base: string;
@@ -76,7 +79,15 @@ export async function scanSource(source: string, filter = new PathFilter([]), op
   const typeOf = (s: Awaited<ReturnType<typeof lstat>>): EntryType | undefined =>
     s.isDirectory() ? 'd' : s.isSymbolicLink() ? 'l' : s.isFile() ? 'f' : undefined;
 
+  let sinceYield = 0;
   const walk = async (dir: string, wire: string): Promise<void> => {
+    // A turn of the event loop now and then: connections being set up meanwhile (a fan-out connects
+    // while it scans) go on. Every 1024 entries: a few hundred microseconds of scan.
+    sinceYield += 1;
+    if (sinceYield >= YIELD_EVERY) {
+      sinceYield = 0;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
     let names: string[];
     try {
       names = readdirSync(dir).sort();
@@ -100,6 +111,7 @@ export async function scanSource(source: string, filter = new PathFilter([]), op
         continue;
       }
       if (filter.excludes(path, type === 'd')) continue;
+      sinceYield += 1;
       const entry = toEntry(path, local, s, type);
       if (type === 'l') entry.linkTarget = await readlink(local);
       entries.push(entry);
