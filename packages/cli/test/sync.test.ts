@@ -285,6 +285,18 @@ describe('--max-delete', () => {
     expect(worse.stderr).toContain('ENOTDIR');
   });
 
+  it('--all-or-none: a destination over the limit keeps every destination as it was, exit 25', async () => {
+    const { src, dest } = await overLimit();
+    const other = fresh('dest');
+    await writeTree(other, { 'keep.txt': 'keep' });
+    const run = sync('--delete', '--max-delete', '2', '--all-or-none', `${src}/`, dest, other);
+    expect(run.status).toBe(25);
+    expect(run.stderr).toContain(`${dest}: ${limitMessage(1, 3, 2)}`);
+    expect(run.stderr).toContain(`${other}: ABORTED`);
+    expect(await paths(dest)).toEqual(['e1.txt', 'e2.txt', 'e3.txt', 'keep.txt']);
+    expect(await paths(other)).toEqual(['keep.txt']);
+  });
+
   it('rejects a negative or non-integer limit as a usage error', async () => {
     const { src, dest } = await overLimit();
     for (const bad of ['-1', '1.5', 'all']) {

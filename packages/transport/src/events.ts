@@ -17,6 +17,10 @@ export type SyncEvent =
       matchedBytes: number;
       sentBytes: number;
     }
+  /**
+   * A path that failed, or with path '' the destination as a whole: one it could not reach, a lost
+   * session, or 'MAX_DELETE' (the --max-delete limit left extraneous entries; the message says how many).
+   */
   | { type: 'error'; destination: string; path: string; code: string; message: string }
   | { type: 'summary'; destination: string; result: SyncSummary };
 
