@@ -55,6 +55,12 @@ export type WatchEvent =
   | { type: 'rescan'; reason: string; degraded: boolean }
   | { type: 'destination-down'; destination: string; code: string; message: string; retryInMs: number }
   | { type: 'destination-up'; destination: string }
+  /**
+   * The --max-delete limit stopped deletions at a destination that took the rest of the run: it stays
+   * up and is not caught up (a catch-up would delete up to the limit again); later runs that cover
+   * the skipped entries meet the limit again.
+   */
+  | { type: 'deletions-held'; destination: string; message: string }
   | { type: 'watch-error'; code: string; message: string; retryInMs: number };
 
 export interface WatchStatus {
@@ -337,20 +343,17 @@ class Replicator {
     const aborted: string[] = [];
     for (const d of result.destinations) {
       if (d.ok) {
-        if (this.tracker.status().find((s) => s.destination === d.destination)?.state === 'catching-up') {
-          const missed = this.tracker.up(d.destination, now);
-          this.emit({ type: 'destination-up', destination: d.destination });
-          if (missed === 'all') this.requestRescan();
-          else if (missed.size > 0) {
-            for (const wire of missed) this.pending.set(wire, now);
-            this.firstPendingAt ??= now;
-          }
-        } else {
-          this.tracker.synced(d.destination, now);
-        }
+        this.arrived(d.destination, now);
         continue;
       }
       const catchingUp = this.tracker.status().find((x) => x.destination === d.destination)?.state === 'catching-up';
+      if (d.committed === undefined && onlyMaxDelete(d)) {
+        // Everything else arrived (file by file): the limit is the one failure, and retrying would
+        // only delete up to the limit again, run after run. Reported, and left to the next runs.
+        this.arrived(d.destination, now);
+        this.emit({ type: 'deletions-held', destination: d.destination, message: d.summary.errors[0].message });
+        continue;
+      }
       if (onlyAborted(d)) {
         // Fine, but not committed because another destination failed (all-or-none): redone at once
         // without the one that went down.
@@ -363,6 +366,21 @@ class Replicator {
       this.emit({ type: 'destination-down', destination: d.destination, code: error.code, message: error.message, retryInMs });
     }
     return aborted;
+  }
+
+  /** A run reached `name`: a catch-up brings it back up (with the paths that changed meanwhile queued). */
+  private arrived(name: string, now: number): void {
+    if (this.tracker.status().find((s) => s.destination === name)?.state !== 'catching-up') {
+      this.tracker.synced(name, now);
+      return;
+    }
+    const missed = this.tracker.up(name, now);
+    this.emit({ type: 'destination-up', destination: name });
+    if (missed === 'all') this.requestRescan();
+    else if (missed.size > 0) {
+      for (const wire of missed) this.pending.set(wire, now);
+      this.firstPendingAt ??= now;
+    }
   }
 
   /** One fan-out; undefined when it could not run at all (then retried after a backoff). */
@@ -462,6 +480,11 @@ class Replicator {
     this.idleWaiters = [];
     for (const resolve of waiters) resolve();
   }
+}
+
+/** True when a destination's only failure is that the --max-delete limit stopped deletions. */
+function onlyMaxDelete(d: DestinationResult): boolean {
+  return d.summary.errors.length > 0 && d.summary.errors.every((e) => e.code === 'MAX_DELETE');
 }
 
 /** True when a destination's only failure is that another destination failed (all-or-none). */

@@ -28,8 +28,8 @@ Each batch is a fan-out (see sync): one delta per distinct basis, the same commi
 A destination that fails is retried with backoff (1 s doubling to 60 s) and, when it is back,
 caught up with one full sync of the current state.
 With --max-delete NUM, each batch and each catch-up deletes at most NUM extraneous entries per
-destination; one whose deletions the limit stopped goes down (MAX_DELETE) like any failed
-destination, and each of its catch-ups deletes up to NUM more.
+destination; one whose deletions the limit stopped (MAX_DELETE) but that took the rest stays up and
+is reported, not caught up again: the skipped entries wait for a later run that covers them.
 
 Source: a directory; "dir/" replicates its contents, "dir" the directory itself (as rsync).`;
 
@@ -126,6 +126,9 @@ function describe(event: WatchEvent, verbose: boolean, log: (line: string) => vo
       break;
     case 'destination-up':
       log(`${stamp()} ${printable(event.destination)}: up to date`);
+      break;
+    case 'deletions-held':
+      log(`${stamp()} ${printable(event.destination)}: ${event.message}`);
       break;
     case 'rescan':
       log(`${stamp()} rescan: ${event.reason}${event.degraded ? ' (some directories are not watched: rescanning periodically)' : ''}`);
