@@ -210,7 +210,7 @@ if (cases.has('tree')) {
       prepare: (d) => rmSync(d, { recursive: true, force: true }),
       expected: expectedA,
       check: transferred(plan.files.length),
-      target: null,
+      target: { time: 1.0, bytes: null },
     },
     {
       name: 'tree no change',
