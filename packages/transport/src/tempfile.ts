@@ -14,13 +14,18 @@ const TEMP_PATTERN = /^\.(.+)\.dctmp(x?)-([0-9a-z]+)-[0-9a-f]{8}$/;
 const PARTIAL_SUFFIX = '.dcpartial';
 
 export function tempPathFor(target: string): string {
-  const suffix = `-${process.pid.toString(36)}-${randomBytes(4).toString('hex')}`;
+  // A random start, then the next number for each name: a random draw per file cost more than the
+  // rest of the name (O_EXCL refuses a name that exists all the same).
+  tempCounter = (tempCounter + 1) >>> 0;
+  const suffix = `-${process.pid.toString(36)}-${tempCounter.toString(16).padStart(8, '0')}`;
   let name = basename(target);
   const room = NAME_MAX - Buffer.byteLength(`..dctmpx${suffix}`);
   if (Buffer.byteLength(name) <= room) return join(dirname(target), `.${name}.dctmp${suffix}`);
   while (Buffer.byteLength(name) > room) name = name.slice(0, -1);
   return join(dirname(target), `.${name}.dctmpx${suffix}`);
 }
+
+let tempCounter = randomBytes(4).readUInt32BE(0);
 
 /** Where an interrupted new file is kept with --partial; undefined when the name would be too long. */
 export function partialPathFor(target: string): string | undefined {
