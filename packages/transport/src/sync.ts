@@ -17,6 +17,7 @@ import { parseFilterFile, PathFilter, type FilterRule } from './filter.js';
 import { planChanges, type Change } from './plan.js';
 import { scanSource, type SourceEntry, type SourceTree } from './tree.js';
 import { listRemote, type RemoteListing } from './listing.js';
+import { InFlightBytes } from './in-flight.js';
 import type { ByteStreams } from './wire.js';
 import { openDestination, type DestinationOptions } from './open-destination.js';
 
@@ -49,7 +50,11 @@ export interface TransferOptions {
   owner?: boolean;
   /** Keep interrupted transfers of new files as a basis for the next run. */
   partial?: boolean;
-  /** Files in flight at once. */
+  /**
+   * Files in flight at once (default 32), and together at most IN_FLIGHT_BYTES of them but for a
+   * single larger one: many small files need a deep pipeline (each is a request and its reply), a
+   * few large ones do not, and each holds its delta state meanwhile.
+   */
   concurrency?: number;
   /**
    * A destination whose agent sends nothing for this long while a request waits is given up (TIMEOUT),
@@ -73,7 +78,9 @@ export interface SyncTarget {
   root: string;
 }
 
-const DEFAULT_CONCURRENCY = 8;
+const DEFAULT_CONCURRENCY = 32;
+/** Bytes of files in flight at once (a larger file goes alone). */
+const IN_FLIGHT_BYTES = 64 * 1024 * 1024;
 const READ_CHUNK = 256 * 1024;
 /** New files are deltas against nothing: every byte literal. One index serves them all. */
 const EMPTY_INDEX: SignatureIndex = indexSignature(signature(new Uint8Array(0), { format: 'native', seed: 0n }));
@@ -126,14 +133,18 @@ export async function syncTree(
       const seed = randomBytes(8).readBigUInt64BE();
       const queue = run.files();
       const workers = Math.max(1, Math.min(options.concurrency ?? DEFAULT_CONCURRENCY, queue.length));
+      const bytes = new InFlightBytes(IN_FLIGHT_BYTES);
       let next = 0;
       await Promise.all(
         Array.from({ length: workers }, async () => {
           while (next < queue.length) {
             const change = queue[next++];
+            const size = change.source?.size ?? 0;
+            await bytes.acquire(size);
             await sendFile(change, client, seed, options)
               .then((stats) => run!.fileDone(change, stats))
-              .catch((e) => run!.fail(change.path, e));
+              .catch((e) => run!.fail(change.path, e))
+              .finally(() => bytes.release(size));
           }
         }),
       );
