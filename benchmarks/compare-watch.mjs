@@ -25,6 +25,7 @@ import { benchArgs } from './lib/args.mjs';
 import { findSshd, HOST_ALIAS, startSshd } from './lib/sshd.mjs';
 import { compareSnapshots, planTree, snapshotTree, writeTree } from './lib/tree-data.mjs';
 import { reportHeader } from './lib/report.mjs';
+import { watchTable } from './lib/watch-table.mjs';
 
 const USAGE =
   'usage: node compare-watch.mjs [--files 2000] [--tree-size 20M] [--destinations 4] [--delay 1] [--landings 40]\n' +
@@ -553,29 +554,9 @@ const ratios =
       }
     : null;
 
-const s3 = (ms) => (ms / 1000).toFixed(3);
-const ratioText = (x) => (x === null || x === undefined ? '-' : `${x.toFixed(2)}x`);
 console.log('');
-console.log(
-  formatTable(
-    ['tool', 'latency median s', 'p95 s', 'max s', 'first dest median s', `burst ${burstCount} s`, 'active CPU s', 'idle CPU ms/min', 'idle ticks ms/min', 'server idle CPU ms/min'],
-    [
-      ...results.map((r) => [
-        r.tool,
-        s3(r.latency.medianMs),
-        s3(r.latency.p95Ms),
-        s3(r.latency.maxMs),
-        s3(r.firstArrival.medianMs),
-        r.burst ? s3(r.burst.allLiveMs) : '-',
-        (r.active.cpuMs / 1000).toFixed(2),
-        r.idle.runtimeMsPerMinute.toFixed(2),
-        r.idle.cpuMsPerMinute.toFixed(0),
-        r.idle.serverRuntimeMsPerMinute.toFixed(2),
-      ]),
-      ...(ratios ? [['deltacast / lsyncd', ratioText(ratios.latencyMedian), ratioText(ratios.latencyP95), '', '', ratioText(ratios.burst), '', ratioText(ratios.idleCpu), '', '']] : []),
-    ],
-  ),
-);
+const table = watchTable(results, ratios, burstCount);
+console.log(formatTable(table.header, table.rows));
 console.log('');
 console.log(`latency = from the rename into the source to the file whole on the last of the ${D} destinations (polled every ${pollMs} ms), over ${landingCount} files; delay ${delaySeconds} s for both.`);
 console.log('CPU = user + system time of the watcher process and its children (lsyncd: the rsync and ssh it starts), from /proc; active = the landings and the burst.');

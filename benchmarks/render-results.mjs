@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { formatMarkdownTable, formatSize, repoRoot } from './lib/run.mjs';
+import { watchTable } from './lib/watch-table.mjs';
 
 const { values: opts, positionals } = parseArgs({
   options: { title: { type: 'string', default: 'Results' } },
@@ -142,35 +143,13 @@ for (const report of reports) {
       `Verified: ${report.verified.join('; ')}.`,
     );
   } else if (report.benchmark === 'compare-watch') {
-    const seconds = (ms) => (ms / 1000).toFixed(3);
-    const ratio = (x) => (x === null || x === undefined ? '' : `${x.toFixed(2)}x`);
     lines.push(
       `Tree of ${report.files} files, ${formatSize(report.treeSize)}, to ${report.destinations} destinations on one sshd; delay ${report.delaySeconds} s; ${report.landings} files of ${formatSize(report.landSize.min)}-${formatSize(report.landSize.max)} landed ${report.intervalSeconds.min}-${report.intervalSeconds.max} s apart, then a burst of ${report.burst}; ${report.idleSeconds} s idle; destinations polled every ${report.pollMs} ms. ` +
         `lsyncd ${report.lsyncd ?? 'not run'}; ${report.rsync}; ${report.ssh}; remote agent: ${report.remoteCommand}.`,
       '',
     );
-    lines.push(
-      formatMarkdownTable(
-        ['tool', 'latency median s', 'p95 s', 'max s', 'first destination median s', `burst of ${report.burst} s`, 'active CPU s', 'idle CPU ms/min', 'idle ticks ms/min', 'server idle CPU ms/min'],
-        [
-          ...report.tools.map((t) => [
-            t.tool,
-            seconds(t.latency.medianMs),
-            seconds(t.latency.p95Ms),
-            seconds(t.latency.maxMs),
-            seconds(t.firstArrival.medianMs),
-            t.burst ? seconds(t.burst.allLiveMs) : '-',
-            (t.active.cpuMs / 1000).toFixed(2),
-            t.idle.runtimeMsPerMinute.toFixed(2),
-            t.idle.cpuMsPerMinute.toFixed(0),
-            t.idle.serverRuntimeMsPerMinute.toFixed(2),
-          ]),
-          ...(report.ratios
-            ? [['deltacast / lsyncd', ratio(report.ratios.latencyMedian), ratio(report.ratios.latencyP95), '', '', ratio(report.ratios.burst), '', ratio(report.ratios.idleCpu) || '-', '', '']]
-            : []),
-        ],
-      ),
-    );
+    const table = watchTable(report.tools, report.ratios, report.burst);
+    lines.push(formatMarkdownTable(table.header, table.rows));
     lines.push(
       '',
       `Latency = from the rename into the source to the file whole on the last of the ${report.destinations} destinations. CPU = user + system time of the watcher process and its children (lsyncd: the rsync and ssh it starts); active = the landings and the burst. Idle CPU from the scheduler's per-thread nanoseconds (/proc/PID/task/TID/schedstat); idle ticks = utime + stime + cutime + cstime from /proc/PID/stat, in 10 ms steps (${(600 / report.idleSeconds).toFixed(0)} ms/min over ${report.idleSeconds} s). Server CPU = the sshd sessions (deltacast's kept agents), on this machine's cores too.`,
