@@ -79,7 +79,14 @@ export async function fileSignature(fd: number, size: number, options: NativeOpt
   const bounds = Array.from({ length: runs }, (_, i) => [Math.min(size, i * perRun * blockLength), Math.min(size, (i + 1) * perRun * blockLength)] as const);
   // Runs 1.. on workers, run 0 here meanwhile; a worker that fails has its run summed here after.
   const others = bounds.slice(1).map(([start, end]) => runOnWorker({ [SIGNATURE_JOB]: true, fd, start, end, seed, blockLength }).catch(() => undefined));
-  const first = sumRange(fd, bounds[0][0], bounds[0][1], seed, blockLength, size);
+  let first: Signature;
+  try {
+    first = sumRange(fd, bounds[0][0], bounds[0][1], seed, blockLength, size);
+  } catch (error) {
+    // The workers read the caller's descriptor: it must stay open until they are done.
+    await Promise.all(others);
+    throw error;
+  }
   const parts: JobResult[] = [first];
   const results = await Promise.all(others);
   for (let i = 0; i < results.length; i++) {
