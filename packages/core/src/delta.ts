@@ -434,6 +434,21 @@ export function createDelta(signatureOrIndex: Signature | SignatureIndex, option
 }
 
 /** One-shot delta of new data held in memory. */
+/**
+ * The native delta that makes `data` from nothing (a new file), in one buffer of its exact size: one
+ * literal, so up to 1 MiB the very bytes `delta()` gives against an empty native signature (beyond,
+ * delta() cuts its literals per MiB of window; both rebuild `data`). For a sender of many small new
+ * files, which would otherwise hold each file twice (the builder's window and the encoder's output).
+ */
+export function literalDelta(data: Uint8Array): Uint8Array {
+  // Header 16, one literal (op and a varint of at most 10), END with length and SHA-256 (41).
+  const encoder = new DeltaEncoder('native', 16 + 11 + data.length + 41);
+  encoder.header(0);
+  encoder.literal(data, 0, data.length);
+  encoder.end(data.length, createHash('sha256').update(data).digest());
+  return encoder.take();
+}
+
 export function delta(signatureOrIndex: Signature | SignatureIndex, newData: Uint8Array): Uint8Array {
   const builder = new DeltaBuilder(signatureOrIndex, { expectedLength: newData.length });
   const body = builder.update(newData);

@@ -7,6 +7,7 @@ import {
   delta,
   deltaStream,
   indexSignature,
+  literalDelta,
   md4,
   rabinKarpSum,
   rollsumSum,
@@ -310,3 +311,25 @@ describe('native delta encoding', () => {
     );
   });
 });
+
+describe('literalDelta (a new file in one literal)', () => {
+  const empty = signature(new Uint8Array(0), { format: 'native', seed: 0n });
+  it('is byte for byte delta() against an empty native signature, up to 1 MiB, and rebuilds the data', () => {
+    for (const size of [0, 1, 100, 65_535, 70_000, 1 << 20]) {
+      const data = pseudoRandom(size, size + 3);
+      const made = literalDelta(data);
+      expect(Buffer.from(made).equals(Buffer.from(delta(empty, data))), `${size} bytes`).toBe(true);
+      expect(Buffer.from(applyDelta(new Uint8Array(0), made)).equals(Buffer.from(data))).toBe(true);
+      // One buffer of its exact size: header, one literal command, END with length and SHA-256.
+      expect(made.buffer.byteLength - made.byteLength).toBeLessThanOrEqual(11);
+    }
+  });
+
+  it('rebuilds data past 1 MiB too, as one literal', () => {
+    const data = pseudoRandom((1 << 20) + 12_345, 9);
+    const made = literalDelta(data);
+    expect(Buffer.from(applyDelta(new Uint8Array(0), made)).equals(Buffer.from(data))).toBe(true);
+    expect(decodeCommands(made).filter((c) => c.type === 'literal')).toHaveLength(1);
+  });
+});
+
