@@ -8,7 +8,7 @@
 import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
 import { lstat, readFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
-import { createDelta, decodeSignature, indexSignature, signature, type SignatureIndex } from '@deltacast/core';
+import { createDelta, decodeSignature, indexSignature, literalDelta, signature, type SignatureIndex } from '@deltacast/core';
 import { AgentClient, type RemoteEntry } from './agent-client.js';
 import { ProtocolError, TransportError } from './errors.js';
 import type { EventListener, SyncSummary } from './events.js';
@@ -204,6 +204,14 @@ export async function sendFile(change: Change, client: AgentClient, seed: bigint
     }
     index = indexSignature(sig);
   }
+  const attributes = { size: source.size, mode: source.mode, mtimeMs: source.mtimeMs, uid: options.owner ? source.uid : undefined, gid: options.owner ? source.gid : undefined };
+  // A small new file: read whole, its delta (one literal) made in one buffer of its size.
+  const whole = withBasis || source.size >= READ_CHUNK ? undefined : readSmallFile(source.local);
+  if (whole) {
+    const literalBytes = whole.length;
+    const result = await client.put(change.path, attributes, [literalDelta(whole)], { basis: false, compress: options.compress });
+    return { size: result.size, literalBytes, matchedBytes: 0, sentBytes: result.sentBytes };
+  }
   const builder = createDelta(index, { expectedLength: source.size });
   async function* deltaChunks(): AsyncGenerator<Uint8Array> {
     for (const chunk of readChunks(source.local, source.size)) {
@@ -212,12 +220,7 @@ export async function sendFile(change: Change, client: AgentClient, seed: bigint
     }
     yield builder.final();
   }
-  const result = await client.put(
-    change.path,
-    { size: source.size, mode: source.mode, mtimeMs: source.mtimeMs, uid: options.owner ? source.uid : undefined, gid: options.owner ? source.gid : undefined },
-    deltaChunks(),
-    { basis: withBasis, compress: options.compress },
-  );
+  const result = await client.put(change.path, attributes, deltaChunks(), { basis: withBasis, compress: options.compress });
   return { size: result.size, literalBytes: builder.stats.literalBytes, matchedBytes: builder.stats.copiedBytes, sentBytes: result.sentBytes };
 }
 
@@ -277,6 +280,26 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
 
 /** The one buffer readChunks reads into: allocated once, not per file (see readChunks). */
 let readBuffer: Uint8Array | undefined;
+
+/**
+ * A file read whole into readChunks' shared buffer (valid as its chunks are), or undefined when it
+ * holds READ_CHUNK bytes or more now: then it is read in chunks after all.
+ */
+function readSmallFile(path: string): Uint8Array | undefined {
+  const fd = openSync(path, 'r');
+  try {
+    readBuffer ??= new Uint8Array(READ_CHUNK);
+    let length = 0;
+    for (;;) {
+      const n = readSync(fd, readBuffer, length, READ_CHUNK - length, null);
+      if (n === 0) return readBuffer.subarray(0, length);
+      length += n;
+      if (length === READ_CHUNK) return undefined;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /**
  * A file's bytes in chunks, read synchronously into one buffer shared by every call: a chunk is valid
