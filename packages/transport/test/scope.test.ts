@@ -3,7 +3,7 @@
  * listing (and its refusals), the fallback for an agent without `list-paths`, and planning with a scope.
  * Each scoped result is checked against the whole-tree result narrowed to the scope.
  */
-import { symlink, writeFile } from 'node:fs/promises';
+import { symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
@@ -373,8 +373,14 @@ describe('an agent without list-paths', () => {
     const src = await makeTree();
     await writeTree(src, { 'a/b/c.txt': file('c, edited', { mtimeMs: 1_700_000_009_000 }), 'top.txt': file('top, edited') });
     const scope = ['a/b', 'x/y/z.txt'];
+    // Two destinations alike to the millisecond: directories the spec does not time (a-b) get the
+    // mtime of their making, whole seconds apart if the two trees straddle a second.
+    const destinations = [await makeTree(), await makeTree()];
+    for (const [path, e] of await snapshotTree(destinations[0])) {
+      if (e.type === 'd') await utimes(join(destinations[1], path), e.mtimeMs / 1000, e.mtimeMs / 1000);
+    }
     const run = async (streams: ByteStreams & { done: Promise<void> }) => {
-      const dst = await makeTree();
+      const dst = destinations.shift()!;
       const tree = scanSource(`${src}/`, new PathFilter([]), { paths: scope });
       const summary = await syncTree(tree, { name: dst, streams, root: dst }, new PathFilter([]), { delete: true, paths: scope });
       streams.close?.();
