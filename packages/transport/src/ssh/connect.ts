@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import type { AnyAuthMethod, AuthenticationType, Client, ConnectConfig, ParsedKey } from 'ssh2';
 import { ConnectError } from '../errors.js';
+import { connectCoalescing } from './coalescing-socket.js';
 import { resolveSshConfig } from './config.js';
 import { addHostKey, checkHostKey, knownHostName, lookupHostKeys } from './known-hosts.js';
 
@@ -182,7 +183,8 @@ export async function connectSsh(options: ConnectOptions): Promise<Client> {
       fail(refusal ?? new ConnectError('CONNECT', `connection to ${host} port ${port} closed during set-up`, { host, port }));
     });
     try {
-      client.connect(connectConfig);
+      // Connecting already: ssh2 takes a socket that is not `connecting` as connected.
+      client.connect({ ...connectConfig, sock: connectCoalescing({ host, port }) });
     } catch (error) {
       fail(new ConnectError('CONNECT', `cannot connect to ${host} port ${port}: ${(error as Error).message}`, { host, port }));
     }
