@@ -178,7 +178,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
         // A kept session stays in its pool, untouched; another is ended (its lock released).
         if (!options.sessions) {
           await client.close();
-          destination.close();
+          await destination.close();
         }
         return;
       }
@@ -392,7 +392,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
     for (const run of runs) if (!live.has(run) || run.client.closed) options.sessions.drop(run.name);
   } else {
     await Promise.all([...live].map((run) => run.client.close()));
-    for (const destination of opened.values()) destination.close();
+    await Promise.all([...opened.values()].map((destination) => destination.close()));
   }
 
   const elapsed = performance.now() - started;

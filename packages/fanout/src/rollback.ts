@@ -33,7 +33,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
           const { releases, current } = await client.releaseList();
           sessions.set(name, { opened, client, releases, current });
         } catch (error) {
-          opened.close();
+          await opened.close();
           throw error;
         }
       } catch (error) {
@@ -80,7 +80,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
     }
   }
   await Promise.all([...sessions.values()].map((s) => s.client.close()));
-  for (const s of sessions.values()) s.opened.close();
+  await Promise.all([...sessions.values()].map((s) => s.opened.close()));
   const destinations = options.destinations.map((name) => ({
     destination: name,
     ok: summaries.get(name)!.ok,

@@ -36,7 +36,7 @@ export class SessionPool {
     if (!session) return;
     this.sessions.delete(name);
     session.client.abort();
-    session.destination.close();
+    void session.destination.close();
   }
 
   /** Ends every session politely (releasing the destinations' locks). */
@@ -54,5 +54,5 @@ export class SessionPool {
 
 async function end(session: PooledSession): Promise<void> {
   await session.client.close().catch(() => {});
-  session.destination.close();
+  await session.destination.close();
 }

@@ -34,15 +34,23 @@ export function agentEntryPath(): string {
   return candidates.find((p) => existsSync(p)) ?? candidates[0];
 }
 
-/** An agent in a child process speaking on its stdin/stdout; stderr is passed through. */
-export function childProcessAgent(command: string[] = [process.execPath, agentEntryPath()]): ByteStreams {
+/**
+ * An agent in a child process speaking on its stdin/stdout; stderr is passed through. `exited`
+ * settles once the process has gone (after `close`, which kills it if it is still running).
+ */
+export function childProcessAgent(command: string[] = [process.execPath, agentEntryPath()]): ByteStreams & { exited: Promise<void> } {
   const child = spawn(command[0], command.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] });
   child.stdin.on('error', () => {});
+  const exited = new Promise<void>((resolve) => {
+    child.once('close', () => resolve());
+    child.once('error', () => resolve()); // not started: nothing to wait for
+  });
   return {
     readable: child.stdout,
     writable: child.stdin,
     close: () => {
-      if (child.exitCode === null) child.kill();
+      if (child.exitCode === null && child.signalCode === null) child.kill();
     },
+    exited,
   };
 }

@@ -53,7 +53,11 @@ export interface OpenedDestination {
    * DELTACAST_DESTINATION set (commit hooks).
    */
   exec(command: string): Promise<HookResult>;
-  close(): void;
+  /**
+   * Ends the session's transport. Settles once a local agent has ended, so its lock on the root is
+   * gone and the next session can start at once; a remote agent ends on its host when its channel closes.
+   */
+  close(): Promise<void>;
 }
 
 const STDERR_KEEP = 4096;
@@ -67,6 +71,7 @@ export async function openDestination(spec: string | Destination, options: Desti
   const name = typeof spec === 'string' ? spec : formatDestination(destination);
   if (destination.kind === 'local') {
     const streams = options.localAgent === 'in-process' ? inProcessAgent() : childProcessAgent();
+    const ended = 'done' in streams ? streams.done : streams.exited;
     const root = resolve(destination.path);
     return {
       name,
@@ -80,7 +85,10 @@ export async function openDestination(spec: string | Destination, options: Desti
           child.on('error', (error) => done({ code: 127, stderr: error.message }));
           child.on('close', (code) => done({ code: code ?? 128, stderr }));
         }),
-      close: () => streams.close?.(),
+      close: () => {
+        streams.close?.();
+        return ended.catch(() => {});
+      },
     };
   }
   const ssh = options.ssh ?? {};
@@ -123,7 +131,7 @@ export async function openDestination(spec: string | Destination, options: Desti
             channel.on('close', () => done({ code: exitCode, stderr }));
           });
         }),
-      close: () => {
+      close: async () => {
         streams.close?.();
         client.end();
       },

@@ -274,7 +274,7 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
     const scan = () => scanSource(options.source, filter, { paths: options.paths });
     return await syncTree(scan, { name: destination.name, streams: destination.streams, root: destination.root }, filter, options);
   } finally {
-    destination.close();
+    await destination.close(); // a local agent has let go of the lock when sync() settles, also after an error
   }
 }
 
