@@ -17,7 +17,8 @@ export type ErrorCode =
   | 'LENGTH_MISMATCH'
   | 'HASH_MISMATCH'
   | 'BASIS_MISMATCH'
-  | 'FINISHED';
+  | 'FINISHED'
+  | 'NOT_READY';
 
 export interface ErrorDetails {
   /** True when the input ended early: more bytes could have made it valid. */
