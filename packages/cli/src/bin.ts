@@ -31,4 +31,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 // The bundle is also loaded on worker threads that sum a large basis (the transport's
 // file-signature.ts, for an agent run in this process): they run no command.
-if (isMainThread) process.exitCode = await main(process.argv.slice(2), processIO(interrupt.signal));
+if (isMainThread) {
+  void main(process.argv.slice(2), processIO(interrupt.signal)).then((code) => {
+    process.exitCode = code;
+  });
+}

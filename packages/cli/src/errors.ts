@@ -1,5 +1,5 @@
 /** CLI errors and how every failure becomes one line on stderr and an exit code. */
-import { DeltacastError } from '@deltacast/core';
+import { DeltacastError } from '@deltacast/core/deferred';
 
 /** Exit codes, as `deltacast --help` documents them. */
 export const EXIT_OK = 0;

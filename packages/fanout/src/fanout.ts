@@ -9,7 +9,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { fstatSync, openSync, closeSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
-import { createDelta, decodeSignature, indexSignature, signature, type DeltaStats, type SignatureIndex } from '@deltacast/core';
+import { createDelta, decodeSignature, indexSignature, loadStrongSums, signature, type DeltaStats, type SignatureIndex } from '@deltacast/core/deferred';
 import {
   buildFilter,
   connectForTransfer,
@@ -297,6 +297,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
         const groups = await groupByBasis(entry, active, seed, (t, e) => (isSessionFailure(e) ? drop(t.run, e) : t.run.fail(t.change.path, e)));
         if (groups.length === 0) return;
         sourceReads++;
+        await loadStrongSums(); // the deltas hash blocks to match them
         try {
           prepared = readOnce(entry, groups, now);
         } catch (error) {

@@ -10,7 +10,7 @@ import { lchown, lstat, lutimes, mkdir, realpath, rename, rm, symlink, unlink } 
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
-import { bufferBasis, encodeSignature, patchStream, DeltacastError, type BasisReader } from '@deltacast/core';
+import { bufferBasis, encodeSignature, patchStream, DeltacastError, type BasisReader } from '@deltacast/core/deferred';
 import { fileSignature } from './file-signature.js';
 import { ByteBudget, ChunkQueue } from './chunk-queue.js';
 import type { Frame, Header } from './frame.js';

@@ -5,7 +5,7 @@
  *   RemoteError    the peer reported a failure for one operation (the session goes on).
  *   ConnectError   could not reach, authenticate or start the agent.
  */
-import { DeltacastError, type ErrorDetails } from '@deltacast/core';
+import { DeltacastError, type ErrorDetails } from '@deltacast/core/deferred';
 
 export type TransportErrorCode =
   | 'FRAME_TOO_LARGE'

@@ -3,7 +3,7 @@
  * blocking read costs less than a thread-pool round trip per piece (the agent and the CLI's patch).
  */
 import { readSync } from 'node:fs';
-import type { BasisReader } from '@deltacast/core';
+import type { BasisReader } from '@deltacast/core/deferred';
 
 export function fdBasis(fd: number, size: number): BasisReader {
   return {

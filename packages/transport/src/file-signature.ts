@@ -12,7 +12,7 @@
 import { readSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { createSignature, type Signature, type SignatureOptions } from '@deltacast/core';
+import { createSignature, loadStrongSums, type Signature, type SignatureOptions } from '@deltacast/core/deferred';
 
 /** Below this a basis is summed on the calling thread: a worker's start-up (~30-80 ms) would eat the gain. */
 export const PARALLEL_SIGNATURE_BYTES = 64 * 1024 * 1024;
@@ -66,6 +66,7 @@ export interface SplitOptions {
 
 export async function fileSignature(fd: number, size: number, options: NativeOptions = {}, split: SplitOptions = {}): Promise<Signature> {
   const { threads = availableParallelism(), minParallelBytes = PARALLEL_SIGNATURE_BYTES } = split;
+  await loadStrongSums();
   // The whole-file parameters: block length from the full size, one seed for every run.
   const shape = createSignature({ format: 'native', seed: options.seed, blockLength: options.blockLength, basisLength: size });
   const { blockLength, seed } = shape;
@@ -110,7 +111,7 @@ export async function fileSignature(fd: number, size: number, options: NativeOpt
 /** The file a worker loads: this module as built (or the bundle holding it); none for TypeScript source. */
 function workerModule(): URL | undefined {
   const url = new URL(import.meta.url);
-  return url.protocol === 'file:' && /\.m?js$/.test(url.pathname) ? url : undefined;
+  return url.protocol === 'file:' && /\.[cm]?js$/.test(url.pathname) ? url : undefined;
 }
 
 function runOnWorker(job: Job): Promise<JobResult> {
@@ -126,7 +127,10 @@ function runOnWorker(job: Job): Promise<JobResult> {
 // On a worker thread started by runOnWorker: sum the run, post it, and end.
 if (!isMainThread && parentPort && (workerData as Partial<Job> | null)?.[SIGNATURE_JOB] === true) {
   const job = workerData as Job;
-  const sig = sumRange(job.fd, job.start, job.end, job.seed, job.blockLength, job.end - job.start);
-  const message: JobResult = { weakSums: sig.weakSums, strongSums: sig.strongSums };
-  parentPort.postMessage(message, [sig.weakSums.buffer as ArrayBuffer, sig.strongSums.buffer as ArrayBuffer]);
+  const port = parentPort;
+  void loadStrongSums().then(() => {
+    const sig = sumRange(job.fd, job.start, job.end, job.seed, job.blockLength, job.end - job.start);
+    const message: JobResult = { weakSums: sig.weakSums, strongSums: sig.strongSums };
+    port.postMessage(message, [sig.weakSums.buffer as ArrayBuffer, sig.strongSums.buffer as ArrayBuffer]);
+  });
 }

@@ -8,7 +8,7 @@
 import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
 import { lstat, readFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
-import { createDelta, decodeSignature, indexSignature, literalDelta, signature, type SignatureIndex } from '@deltacast/core';
+import { createDelta, decodeSignature, indexSignature, literalDelta, loadStrongSums, signature, type SignatureIndex } from '@deltacast/core/deferred';
 import { AgentClient, type RemoteEntry } from './agent-client.js';
 import { ProtocolError, TransportError } from './errors.js';
 import type { EventListener, SyncSummary } from './events.js';
@@ -212,6 +212,7 @@ export async function sendFile(change: Change, client: AgentClient, seed: bigint
     const result = await client.put(change.path, attributes, [literalDelta(whole)], { basis: false, compress: options.compress });
     return { size: result.size, literalBytes, matchedBytes: 0, sentBytes: result.sentBytes };
   }
+  await loadStrongSums(); // matching blocks hashes them
   const builder = createDelta(index, { expectedLength: source.size });
   async function* deltaChunks(): AsyncGenerator<Uint8Array> {
     for (const chunk of readChunks(source.local, source.size)) {

@@ -1,5 +1,5 @@
 /** `deltacast delta SIG [NEW [DELTA]]`: the delta of NEW against a signature (format from its magic). */
-import { createDelta, decodeSignature, indexSignature, type DeltaStats, type Signature } from '@deltacast/core';
+import { createDelta, decodeSignature, indexSignature, loadStrongSums, type DeltaStats, type Signature } from '@deltacast/core/deferred';
 import { Command } from 'commander';
 import { createOutput, openInput, readAll, withOutput, type MainIO, type OutputMode } from '../io.js';
 import { addOutputOptions, checkOneStdin, printStatistics, type OutputFlags } from './common.js';
@@ -26,6 +26,7 @@ export async function writeDelta(
   } finally {
     sigInput.close();
   }
+  await loadStrongSums();
   const builder = createDelta(indexSignature(signature));
   const input = await openInput(newPath, io);
   try {

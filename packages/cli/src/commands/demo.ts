@@ -3,7 +3,7 @@
  * on files through the same code as the commands, checks the result by SHA-256 and reports sizes,
  * the delta's make-up and timings.
  */
-import type { SignatureFormat } from '@deltacast/core';
+import type { SignatureFormat } from '@deltacast/core/deferred';
 import { Command } from 'commander';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';

@@ -1,5 +1,5 @@
 /** `deltacast patch BASIS [DELTA [NEW]]`: applies a delta (either format) to BASIS. */
-import { fileHandleBasis, patchStream, type PatchResult } from '@deltacast/core';
+import { fileHandleBasis, patchStream, type PatchResult } from '@deltacast/core/deferred';
 import { Command } from 'commander';
 import { open } from 'node:fs/promises';
 import { OperationError, UsageError } from '../errors.js';

@@ -2,6 +2,7 @@
 import {
   createSignature,
   encodeSignature,
+  loadStrongSums,
   MAX_BLOCK_LENGTH,
   nativeBlockLength,
   rdiffBlockLength,
@@ -11,7 +12,7 @@ import {
   type SignatureFormat,
   type StrongSumKind,
   type WeakSumKind,
-} from '@deltacast/core';
+} from '@deltacast/core/deferred';
 import { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { createOutput, openInput, withOutput, type MainIO, type OutputMode } from '../io.js';
@@ -70,6 +71,7 @@ export async function writeSignature(
   const max = strongSumMaxLength(strongSum);
   // Usage errors before any file is opened.
   if (params.strongLength > max) throw new UsageError(`-S ${params.strongLength} is longer than a ${strongSum} sum (at most ${max})`);
+  await loadStrongSums();
   const input = await openInput(basis, io);
   try {
     const blockLength =
