@@ -21,6 +21,13 @@ export type FrameHandler = (frame: Frame) => void;
 
 /** Frames are batched up to this many bytes per write. */
 const BATCH_LIMIT = 64 * 1024;
+/**
+ * ... and for at most this long: a batch is written at the first send after it has waited this long,
+ * even before the event loop comes round to flush it. Work done in one long turn (an agent finishing
+ * many small puts in a row, a client reading the next files as replies come in) would otherwise
+ * reach the peer all at the end, and the two sides would take turns instead of working at once.
+ */
+const BATCH_MAX_WAIT_MS = 1;
 /** Payloads this large skip the batch (no copy). */
 const DIRECT_PAYLOAD = 32 * 1024;
 
@@ -35,6 +42,8 @@ export class FrameSession {
   private batchBytes = 0;
   private batchWaiters: (() => void)[] = [];
   private flushScheduled = false;
+  /** When the first frame of the current batch was queued (performance.now()). */
+  private batchStarted = 0;
 
   constructor(streams: ByteStreams) {
     this.streams = streams;
@@ -77,6 +86,7 @@ export class FrameSession {
       if (!writable.write(payload)) await this.drained();
       return;
     }
+    if (this.batch.length === 0) this.batchStarted = performance.now();
     this.batch.push(head);
     this.batchBytes += head.length;
     if (payload && payload.length > 0) {
@@ -84,7 +94,7 @@ export class FrameSession {
       this.batchBytes += payload.length;
     }
     const done = new Promise<void>((resolve) => this.batchWaiters.push(resolve));
-    if (this.batchBytes >= BATCH_LIMIT) this.flush();
+    if (this.batchBytes >= BATCH_LIMIT || performance.now() - this.batchStarted >= BATCH_MAX_WAIT_MS) this.flush();
     else if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());

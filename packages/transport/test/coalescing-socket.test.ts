@@ -93,6 +93,21 @@ describe('connectCoalescing', () => {
     expect(done).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
   });
 
+  it('hands held writes over at once when they reach 64 KiB, without waiting for the tick to end', async () => {
+    const { socket, calls } = await connected();
+    const piece = Buffer.alloc(40 * 1024, 7);
+    socket.write(piece);
+    expect(calls).toEqual([]);
+    socket.write(piece); // 80 KiB held: out now
+    expect(calls).toEqual([2]);
+    socket.write(Buffer.from('tail'));
+    expect(calls).toEqual([2]);
+    await tick();
+    expect(calls).toEqual([2, 1]);
+    socket.end();
+    expect((await received).length).toBe(80 * 1024 + 4);
+  });
+
   it('sends what was written before the connection was up', async () => {
     const socket = connectCoalescing({ host: '127.0.0.1', port });
     open.push(socket);
