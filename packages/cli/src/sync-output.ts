@@ -2,6 +2,7 @@
  * How a sync shows itself: NDJSON events for programs (--json), itemized changes (-v), a progress
  * bar for people on a TTY, and a closing summary line.
  */
+import { LineWriter } from './line-writer.js';
 import type { SyncEvent, SyncSummary } from '@deltacast/transport';
 import cliProgress from 'cli-progress';
 import type { Writable } from 'node:stream';
@@ -58,8 +59,12 @@ export function summaryLine(s: SyncSummary): string {
   return `${head}${parts.join(', ')}; ${data} in ${(s.durationMs / 1000).toFixed(2)} s${errors}`;
 }
 
-/** Returns the event listener and a `finish` that closes the bar and prints the summary. */
+/**
+ * Returns the event listener, a `finish` that closes the bar and prints the summary, and `jsonLine`
+ * for other NDJSON lines (they keep their place among the events').
+ */
 export function createSyncOutput(stdout: Writable, stderr: Writable, options: OutputOptions) {
+  const json = new LineWriter(stdout);
   let bar: cliProgress.SingleBar | undefined;
   let done = 0;
   let bytes = 0;
@@ -67,7 +72,7 @@ export function createSyncOutput(stdout: Writable, stderr: Writable, options: Ou
   const started = Date.now();
   const onEvent = (event: SyncEvent) => {
     if (options.json) {
-      stdout.write(`${JSON.stringify(event)}\n`);
+      json.write(JSON.stringify(event));
       return;
     }
     if (event.type === 'item' && options.verbose) {
@@ -98,8 +103,9 @@ export function createSyncOutput(stdout: Writable, stderr: Writable, options: Ou
     }
   };
   const finish = (summary: SyncSummary | undefined) => {
+    json.flush();
     bar?.stop();
     if (!options.json && summary) stdout.write(`${summaryLine(summary)}\n`);
   };
-  return { onEvent, finish };
+  return { onEvent, finish, jsonLine: (value: unknown) => json.write(JSON.stringify(value)) };
 }

@@ -58,7 +58,7 @@ async function runFanout(io: MainIO, source: string, destinations: string[], rul
     onEvent: (event) => {
       lines?.onEvent(event);
       if (event.type === 'delta') {
-        if (opts.json) io.stdout.write(`${JSON.stringify(event)}\n`);
+        if (opts.json) output.jsonLine(event);
       } else if (event.type === 'item' && !opts.json) {
         // Several destinations: each itemized line says which one it is about.
         if (opts.verbose || opts.dryRun) io.stdout.write(`${printable(event.destination)}: ${itemize(event)}\n`);
@@ -69,9 +69,8 @@ async function runFanout(io: MainIO, source: string, destinations: string[], rul
   });
   lines?.stop();
   if (opts.json) {
-    io.stdout.write(
-      `${JSON.stringify({ type: 'fanout', ok: result.ok, release: result.release, files: result.files, deltasComputed: result.deltasComputed, destinationFiles: result.destinationFiles, sourceReads: result.sourceReads, durationMs: result.durationMs })}\n`,
-    );
+    output.jsonLine({ type: 'fanout', ok: result.ok, release: result.release, files: result.files, deltasComputed: result.deltasComputed, destinationFiles: result.destinationFiles, sourceReads: result.sourceReads, durationMs: result.durationMs });
+    output.finish(undefined);
   } else {
     for (const d of result.destinations) {
       const state = d.committed === undefined ? (d.ok ? 'ok' : 'FAILED') : d.committed ? 'committed' : 'NOT COMMITTED (left as it was)';
