@@ -145,6 +145,8 @@ const EMPTY_INDEX = indexSignature(signature(new Uint8Array(0), { format: 'nativ
 /** Runs a fan-out; per-destination outcomes are in the result, never thrown. */
 export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
   const started = performance.now();
+  // Deltas need the hash modules: set up while the sessions start, not at the first changed file.
+  loadStrongSums().catch(() => {});
   const emit = (event: FanoutEvent) => options.onEvent?.(event);
   const parallel = Math.max(1, options.parallel ?? DEFAULT_PARALLEL);
   const filter = await buildFilter(options);

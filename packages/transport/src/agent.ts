@@ -10,7 +10,7 @@ import { lchown, lstat, lutimes, mkdir, realpath, rename, rm, symlink, unlink } 
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
-import { bufferBasis, encodeSignature, patchStream, DeltacastError, type BasisReader } from '@deltacast/core/deferred';
+import { bufferBasis, encodeSignature, loadStrongSums, patchStream, DeltacastError, type BasisReader } from '@deltacast/core/deferred';
 import { fileSignature } from './file-signature.js';
 import { ByteBudget, ChunkQueue } from './chunk-queue.js';
 import type { Frame, Header } from './frame.js';
@@ -263,6 +263,9 @@ class Agent {
       version: this.options.version ?? '0',
       uid: process.getuid?.() ?? -1,
     });
+    // Signatures need the hash modules: set up now, off this thread's back while it walks or waits,
+    // not when the first signature request arrives (a failure is reported by that request).
+    loadStrongSums().catch(() => {});
     if (bool(h, 'walk')) {
       const entries: WalkedEntry[] = [];
       // Once the reply is out; synchronous but for stale temp files, so requests wait behind it.

@@ -103,6 +103,8 @@ export async function syncTree(
   options: TransferOptions = {},
 ): Promise<SyncSummary> {
   const started = performance.now();
+  // Deltas need the hash modules: set up while the session starts, not at the first changed file.
+  loadStrongSums().catch(() => {});
   const { client, ready } = AgentClient.open(target.streams, helloOptions(target.root, options, comparesWholeTree(options)));
   // --checksum needs the whole listing: asked for at once, it is walked while the source is scanned.
   // Otherwise the agent compares the source listing once it has it (listRemote; `list` for an agent
