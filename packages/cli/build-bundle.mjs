@@ -8,6 +8,10 @@ import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { createRequire } from 'node:module';
+
+// hash-wasm as core resolves it, its ES module build (core depends on it; this package may not).
+const hashWasmModule = createRequire(fileURLToPath(import.meta.resolve('@deltacast/core'))).resolve('hash-wasm/dist/index.esm.js');
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
 const bundle = here('./dist/deltacast.cjs');
@@ -20,6 +24,9 @@ await build({
   platform: 'node',
   format: 'cjs',
   target: 'node20',
+  // hash-wasm's ES module build, which esbuild tree-shakes to the two hashes core uses; its "main"
+  // (UMD) carries every algorithm's WebAssembly, 260 KB more to parse.
+  alias: { 'hash-wasm': hashWasmModule },
   // ssh2's optional native pieces: loaded in try/catch, with pure-JS fallbacks.
   external: ['*.node', 'cpu-features'],
   // The ES modules' import.meta.url, as the bundle's own URL.

@@ -3,6 +3,10 @@
 import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { createRequire } from 'node:module';
+
+// hash-wasm as core resolves it, its ES module build (core depends on it; this package may not).
+const hashWasmModule = createRequire(fileURLToPath(import.meta.resolve('@deltacast/core'))).resolve('hash-wasm/dist/index.esm.js');
 
 const entry = fileURLToPath(new URL('./dist/agent-main.js', import.meta.url));
 const outfile = fileURLToPath(new URL('./dist/agent.bundle.mjs', import.meta.url));
@@ -19,6 +23,9 @@ await build({
   platform: 'node',
   format: 'esm',
   target: 'node20',
+  // hash-wasm's ES module build, which esbuild tree-shakes to the two hashes core uses; its "main"
+  // (UMD) carries every algorithm's WebAssembly, 260 KB more to parse at every start.
+  alias: { 'hash-wasm': hashWasmModule },
   // CommonJS dependencies call require(); an ES module has none, so give it one.
   banner: { js: "import { createRequire as __deltacastCreateRequire } from 'node:module'; const require = __deltacastCreateRequire(import.meta.url);" },
   legalComments: 'none',
