@@ -16,14 +16,14 @@ const hashWasmModule = createRequire(fileURLToPath(import.meta.resolve('@deltaca
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
 const bundle = here('./dist/deltacast.cjs');
 const launcher = here('./dist/deltacast.mjs');
+/** What both builds share: one file for Node 20, with everything it imports. */
+const shared = { bundle: true, platform: 'node', target: 'node20', legalComments: 'none', logLevel: 'warning' };
 
 await build({
+  ...shared,
   entryPoints: [here('./dist/bin.js')],
   outfile: bundle,
-  bundle: true,
-  platform: 'node',
   format: 'cjs',
-  target: 'node20',
   // hash-wasm's ES module build, which esbuild tree-shakes to the two hashes core uses; its "main"
   // (UMD) carries every algorithm's WebAssembly, 260 KB more to parse.
   alias: { 'hash-wasm': hashWasmModule },
@@ -32,8 +32,6 @@ await build({
   // The ES modules' import.meta.url, as the bundle's own URL.
   define: { 'import.meta.url': '__deltacastBundleUrl' },
   banner: { js: "var __deltacastBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
-  legalComments: 'none',
-  logLevel: 'warning',
 });
 const source = readFileSync(bundle, 'utf8');
 // vm.Script, which runs the bundle, has no loader for import(): the bundle must not need one.
@@ -41,15 +39,11 @@ if (/[^\w$.]import\(/.test(source)) throw new Error('build-bundle: the CLI bundl
 const buildId = createHash('sha256').update(source).digest('hex').slice(0, 32);
 
 await build({
+  ...shared,
   entryPoints: [here('./dist/launch/bin.js')],
   outfile: launcher,
-  bundle: true,
-  platform: 'node',
   format: 'esm',
-  target: 'node20',
   define: { __DELTACAST_BUILD_ID__: JSON.stringify(buildId) },
-  legalComments: 'none',
-  logLevel: 'warning',
 });
 chmodSync(launcher, 0o755);
 // The agent that local syncs run as a child and remote ones upload sits beside the bundle.
