@@ -16,6 +16,24 @@ const hashWasmModule = createRequire(fileURLToPath(import.meta.resolve('@deltaca
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
 const bundle = here('./dist/deltacast.cjs');
 const launcher = here('./dist/deltacast.mjs');
+/**
+ * ssh2's index loads its HTTP(S)-over-SSH agents, and with them node:http, node:https and node:tls:
+ * ~8 ms of every start, for classes deltacast never uses. They are left out of the bundle.
+ */
+const withoutSsh2HttpAgents = {
+  name: 'without-ssh2-http-agents',
+  setup(builder) {
+    builder.onResolve({ filter: /^\.\/http-agents\.js$/ }, (args) =>
+      /[\\/]ssh2[\\/]lib[\\/]index\.js$/.test(args.importer) ? { path: 'ssh2-http-agents', namespace: 'deltacast-omitted' } : undefined,
+    );
+    builder.onLoad({ filter: /.*/, namespace: 'deltacast-omitted' }, () => ({
+      loader: 'js',
+      contents:
+        "function omitted() { throw new Error('ssh2 HTTPAgent and HTTPSAgent are not part of the deltacast bundle'); }\n" +
+        'module.exports = { SSHTTPAgent: omitted, SSHTTPSAgent: omitted };',
+    }));
+  },
+};
 /** What both builds share: one file for Node 20, with everything it imports. */
 const shared = { bundle: true, platform: 'node', target: 'node20', legalComments: 'none', logLevel: 'warning' };
 
@@ -32,10 +50,12 @@ await build({
   // The ES modules' import.meta.url, as the bundle's own URL.
   define: { 'import.meta.url': '__deltacastBundleUrl' },
   banner: { js: "var __deltacastBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  plugins: [withoutSsh2HttpAgents],
 });
 const source = readFileSync(bundle, 'utf8');
 // vm.Script, which runs the bundle, has no loader for import(): the bundle must not need one.
 if (/[^\w$.]import\(/.test(source)) throw new Error('build-bundle: the CLI bundle has a dynamic import(), which the code-cache launcher cannot run');
+if (/require\("(node:)?(https|tls)"\)/.test(source)) throw new Error('build-bundle: the CLI bundle loads node:https or node:tls at start (ssh2\'s HTTP agents are meant to be left out)');
 const buildId = createHash('sha256').update(source).digest('hex').slice(0, 32);
 
 await build({
