@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { cacheDirectory, cacheFile } from '../src/launch/code-cache.js';
+import { cacheDirectory, cacheFile, packCache, unpackCache } from '../src/launch/code-cache.js';
 import { cliRoot, makeTempDir, pseudoRandom } from './helpers.js';
 
 const launcher = join(cliRoot, 'dist/deltacast.mjs');
@@ -73,6 +73,23 @@ describe('the code-cache launcher', () => {
     for (const sig of ['first.sig', 'second.sig', 'third.sig']) expect(readFileSync(join(dir, sig)).equals(plain)).toBe(true);
   });
 
+  it('never hands V8 a damaged cache: one flipped byte counts as rejected, and the file is made again', () => {
+    writeFileSync(join(dir, 'basis'), pseudoRandom(200_000, 9));
+    expect(run(['signature', 'basis', 'first.sig']).status).toBe(0);
+    const [name] = caches();
+    const path = join(cacheDir(), name);
+    const good = readFileSync(path);
+    expect(unpackCache(good)).toBeDefined();
+    const damaged = Buffer.from(good);
+    damaged[Math.floor(damaged.length * 0.7)] ^= 0x40; // inside V8's data, past every header
+    writeFileSync(path, damaged);
+    expect(run(['signature', 'basis', 'second.sig'])).toMatchObject({ status: 0, stderr: '' });
+    const remade = readFileSync(path);
+    expect(remade.equals(damaged)).toBe(false);
+    expect(unpackCache(remade)).toBeDefined();
+    expect(readFileSync(join(dir, 'second.sig')).equals(readFileSync(join(dir, 'first.sig')))).toBe(true);
+  });
+
   it('removes caches not written for 30 days when it writes one', () => {
     mkdirSync(cacheDir(), { recursive: true });
     const old = Date.now() / 1000 - 31 * 24 * 3600;
@@ -103,6 +120,23 @@ describe('the code-cache launcher', () => {
     const result = run(['patch', 'missing', 'missing', 'out']);
     expect(result.status).toBe(1);
     expect(result.stderr).toMatch(/^deltacast: patch: /);
+  });
+});
+
+describe('cache files', () => {
+  it("carry a digest of V8's data: only a whole, unaltered file gives it back", () => {
+    const data = Buffer.from(pseudoRandom(5000, 4));
+    const packed = packCache(data);
+    expect(unpackCache(packed)?.equals(data)).toBe(true);
+    expect(unpackCache(packed.subarray(0, packed.length - 1))).toBeUndefined();
+    expect(unpackCache(packed.subarray(0, 40))).toBeUndefined();
+    expect(unpackCache(Buffer.alloc(0))).toBeUndefined();
+    for (const at of [0, 7, 8, 39, 40, packed.length - 1]) {
+      const altered = Buffer.from(packed);
+      altered[at] ^= 1;
+      expect(unpackCache(altered), `byte ${at}`).toBeUndefined();
+    }
+    expect(unpackCache(Buffer.concat([packed, Buffer.from([0])]))).toBeUndefined();
   });
 });
 

@@ -8,11 +8,14 @@
  * `--version`. A cache is written when there was none (or V8 rejected it), at the end of a run that
  * exited 0, to a temporary name renamed into place (concurrent runs each write a whole file). The
  * bundle's build id (its SHA-256, fixed at build time) names the file, because V8 itself checks only
- * the source's length. Writing one also removes caches not written for 30 days (other builds and Node
+ * the source's length. V8 checks a cache's header but (in release builds) not its contents, so each
+ * file also carries a SHA-256 of what follows it, checked before V8 sees the data: a damaged file
+ * counts as rejected, never as code to run. Writing one also removes caches not written for 30 days (other builds and Node
  * versions; a cache in use is never rewritten, so it too is made again once a month). Caching is
  * skipped, never fatal: an unwritable or absent cache directory
  * just means compiling as without it. `DELTACAST_CODE_CACHE=off` turns it off.
  */
+import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
@@ -20,6 +23,26 @@ import { dirname, join } from 'node:path';
 import { Script } from 'node:vm';
 
 export type CacheStatus = 'off' | 'hit' | 'miss' | 'rejected';
+
+/** A cache file: these 8 bytes, the SHA-256 of the rest, then V8's cached data. */
+const CACHE_MAGIC = Buffer.from('DCV8C\x00\x00\x01', 'latin1');
+const HEADER_BYTES = CACHE_MAGIC.length + 32;
+
+function digest(data: Uint8Array): Buffer {
+  return createHash('sha256').update(data).digest();
+}
+
+/** V8's data from a cache file's bytes, or undefined when they are not a whole, unaltered cache file. */
+export function unpackCache(file: Buffer): Buffer | undefined {
+  if (file.length <= HEADER_BYTES || !file.subarray(0, CACHE_MAGIC.length).equals(CACHE_MAGIC)) return undefined;
+  const data = file.subarray(HEADER_BYTES);
+  return digest(data).equals(file.subarray(CACHE_MAGIC.length, HEADER_BYTES)) ? data : undefined;
+}
+
+/** A cache file's bytes for V8's data. */
+export function packCache(data: Buffer): Buffer {
+  return Buffer.concat([CACHE_MAGIC, digest(data), data]);
+}
 
 export interface RunOptions {
   /** Identifies the bundle's content (its hash); part of the cache file's name. */
@@ -58,9 +81,12 @@ export function runCommonJsBundle(bundle: string, options: RunOptions): CacheSta
   let source = readFileSync(bundle, 'utf8');
   if (source.startsWith('#!')) source = `//${source.slice(2)}`; // a shebang line, as Node's loader skips it
   let cachedData: Buffer | undefined;
+  let damaged = false;
   if (file !== undefined) {
     try {
-      cachedData = readFileSync(file);
+      const bytes = readFileSync(file);
+      cachedData = unpackCache(bytes);
+      damaged = cachedData === undefined;
     } catch {
       // none yet (or unreadable): compile without
     }
@@ -70,7 +96,8 @@ export function runCommonJsBundle(bundle: string, options: RunOptions): CacheSta
     filename: bundle,
     cachedData,
   });
-  const status: CacheStatus = file === undefined ? 'off' : cachedData === undefined ? 'miss' : script.cachedDataRejected ? 'rejected' : 'hit';
+  const status: CacheStatus =
+    file === undefined ? 'off' : damaged || script.cachedDataRejected ? 'rejected' : cachedData === undefined ? 'miss' : 'hit';
   if (file !== undefined && status !== 'hit') {
     process.once('exit', (code) => {
       if (code === 0) writeCache(file, script);
@@ -90,7 +117,7 @@ function writeCache(file: string, script: Script): void {
   try {
     const data = script.createCachedData();
     mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(temp, data);
+    writeFileSync(temp, packCache(data));
     renameSync(temp, file);
     pruneCaches(dirname(file), Date.now() - CACHE_MAX_AGE_MS);
   } catch {
