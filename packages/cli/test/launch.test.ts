@@ -39,7 +39,7 @@ describe('the code-cache launcher', () => {
   it('writes a cache at the first successful run of a command and keeps it while V8 accepts it', () => {
     expect(run(['--version']).stdout.toString().trim()).toBe(version);
     const [first] = caches();
-    expect(caches()).toEqual([expect.stringMatching(new RegExp(`^[0-9a-f]{32}-${process.version}-${process.arch}-default\\.bin$`))]);
+    expect(caches()).toEqual([expect.stringMatching(new RegExp(`^c1-[0-9a-f]{32}-${process.version}-${process.arch}-default\\.bin$`))]);
     const path = join(cacheDir(), first);
     const written = readFileSync(path);
     expect(written.length).toBeGreaterThan(10_000);
@@ -150,7 +150,7 @@ describe('cache file names', () => {
     expect(cacheDirectory({ ...env, DELTACAST_CODE_CACHE: '0' })).toBeUndefined();
     expect(cacheDirectory({ ...env, DELTACAST_CODE_CACHE: '/c' })).toBe('/c');
     const at = (argv: string[]) => cacheFile({ buildId: 'ab/../12', argv, env });
-    expect(at(['sync', 'a', 'b'])).toBe(`/home/u/.cache/deltacast/v8/ab12-${process.version}-${process.arch}-sync.bin`);
+    expect(at(['sync', 'a', 'b'])).toBe(`/home/u/.cache/deltacast/v8/c1-ab12-${process.version}-${process.arch}-sync.bin`);
     expect(at(['-v'])).toMatch(/-default\.bin$/);
     expect(at([])).toMatch(/-default\.bin$/);
     expect(at(['../../etc'])).toMatch(/-default\.bin$/);

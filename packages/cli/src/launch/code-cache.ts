@@ -24,6 +24,11 @@ import { Script } from 'node:vm';
 
 export type CacheStatus = 'off' | 'hit' | 'miss' | 'rejected';
 
+/**
+ * The cache file layout's name, first in every file name: a launcher that writes another layout
+ * (with the same bundle) keeps its caches apart instead of each rejecting and rewriting the other's.
+ */
+const CACHE_FORMAT = 'c1';
 /** A cache file: these 8 bytes, the SHA-256 of the rest, then V8's cached data. */
 const CACHE_MAGIC = Buffer.from('DCV8C\x00\x00\x01', 'latin1');
 const HEADER_BYTES = CACHE_MAGIC.length + 32;
@@ -68,7 +73,7 @@ export function cacheFile(options: RunOptions): string | undefined {
   const word = options.argv[0];
   const command = word !== undefined && /^[a-z]{1,16}$/.test(word) ? word : 'default';
   const id = options.buildId.replace(/[^0-9a-zA-Z]/g, '').slice(0, 32);
-  return join(dir, `${id}-${process.version}-${process.arch}-${command}.bin`);
+  return join(dir, `${CACHE_FORMAT}-${id}-${process.version}-${process.arch}-${command}.bin`);
 }
 
 /**
