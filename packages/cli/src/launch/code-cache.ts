@@ -1,20 +1,19 @@
 /**
- * Runs a CommonJS bundle from V8's code cache. Compiling the CLI's 1.6 MB bundle, and then each
+ * Runs a CommonJS bundle from V8's code cache. Compiling the CLI's 1.4 MB bundle, and then each
  * function it calls, took ~60 ms of every start here (Node 20 has no module compile cache); with
  * the cache V8 deserializes the bytecode of what the last run of the same command used instead.
  *
- * One cache file per file layout, bundle build, Node version, architecture and command (the first argument):
- * what a cache holds is what that command compiled, so `sync` gets a cache made by a sync, not by
- * `--version`. A cache is written when there was none (or V8 rejected it), at the end of a run that
+ * One cache file per file layout, bundle build, Node version, architecture and command (the first
+ * argument): what a cache holds is what that command compiled, so `sync` gets a cache made by a
+ * sync, not by `--version`. A cache is written when there was none (or V8 rejected it), at the end of a run that
  * exited 0, to a temporary name renamed into place (concurrent runs each write a whole file). The
  * bundle's build id (its SHA-256, fixed at build time) names the file, because V8 itself checks only
  * the source's length. V8 checks a cache's header but (in release builds) not its contents, so each
  * file also carries a SHA-256 of what follows it, checked before V8 sees the data: a damaged file
  * counts as rejected, never as code to run. Writing one also removes caches not written for 30 days
  * (other builds and Node versions; a cache in use is never rewritten, so it too is made again once a
- * month). Caching is
- * skipped, never fatal: an unwritable or absent cache directory
- * just means compiling as without it. `DELTACAST_CODE_CACHE=off` turns it off.
+ * month). Caching is skipped, never fatal: an unwritable or absent cache directory just means
+ * compiling as without it. `DELTACAST_CODE_CACHE=off` turns it off.
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
