@@ -369,6 +369,12 @@ export class TreeWatcher {
       this.#queuePath(rel, true, false);
       return;
     }
+    if ((st === null && !gone) || (gone && this.#failures.has(rel))) {
+      // Cannot tell what it is (EACCES): #ensure looks again and counts it as a failure, so the tree is
+      // degraded until it can be watched. Gone after a failure: #ensure forgets the failure and says so.
+      this.#queuePath(rel, true, false);
+      return;
+    }
     if (child) {
       // A watched directory is gone or became a file (or symlink): drop its watches, then report.
       this.#queuePath(rel, true, false);
@@ -511,13 +517,21 @@ export class TreeWatcher {
         if (this.#closed || (parent && !parent.live)) return;
         const current = parent ? parent.children.get(name) : this.#rootNode;
         if (current) this.#dropAndRecord(current, ctx);
-        if (!isGone(err) && parent) ctx.failures.push({ rel, reason: describeWatchError(err) });
+        if (isGone(err)) {
+          this.#failures.delete(rel);
+        } else if (parent) {
+          // Kept among the failures (the tree is degraded) until a look succeeds or finds it gone.
+          const reason = describeWatchError(err);
+          this.#failures.set(rel, reason);
+          ctx.failures.push({ rel, reason });
+        }
         return;
       }
       if (this.#closed || (parent && !parent.live)) return;
       // Structural operations are serialized, so nothing else replaced the node during the lstat.
       let node = existing;
       if (!before.isDirectory() || (parent !== null && this.#excludes(rel, true))) {
+        this.#failures.delete(rel);
         if (parent && before.isDirectory()) parent.excludedDirs.add(name);
         if (node) this.#dropAndRecord(node, ctx);
         return;
@@ -691,6 +705,9 @@ export class TreeWatcher {
       this.#watched--;
     }
     this.#failures.delete(node.rel);
+    // Failures below it with no node of their own (a directory that could not be looked at) go too.
+    const below = node.rel === '' ? '' : `${node.rel}/`;
+    for (const rel of this.#failures.keys()) if (rel.startsWith(below)) this.#failures.delete(rel);
     if (node.parent) {
       if (node.parent.children.get(node.name) === node) node.parent.children.delete(node.name);
     } else if (this.#rootNode === node) {

@@ -23,6 +23,8 @@ const faults = vi.hoisted(() => ({
   listings: [] as string[],
   /** Absolute paths of the lstat calls that completed, in order. */
   lstats: [] as string[],
+  /** Absolute paths whose lstat fails, with the error code it fails with. */
+  refuseLstat: new Map<string, string>(),
 }));
 
 vi.mock('node:fs', async (importOriginal) => {
@@ -63,6 +65,11 @@ vi.mock('node:fs/promises', async (importOriginal) => {
     return (fsp.readdir as (...args: unknown[]) => Promise<unknown>)(path, ...rest);
   }) as typeof fsp.readdir;
   const lstat = (async (path: string, ...rest: unknown[]) => {
+    const code = faults.refuseLstat.get(String(path));
+    if (code !== undefined) {
+      faults.lstats.push(String(path));
+      throw Object.assign(new Error(`${code}: permission denied, lstat '${path}'`), { code, syscall: 'lstat', path });
+    }
     try {
       return await (fsp.lstat as (...args: unknown[]) => Promise<unknown>)(path, ...rest);
     } finally {
@@ -89,6 +96,7 @@ afterEach(() => {
   faults.holdListing.clear();
   faults.listings.length = 0;
   faults.lstats.length = 0;
+  faults.refuseLstat.clear();
 });
 
 describe('TreeWatcher: watches that cannot be added', () => {
@@ -171,6 +179,54 @@ describe('TreeWatcher: a directory that exists is never left unwatched in silenc
     h.expectWatched(3);
     writeFileSync(h.path('ghost/g'), 'x');
     await h.waitChange('ghost/g');
+  });
+
+  it('stays degraded while a directory cannot be looked at (EACCES), then says when it is watched again', async () => {
+    const h = harness();
+    await h.start();
+    faults.refuseLstat.set(h.path('locked'), 'EACCES');
+    mkdirSync(h.path('locked'));
+    await waitFor(() => h.rescans().length === 1, () => `a degraded rescan (${h.received()})`);
+    expect(h.rescans()[0]).toMatchObject({ degraded: true });
+    expect(h.rescans()[0].reason).toMatch(/^cannot watch locked: EACCES/);
+
+    faults.refuseLstat.clear();
+    utimesSync(h.path('locked'), new Date(), new Date());
+    await waitFor(() => h.rescans().length === 2, () => `the recovery rescan (${h.received()})`);
+    expect(h.rescans()[1]).toEqual({ type: 'rescan', reason: 'every directory is watched again', degraded: false });
+    h.expectWatched(2);
+    writeFileSync(h.path('locked/f'), 'x');
+    await h.waitChange('locked/f');
+  });
+
+  it('stops counting a directory that could not be looked at once it is gone, and says so', async () => {
+    const h = harness();
+    mkdirSync(h.path('fine'));
+    await h.start();
+    faults.refuseLstat.set(h.path('fine/locked'), 'EACCES');
+    mkdirSync(h.path('fine/locked'));
+    await waitFor(() => h.rescans().length === 1, () => `a degraded rescan (${h.received()})`);
+    expect(h.rescans()[0]).toMatchObject({ degraded: true });
+    faults.refuseLstat.clear();
+    rmSync(h.path('fine'), { recursive: true });
+    await waitFor(() => h.rescans().length === 2, () => `the recovery rescan (${h.received()})`);
+    expect(h.rescans()[1]).toEqual({ type: 'rescan', reason: 'every directory is watched again', degraded: false });
+    await h.waitChange('fine');
+    h.expectWatched(1);
+  });
+
+  it('forgets a directory that could not be looked at once it is removed, its parent staying', async () => {
+    const h = harness();
+    mkdirSync(h.path('fine'));
+    await h.start();
+    faults.refuseLstat.set(h.path('fine/locked'), 'EACCES');
+    mkdirSync(h.path('fine/locked'));
+    await waitFor(() => h.rescans().length === 1, () => `a degraded rescan (${h.received()})`);
+    faults.refuseLstat.clear(); // gone, its lstat says ENOENT
+    rmSync(h.path('fine/locked'), { recursive: true });
+    await waitFor(() => h.rescans().length === 2, () => `the recovery rescan (${h.received()})`);
+    expect(h.rescans()[1]).toEqual({ type: 'rescan', reason: 'every directory is watched again', degraded: false });
+    h.expectWatched(2);
   });
 
   it('takes ENOTDIR from fs.watch for a new directory that is still there as a failure, and watches below it', async () => {
