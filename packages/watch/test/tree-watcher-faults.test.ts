@@ -199,33 +199,36 @@ describe('TreeWatcher: a directory that exists is never left unwatched in silenc
     await h.waitChange('locked/f');
   });
 
-  it('stops counting a directory that could not be looked at once it is gone, and says so', async () => {
+  /** A watched `fine` holding `fine/locked`, whose lstat fails with EACCES: returned once that is reported. */
+  async function lockedInFine(): Promise<Harness> {
     const h = harness();
     mkdirSync(h.path('fine'));
     await h.start();
     faults.refuseLstat.set(h.path('fine/locked'), 'EACCES');
     mkdirSync(h.path('fine/locked'));
     await waitFor(() => h.rescans().length === 1, () => `a degraded rescan (${h.received()})`);
-    expect(h.rescans()[0]).toMatchObject({ degraded: true });
-    faults.refuseLstat.clear();
-    rmSync(h.path('fine'), { recursive: true });
+    faults.refuseLstat.clear(); // removed next: its lstat says ENOENT
+    return h;
+  }
+
+  async function expectRecovered(h: Harness): Promise<void> {
     await waitFor(() => h.rescans().length === 2, () => `the recovery rescan (${h.received()})`);
     expect(h.rescans()[1]).toEqual({ type: 'rescan', reason: 'every directory is watched again', degraded: false });
+  }
+
+  it('stops counting a directory that could not be looked at once it is gone, and says so', async () => {
+    const h = await lockedInFine();
+    expect(h.rescans()[0]).toMatchObject({ degraded: true });
+    rmSync(h.path('fine'), { recursive: true });
+    await expectRecovered(h);
     await h.waitChange('fine');
     h.expectWatched(1);
   });
 
   it('forgets a directory that could not be looked at once it is removed, its parent staying', async () => {
-    const h = harness();
-    mkdirSync(h.path('fine'));
-    await h.start();
-    faults.refuseLstat.set(h.path('fine/locked'), 'EACCES');
-    mkdirSync(h.path('fine/locked'));
-    await waitFor(() => h.rescans().length === 1, () => `a degraded rescan (${h.received()})`);
-    faults.refuseLstat.clear(); // gone, its lstat says ENOENT
+    const h = await lockedInFine();
     rmSync(h.path('fine/locked'), { recursive: true });
-    await waitFor(() => h.rescans().length === 2, () => `the recovery rescan (${h.received()})`);
-    expect(h.rescans()[1]).toEqual({ type: 'rescan', reason: 'every directory is watched again', degraded: false });
+    await expectRecovered(h);
     h.expectWatched(2);
   });
 
