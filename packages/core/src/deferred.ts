@@ -37,9 +37,11 @@ export {
   applyDelta,
   bufferBasis,
   fileHandleBasis,
+  patchPieces,
   patchStream,
   type BasisReader,
   type FileHandleLike,
+  type PatchedPieces,
   type PatchOptions,
   type PatchResult,
 } from './patch.js';

@@ -163,6 +163,28 @@ function copyOutOfBounds(offset: number, length: number, basisLength: number | u
  * huge output (a COPY run may repeat the basis without limit).
  */
 export function applyDelta(basis: Uint8Array, delta: Uint8Array, options: PatchOptions = {}): Uint8Array {
+  const { pieces, result } = patchPieces(basis, delta, options);
+  const out = new Uint8Array(result.outputLength);
+  let at = 0;
+  for (const piece of pieces) {
+    out.set(piece, at);
+    at += piece.length;
+  }
+  return out;
+}
+
+/** The output of `patchPieces`: its pieces in order, and what the patch wrote and checked. */
+export interface PatchedPieces {
+  pieces: Uint8Array[];
+  result: PatchResult;
+}
+
+/**
+ * `applyDelta` without joining the output: the pieces are views into `basis` and `delta` (valid as
+ * long as those are), ready for one vectored write, and the result says whether a native END was
+ * verified. Same safety notes as `applyDelta`.
+ */
+export function patchPieces(basis: Uint8Array, delta: Uint8Array, options: PatchOptions = {}): PatchedPieces {
   const state = new PatchState(basis.length, options);
   const pieces: Uint8Array[] = [];
   state.decoder.push(delta);
@@ -185,14 +207,7 @@ export function applyDelta(basis: Uint8Array, delta: Uint8Array, options: PatchO
       state.end(command);
     }
   }
-  state.result();
-  const out = new Uint8Array(state.outputLength);
-  let at = 0;
-  for (const piece of pieces) {
-    out.set(piece, at);
-    at += piece.length;
-  }
-  return out;
+  return { pieces, result: state.result() };
 }
 
 /**

@@ -8,6 +8,7 @@ import {
   bufferBasis,
   delta,
   fileHandleBasis,
+  patchPieces,
   patchStream,
   signature,
   type BasisReader,
@@ -73,6 +74,20 @@ describe('applyDelta and patchStream', () => {
     const { chunks } = await drain(patchStream(bufferBasis(big), [d]));
     expect(chunks.map((c) => c.length)).toEqual([1, 1 << 20, 1 << 20, 1 << 20, 5]);
     expect(hex(concat(...chunks).subarray(1))).toBe(hex(big));
+  });
+
+  it('patchPieces: views into the delta and the basis, in order, with the result', () => {
+    for (const [d, format, verified] of [
+      [nativeDelta, 'native', true],
+      [rdiffDeltaReal, 'rdiff', false],
+    ] as const) {
+      const { pieces, result } = patchPieces(basis, d);
+      expect(hex(concat(...pieces))).toBe(hex(target));
+      expect(result).toMatchObject({ format, verified, outputLength: target.length });
+      // Views, not copies: every piece lies in the delta's or the basis's memory.
+      for (const piece of pieces) expect([d.buffer, basis.buffer]).toContain(piece.buffer);
+    }
+    expectPatchError(thrown(() => patchPieces(basis, nativeDelta, { maxOutputLength: target.length - 1 })), 'OUTPUT_LIMIT');
   });
 
   it('literal chunks handed out are copies: reusing the delta buffer does not change them', async () => {

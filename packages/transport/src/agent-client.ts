@@ -19,6 +19,7 @@ import {
   type EntryType,
 } from './messages.js';
 import { wirePathComponents } from './paths.js';
+import { decodeBatchResults, encodeBatchFiles, type BatchFile, type BatchResult } from './batch.js';
 import { normalizeScope, Scope } from './scope.js';
 import { bitIsSet, bitmapBytes, encodeListing, sourceIndex } from './listing.js';
 import type { SourceEntry } from './tree.js';
@@ -380,6 +381,78 @@ export class AgentClient {
       at += p.length;
     }
     return out;
+  }
+
+  /**
+   * Signatures of several small files in one request (docs/protocol.md, Batches), in `paths` order:
+   * each a native signature with our seed, or the failure of that file alone (TOO_LARGE: ask for it
+   * alone).
+   */
+  async signatureBatch(paths: readonly string[], seed: bigint): Promise<({ ok: true; signature: Uint8Array } | Extract<BatchResult, { ok: false }>)[]> {
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    const final = await this.request(
+      { t: 'sigs', paths: [...paths], seed: seed.toString(), block: null },
+      (frame) => {
+        if (frame.header.t !== 'data' || !frame.payload) throw new ProtocolError('BAD_MESSAGE', 'signature batch frame malformed', {});
+        parts.push(frame.payload.slice());
+        total += frame.payload.length;
+      },
+      'sigs',
+    );
+    const results = decodeBatchResults(final, paths.length);
+    const all = Buffer.concat(parts, total);
+    let at = 0;
+    const out = results.map((r) => {
+      if (!r.ok) return r;
+      if (r.size > total - at) throw new ProtocolError('BAD_MESSAGE', `signature batch: ${total} bytes came, more announced`, {});
+      return { ok: true as const, signature: all.subarray(at, (at += r.size)) };
+    });
+    if (at !== total) throw new ProtocolError('BAD_MESSAGE', `signature batch: ${total} bytes came, ${at} announced`, {});
+    return out;
+  }
+
+  /**
+   * Sends several small files in one request (docs/protocol.md, Batches): each its native delta
+   * (`basis` as for put). Resolves with each file's result, in order, once the agent has placed (or
+   * failed) every one of them.
+   */
+  async putBatch(
+    files: readonly { path: string; attributes: FileAttributes; basis: boolean; delta: Uint8Array }[],
+    options: { compress?: boolean },
+  ): Promise<{ results: BatchResult[]; sentBytes: number }> {
+    if (this.closeError) throw this.closeError;
+    const id = this.nextId++;
+    const list: BatchFile[] = files.map((f) => ({
+      path: f.path,
+      size: f.attributes.size,
+      mode: f.attributes.mode,
+      mtime: f.attributes.mtimeMs,
+      uid: f.attributes.uid,
+      gid: f.attributes.gid,
+      basis: f.basis,
+      length: f.delta.length,
+    }));
+    const joined = Buffer.concat(files.map((f) => f.delta));
+    const payload = options.compress ? deflateRawSync(joined) : joined;
+    const reply = new Promise<Header>((resolve, reject) => {
+      this.track(id, {
+        onFrame: (frame) => {
+          const h = frame.header;
+          if (h.t === 'ok') resolve(h);
+          else if (h.t === 'error') reject(new RemoteError(String(h.code ?? 'REMOTE'), `puts: ${String(h.message ?? '')}`, { code: h.code }));
+          else throw new ProtocolError('BAD_MESSAGE', `unexpected "${h.t}" for puts`, {});
+          return true;
+        },
+        reject,
+      });
+    });
+    reply.catch(() => {});
+    const header: Header = { t: 'puts', id, f: encodeBatchFiles(list), ...(options.compress ? { z: true } : {}) };
+    if (this.stage !== undefined) header.stage = this.stage;
+    await this.session.send(header, payload);
+    this.lastFrame = performance.now();
+    return { results: decodeBatchResults(await reply, files.length), sentBytes: payload.length };
   }
 
   /**

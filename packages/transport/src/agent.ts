@@ -5,12 +5,12 @@
  * targets, verifying each file's SHA-256 before renaming it into place. Every path it is sent goes
  * through `resolveInRoot`; every field through the readers in messages.ts.
  */
-import { chmodSync, chownSync, close, closeSync, constants, createReadStream, lchownSync, lutimesSync, mkdirSync, readdirSync, readlinkSync, utimesSync, fchmodSync, fchownSync, futimesSync, lstatSync, openSync, readSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
+import { chmodSync, chownSync, close, closeSync, constants, createReadStream, lchownSync, lutimesSync, mkdirSync, readdirSync, readlinkSync, utimesSync, fchmodSync, fchownSync, futimesSync, lstatSync, openSync, readSync, renameSync, rmSync, writeSync, writevSync, type Stats } from 'node:fs';
 import { lchown, lstat, lutimes, mkdir, realpath, rename, rm, symlink, unlink } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
-import { bufferBasis, encodeSignature, loadStrongSums, patchStream, DeltacastError, type BasisReader } from '@deltacast/core/deferred';
+import { bufferBasis, encodeSignature, loadStrongSums, patchPieces, patchStream, DeltacastError, type BasisReader } from '@deltacast/core/deferred';
 import { fileSignature } from './file-signature.js';
 import { ByteBudget, ChunkQueue } from './chunk-queue.js';
 import type { Frame, Header } from './frame.js';
@@ -31,7 +31,8 @@ import {
   uint,
   type EntryType,
 } from './messages.js';
-import { joinWire, resolveInRoot } from './paths.js';
+import { joinWire, resolveInRoot, resolveInRootSync } from './paths.js';
+import { decodeBatchFiles, encodeBatchResults, MAX_BATCH_BASIS, MAX_BATCH_FILES, TOO_LARGE, type BatchFile, type BatchResult } from './batch.js';
 import { normalizeScope } from './scope.js';
 import { bitmapBytes, decodeListing, MAX_LISTING_BYTES, MAX_LISTING_ENTRIES } from './listing.js';
 import { quickCheck } from './plan.js';
@@ -155,6 +156,9 @@ class Agent {
     // handler runs, so the handler gets its queue now.
     const queue = h.t === 'put' || h.t === 'compare' ? new ChunkQueue(this.budget) : undefined;
     if (queue) this.puts.set(id, queue);
+    // A batch's payload counts against the same budget as queued put data until the batch is done.
+    const payload = h.t === 'puts' ? frame.payload : undefined;
+    if (payload) this.budget.add(payload.length);
     const run = async () => {
       await this.helloPromise;
       try {
@@ -164,20 +168,25 @@ class Agent {
           if (queue && this.puts.get(id) === queue) this.puts.delete(id);
           return;
         }
-        await handler.call(this, id, h, queue);
+        await handler.call(this, id, h, queue, payload);
       } catch (error) {
         queue?.discard();
         if (queue && this.puts.get(id) === queue) this.puts.delete(id);
         await this.replyError(id, error, typeof h.path === 'string' ? h.path : null);
       } finally {
         this.active.delete(id);
+        if (payload) this.budget.release(payload.length);
       }
     };
     this.track(run());
   }
 
-  private handlerFor(type: string): ((id: number, h: Header, queue?: ChunkQueue) => Promise<void>) | undefined {
+  private handlerFor(type: string): ((id: number, h: Header, queue?: ChunkQueue, payload?: Uint8Array) => Promise<void>) | undefined {
     switch (type) {
+      case 'puts':
+        return this.putBatch;
+      case 'sigs':
+        return this.signatureBatch;
       case 'list':
         return this.list;
       case 'compare':
@@ -583,6 +592,115 @@ class Agent {
     }
   }
 
+  /**
+   * A batch of small files (docs/protocol.md, Batches): each file's native delta is patched in memory
+   * and placed as a put places it (temp file, verified, attributes, rename or stage), each file
+   * failing alone. Synchronous from the first file to the reply: a batch is one turn of work.
+   */
+  private async putBatch(id: number, h: Header, _queue?: ChunkQueue, payload?: Uint8Array): Promise<void> {
+    const files = decodeBatchFiles(h);
+    const total = files.reduce((n, f) => n + f.length, 0);
+    let data = payload ?? new Uint8Array(0);
+    if (bool(h, 'z')) data = inflateBatch(data, total);
+    if (data.length !== total) throw new ProtocolError('BAD_MESSAGE', `puts ${id}: ${data.length} payload bytes for deltas of ${total}`, { id });
+    const stage = this.stageOf(h);
+    const results: BatchResult[] = [];
+    let at = 0;
+    for (const file of files) {
+      const delta = data.subarray(at, (at += file.length));
+      try {
+        results.push({ ok: true, size: this.placeFromDelta(file, delta, stage) });
+      } catch (error) {
+        if (error instanceof ProtocolError) throw error; // as for a put: the session ends
+        results.push(this.batchFailure(error));
+      }
+    }
+    await this.session.send({ t: 'ok', id, r: encodeBatchResults(results) });
+  }
+
+  /** One file of a `puts`: its basis read whole (small, or TOO_LARGE), patched, placed; its size. */
+  private placeFromDelta(file: BatchFile, delta: Uint8Array, stage: Stage | undefined): number {
+    const target = resolveInRootSync(this.rootDir, file.path);
+    let basisBytes: Uint8Array = EMPTY;
+    let basisPath: string | undefined;
+    if (file.basis) {
+      const basis = this.openBasis(target, file.path);
+      try {
+        if (basis.size > MAX_BATCH_BASIS) throw new TransportError(TOO_LARGE, `basis ${JSON.stringify(file.path)} is larger than a batch takes`, { path: file.path, size: basis.size });
+        basisBytes = readWhole(basis.fd, basis.size);
+      } finally {
+        closeSync(basis.fd);
+      }
+      if (basis.fromPartial) basisPath = basis.path;
+    }
+    const { pieces, result } = patchPieces(basisBytes, delta, { maxOutputLength: file.size });
+    if (!result.verified) {
+      throw new ProtocolError('BAD_MESSAGE', `put ${JSON.stringify(file.path)}: delta was not a verifiable native delta`, { path: file.path });
+    }
+    const temp = stage ? stage.nextPath() : tempPathFor(target);
+    let out: number | undefined = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    let placed = false;
+    try {
+      writeAll(out, pieces, result.outputLength);
+      fchmodSync(out, file.mode);
+      if (this.opts.owner && file.uid !== undefined && file.gid !== undefined) fchownSync(out, file.uid, file.gid);
+      futimesSync(out, Date.now() / 1000, file.mtime / 1000);
+      closeSync(out);
+      out = undefined;
+      if (stage) stage.record({ kind: 'place', path: file.path, staged: temp });
+      else renameSync(temp, target);
+      placed = true;
+    } finally {
+      if (out !== undefined) closeSync(out);
+      if (!placed) rmSync(temp, { force: true });
+    }
+    if (basisPath !== undefined) rmSync(basisPath, { force: true });
+    return result.outputLength;
+  }
+
+  /**
+   * Signatures of small basis files (docs/protocol.md, Batches): data frames carry them one after
+   * another, then `sigs` says each one's length or why it failed (a basis over MAX_BATCH_BASIS is
+   * TOO_LARGE, for the client to ask for alone).
+   */
+  private async signatureBatch(id: number, h: Header): Promise<void> {
+    const paths = strList(h, 'paths', MAX_BATCH_FILES);
+    const seed = seedOf(h);
+    const blockLength = optUint(h, 'block', 1 << 24);
+    await loadStrongSums();
+    const results: BatchResult[] = [];
+    const parts: Uint8Array[] = [];
+    let bytes = 0;
+    for (const path of paths) {
+      try {
+        const target = resolveInRootSync(this.rootDir, path);
+        const basis = this.openBasis(target, path);
+        try {
+          if (basis.size > MAX_BATCH_BASIS) throw new TransportError(TOO_LARGE, `basis ${JSON.stringify(path)} is larger than a batch takes`, { path, size: basis.size });
+          const sig = encodeSignature(await fileSignature(basis.fd, basis.size, { seed, blockLength }));
+          parts.push(sig);
+          bytes += sig.length;
+          results.push({ ok: true, size: sig.length });
+        } finally {
+          closeSync(basis.fd);
+        }
+      } catch (error) {
+        if (error instanceof ProtocolError) throw error;
+        results.push(this.batchFailure(error));
+      }
+    }
+    const all = Buffer.concat(parts, bytes);
+    for (let at = 0; at < all.length; at += DATA_CHUNK) await this.session.send({ t: 'data', id }, all.subarray(at, at + DATA_CHUNK));
+    await this.session.send({ t: 'sigs', id, r: encodeBatchResults(results) });
+  }
+
+  /** A batch file's failure as its result: what an error reply of its own would have said. */
+  private batchFailure(error: unknown): BatchResult {
+    const e = error as NodeJS.ErrnoException;
+    const code = error instanceof DeltacastError || error instanceof TransportError ? String(e.code) : typeof e.code === 'string' ? e.code : 'IO';
+    return { ok: false, code, message: (e.message ?? String(error)).replaceAll(this.root ?? '\0', '<root>') };
+  }
+
   private async mkdir(id: number, h: Header): Promise<void> {
     const path = str(h, 'path');
     const target = await resolveInRoot(this.rootDir, path);
@@ -851,6 +969,43 @@ function alternatingBasis(fd: number, size: number): BasisReader {
       return filled === want ? out : out.subarray(0, filled);
     },
   };
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** A small file's `size` bytes (fewer if it shrank). */
+function readWhole(fd: number, size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let filled = 0;
+  while (filled < size) {
+    const n = readSync(fd, out, filled, size - filled, filled);
+    if (n === 0) break;
+    filled += n;
+  }
+  return filled === size ? out : out.subarray(0, filled);
+}
+
+/** Writes `pieces` (`length` bytes in all) to `fd`: one vectored write, more only if it falls short. */
+function writeAll(fd: number, pieces: Uint8Array[], length: number): void {
+  let written = pieces.length > 0 ? writevSync(fd, pieces) : 0;
+  if (written === length) return;
+  for (const piece of pieces) {
+    if (written >= piece.length) {
+      written -= piece.length;
+      continue;
+    }
+    for (let at = written; at < piece.length; ) at += writeSync(fd, piece, at, piece.length - at);
+    written = 0;
+  }
+}
+
+/** A compressed batch inflates to exactly its deltas' length; anything else is a protocol error. */
+function inflateBatch(payload: Uint8Array, length: number): Uint8Array {
+  try {
+    return inflateRawSync(payload, { maxOutputLength: Math.max(1, length) });
+  } catch (error) {
+    throw new ProtocolError('BAD_MESSAGE', `compressed batch is invalid or inflates past ${length} bytes: ${(error as Error).message}`, {});
+  }
 }
 
 /** A compressed data frame inflates to at most one data chunk; more is a protocol error. */

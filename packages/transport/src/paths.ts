@@ -29,6 +29,11 @@ export function wirePathComponents(path: string): string[] {
  * requests, which go through here too).
  */
 export async function resolveInRoot(root: string, path: string): Promise<string> {
+  return resolveInRootSync(root, path);
+}
+
+/** resolveInRoot, synchronously (its checks are synchronous): for the files of a batch. */
+export function resolveInRootSync(root: string, path: string): string {
   const parts = wirePathComponents(path);
   if (parts.length === 0) return root;
   // `root` is absolute and normalized, the parts are plain names: joined without path.join's

@@ -18,6 +18,8 @@ import { planChanges, type Change } from './plan.js';
 import { scanSource, type SourceEntry, type SourceTree } from './tree.js';
 import { listRemote, type RemoteListing } from './listing.js';
 import { InFlightBytes } from './in-flight.js';
+import { BATCH_CAPABILITY } from './batch.js';
+import { batchable, batchEnd, sendBatch } from './batch-send.js';
 import type { ByteStreams } from './wire.js';
 import { openDestination, type DestinationOptions } from './open-destination.js';
 
@@ -136,17 +138,44 @@ export async function syncTree(
       const queue = run.files();
       const workers = Math.max(1, Math.min(options.concurrency ?? DEFAULT_CONCURRENCY, queue.length));
       const bytes = new InFlightBytes(IN_FLIGHT_BYTES);
+      const batches = client.info?.capabilities.includes(BATCH_CAPABILITY) ?? false;
+      const alone = async (change: Change) => {
+        const size = change.source?.size ?? 0;
+        await bytes.acquire(size);
+        await sendFile(change, client, seed, options)
+          .then((stats) => run!.fileDone(change, stats))
+          .catch((e) => run!.fail(change.path, e))
+          .finally(() => bytes.release(size));
+      };
       let next = 0;
       await Promise.all(
         Array.from({ length: workers }, async () => {
           while (next < queue.length) {
-            const change = queue[next++];
-            const size = change.source?.size ?? 0;
+            if (!batches || !batchable(queue[next])) {
+              await alone(queue[next++]);
+              continue;
+            }
+            // Consecutive small files go as one batch (src/batch-send.ts).
+            const start = next;
+            next = batchEnd(queue, start);
+            const group = queue.slice(start, next);
+            const size = group.reduce((n, c) => n + c.source!.size, 0);
             await bytes.acquire(size);
-            await sendFile(change, client, seed, options)
-              .then((stats) => run!.fileDone(change, stats))
-              .catch((e) => run!.fail(change.path, e))
-              .finally(() => bytes.release(size));
+            let outcomes;
+            try {
+              outcomes = await sendBatch(group, client, seed, options, (c) => readSmallFile(c.source!.local));
+            } catch (error) {
+              for (const c of group) run!.fail(c.path, error);
+              continue;
+            } finally {
+              bytes.release(size);
+            }
+            for (let i = 0; i < group.length; i++) {
+              const outcome = outcomes[i];
+              if ('stats' in outcome) run!.fileDone(group[i], outcome.stats);
+              else if ('error' in outcome) run!.fail(group[i].path, outcome.error);
+              else await alone(group[i]);
+            }
           }
         }),
       );

@@ -1,0 +1,149 @@
+/**
+ * Small files sent in batches (src/batch.ts) by a transfer's pipeline. Consecutive small files of the
+ * plan go together: the signatures of those that have a basis in one `sigs`, then every delta in one
+ * `puts`. A file a batch cannot take (grown past the small size since the scan, or whose basis is
+ * TOO_LARGE for a batch) is handed back to be sent alone; every other file gets its own outcome, as
+ * its own requests would have given it.
+ */
+import { createDelta, decodeSignature, indexSignature, literalDelta, loadStrongSums } from '@deltacast/core/deferred';
+import type { AgentClient } from './agent-client.js';
+import { MAX_BATCH_BYTES, MAX_BATCH_FILES, TOO_LARGE } from './batch.js';
+import { ProtocolError, RemoteError } from './errors.js';
+import type { Change } from './plan.js';
+
+/** A file under this size (at the scan) goes in a batch. */
+export const SMALL_FILE = 64 * 1024;
+/** Source bytes gathered into one batch. */
+const BATCH_SOURCE_BYTES = 1024 * 1024;
+/** Header bytes the file list of one batch may take (the frame header cap is 64 KiB). */
+const BATCH_HEADER_BYTES = 40 * 1024;
+
+export interface FileStats {
+  size: number;
+  literalBytes: number;
+  matchedBytes: number;
+  sentBytes: number;
+}
+
+/** What became of one file of a batch. */
+export type BatchOutcome = { stats: FileStats } | { error: unknown } | { alone: true };
+
+/** Whether a change can go in a batch: a small new file, or a small changed file. */
+export function batchable(change: Change): boolean {
+  return (change.kind === 'create' || change.kind === 'update') && change.source !== undefined && change.source.size < SMALL_FILE;
+}
+
+/** The end (exclusive) of the batch of consecutive batchable changes starting at `start`. */
+export function batchEnd(queue: readonly Change[], start: number): number {
+  let end = start;
+  let bytes = 0;
+  let header = 0;
+  while (end < queue.length && end - start < MAX_BATCH_FILES && batchable(queue[end])) {
+    const change = queue[end];
+    const size = change.source!.size;
+    // At most three UTF-8 bytes per UTF-16 unit; the rest of an entry is under 48 bytes.
+    const entry = change.path.length * 3 + 48;
+    if (end > start && (bytes + size > BATCH_SOURCE_BYTES || header + entry > BATCH_HEADER_BYTES)) break;
+    bytes += size;
+    header += entry;
+    end++;
+  }
+  return end;
+}
+
+/**
+ * Sends `changes` (batchable, as batchEnd groups them) as one batch. `read` gives a source file's
+ * bytes (a copy the caller may keep), or undefined when it is no longer small. Rejects only when the
+ * session fails, or the agent refuses the batch as a whole.
+ */
+export async function sendBatch(
+  changes: readonly Change[],
+  client: AgentClient,
+  seed: bigint,
+  options: { compress?: boolean; owner?: boolean },
+  read: (change: Change) => Uint8Array | undefined,
+): Promise<BatchOutcome[]> {
+  const outcomes: (BatchOutcome | undefined)[] = new Array(changes.length).fill(undefined);
+  const withBasis = (c: Change) => c.kind === 'update' || c.resume === true;
+  // Signatures first, for the files that have a basis.
+  const signatures = new Map<number, Uint8Array>();
+  const needSig = changes.flatMap((c, i) => (withBasis(c) ? [i] : []));
+  if (needSig.length > 0) {
+    const sigs = await client.signatureBatch(
+      needSig.map((i) => changes[i].path),
+      seed,
+    );
+    needSig.forEach((i, k) => {
+      const r = sigs[k];
+      if (r.ok) signatures.set(i, r.signature);
+      else outcomes[i] = r.code === TOO_LARGE ? { alone: true } : { error: remoteFailure(r.code, r.message, changes[i].path) };
+    });
+    await loadStrongSums(); // matching blocks hashes them
+  }
+  const files: { path: string; attributes: { size: number; mode: number; mtimeMs: number; uid?: number; gid?: number }; basis: boolean; delta: Uint8Array }[] = [];
+  const members: { index: number; literalBytes: number; matchedBytes: number }[] = [];
+  let deltaBytes = 0;
+  for (let i = 0; i < changes.length; i++) {
+    if (outcomes[i]) continue;
+    const change = changes[i];
+    const source = change.source!;
+    try {
+      const bytes = read(change);
+      if (!bytes) {
+        outcomes[i] = { alone: true };
+        continue;
+      }
+      let delta: Uint8Array;
+      let literalBytes = bytes.length;
+      let matchedBytes = 0;
+      const basis = withBasis(change);
+      if (basis) {
+        const sig = decodeSignature(signatures.get(i)!);
+        if (sig.format !== 'native' || sig.seed !== seed) {
+          throw new ProtocolError('BAD_MESSAGE', `signature for ${change.path} is not native with our seed`, { path: change.path });
+        }
+        const builder = createDelta(indexSignature(sig), { expectedLength: bytes.length });
+        const head = builder.update(bytes);
+        const tail = builder.final();
+        delta = head.length === 0 ? tail : Buffer.concat([head, tail]);
+        literalBytes = builder.stats.literalBytes;
+        matchedBytes = builder.stats.copiedBytes;
+      } else {
+        delta = literalDelta(bytes);
+      }
+      if (deltaBytes + delta.length > MAX_BATCH_BYTES) {
+        outcomes[i] = { alone: true };
+        continue;
+      }
+      deltaBytes += delta.length;
+      const attributes = {
+        size: source.size,
+        mode: source.mode,
+        mtimeMs: source.mtimeMs,
+        uid: options.owner ? source.uid : undefined,
+        gid: options.owner ? source.gid : undefined,
+      };
+      files.push({ path: change.path, attributes, basis, delta });
+      members.push({ index: i, literalBytes, matchedBytes });
+    } catch (error) {
+      if (error instanceof ProtocolError) throw error;
+      outcomes[i] = { error };
+    }
+  }
+  if (files.length > 0) {
+    const { results, sentBytes } = await client.putBatch(files, { compress: options.compress });
+    // The bytes sent, shared out by delta length (compression works on the batch as a whole).
+    const share = deltaBytes > 0 ? sentBytes / deltaBytes : 0;
+    results.forEach((r, k) => {
+      const { index, literalBytes, matchedBytes } = members[k];
+      if (r.ok) outcomes[index] = { stats: { size: r.size, literalBytes, matchedBytes, sentBytes: Math.round(files[k].delta.length * share) } };
+      else outcomes[index] = r.code === TOO_LARGE ? { alone: true } : { error: remoteFailure(r.code, r.message, changes[index].path) };
+    });
+  }
+  return outcomes.map((o) => o ?? { alone: true });
+}
+
+/** A batch file's failure as put would have reported it. */
+function remoteFailure(code: string, message: string, path: string): RemoteError {
+  return new RemoteError(code, `put ${path}: ${message}`, { code, path });
+}
