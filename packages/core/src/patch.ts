@@ -76,6 +76,8 @@ class PatchState {
   readonly hash: Hash = createHash('sha256');
   outputLength = 0;
   verified = false;
+  /** The output's SHA-256, once taken (at a native END): nothing is written after the END. */
+  private digest: Buffer | undefined;
 
   constructor(
     private readonly basisSize: number | undefined,
@@ -128,7 +130,7 @@ class PatchState {
         actual: this.outputLength,
       });
     }
-    const actual = this.hash.copy().digest();
+    const actual = (this.digest = this.hash.digest());
     if (!command.sha256 || !timingSafeEqual(actual, command.sha256)) {
       throw new PatchError('HASH_MISMATCH', 'patched output does not have the SHA-256 the delta carries (wrong basis?)', {
         expected: Buffer.from(command.sha256 ?? []).toString('hex'),
@@ -143,7 +145,7 @@ class PatchState {
     return {
       format: this.decoder.format ?? 'rdiff',
       outputLength: this.outputLength,
-      sha256: new Uint8Array(this.hash.digest()),
+      sha256: new Uint8Array(this.digest ?? this.hash.digest()),
       verified: this.verified,
     };
   }

@@ -31,7 +31,7 @@ import {
   uint,
   type EntryType,
 } from './messages.js';
-import { joinWire, resolveInRoot, resolveInRootSync } from './paths.js';
+import { joinWire, resolveInRootSync } from './paths.js';
 import { decodeBatchFiles, encodeBatchResults, MAX_BATCH_BASIS, MAX_BATCH_FILES, TOO_LARGE, type BatchFile, type BatchResult } from './batch.js';
 import { normalizeScope } from './scope.js';
 import { bitmapBytes, decodeListing, MAX_LISTING_BYTES, MAX_LISTING_ENTRIES } from './listing.js';
@@ -91,6 +91,13 @@ class Agent {
    * drops it (it may change the tree), as does a root that moved (release-enter).
    */
   private prewalk: { root: string; entries: Promise<WalkedEntry[]> } | undefined;
+  /**
+   * Directories under the root this session has seen to be real directories (checked for a path,
+   * walked, or made): a path's parents among them are not checked again (docs/protocol.md, Paths).
+   * Forgotten when this agent deletes or replaces them, cleared by a new walk, a commit and the
+   * release steps.
+   */
+  private readonly dirs = new Set<string>();
 
   constructor(
     streams: ByteStreams,
@@ -150,6 +157,7 @@ class Agent {
     const handler = this.handlerFor(h.t);
     if (!handler) throw new ProtocolError('BAD_MESSAGE', `unknown message type "${h.t}"`, { type: h.t });
     if (h.t !== 'compare') this.prewalk = undefined;
+    if (h.t.startsWith('release-')) this.dirs.clear(); // the root, or what lies under it, moves
     if (this.active.has(id)) throw new ProtocolError('BAD_MESSAGE', `request id ${id} is already in flight`, { id });
     this.active.add(id);
     // A put's data may all arrive (and its `end` remove it from the routing map) before its
@@ -292,6 +300,18 @@ class Agent {
     }
   }
 
+  /** The local path of a wire path, its parents checked (resolveInRootSync) against `dirs`. */
+  private resolve(path: string): string {
+    return resolveInRootSync(this.rootDir, path, this.dirs);
+  }
+
+  /** Forgets `target` and what lies under it, if it was a known directory (none under it is, else). */
+  private forgetDirs(target: string): void {
+    if (!this.dirs.delete(target)) return;
+    const prefix = `${target}/`;
+    for (const dir of this.dirs) if (dir.startsWith(prefix)) this.dirs.delete(dir);
+  }
+
   private get rootDir(): string {
     if (this.root === undefined) throw new TransportError('CLOSED', 'no root: hello failed', {});
     return this.root;
@@ -373,6 +393,8 @@ class Agent {
    */
   private async walkListing(scope: string[] | undefined, emit: EmitEntry): Promise<void> {
     const root = this.rootDir;
+    // What the walk sees is what later requests check against: directories known before it are not.
+    this.dirs.clear();
     /** Lists one entry; false for devices, sockets and fifos, which are not synced. */
     const push = (path: string, full: string, st: Stats): EntryType | undefined | Promise<EntryType | undefined> => {
       const type = st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : st.isFile() ? 'f' : undefined;
@@ -397,7 +419,10 @@ class Agent {
         const path = joinWire(wire, name);
         let type = push(path, full, st);
         if (typeof type === 'object') type = await type;
-        if (type === 'd') await walk(full, path);
+        if (type === 'd') {
+          this.dirs.add(full);
+          await walk(full, path);
+        }
       }
     };
     /**
@@ -486,7 +511,7 @@ class Agent {
   /** Native signature of a basis file, seeded by the client; sent as data frames, then `sig`. */
   private async signature(id: number, h: Header): Promise<void> {
     const path = str(h, 'path');
-    const target = await resolveInRoot(this.rootDir, path);
+    const target = this.resolve(path);
     const basis = this.openBasis(target, path);
     try {
       // A large basis is summed on every core (file-signature.ts): the client waits for this.
@@ -537,7 +562,7 @@ class Agent {
     const uid = optUint(h, 'uid', 0xffffffff);
     const gid = optUint(h, 'gid', 0xffffffff);
     if (!queue) throw new ProtocolError('BAD_MESSAGE', `put ${id}: no queue`, { id });
-    const target = await resolveInRoot(this.rootDir, path);
+    const target = this.resolve(path);
     const stage = this.stageOf(h);
     const basis = useBasis ? this.openBasis(target, path) : undefined;
     const temp = stage ? stage.nextPath() : tempPathFor(target);
@@ -620,7 +645,7 @@ class Agent {
 
   /** One file of a `puts`: its basis read whole (small, or TOO_LARGE), patched, placed; its size. */
   private placeFromDelta(file: BatchFile, delta: Uint8Array, stage: Stage | undefined): number {
-    const target = resolveInRootSync(this.rootDir, file.path);
+    const target = this.resolve(file.path);
     let basisBytes: Uint8Array = EMPTY;
     let basisPath: string | undefined;
     if (file.basis) {
@@ -673,7 +698,7 @@ class Agent {
     let bytes = 0;
     for (const path of paths) {
       try {
-        const target = resolveInRootSync(this.rootDir, path);
+        const target = this.resolve(path);
         const basis = this.openBasis(target, path);
         try {
           if (basis.size > MAX_BATCH_BASIS) throw new TransportError(TOO_LARGE, `basis ${JSON.stringify(path)} is larger than a batch takes`, { path, size: basis.size });
@@ -703,7 +728,7 @@ class Agent {
 
   private async mkdir(id: number, h: Header): Promise<void> {
     const path = str(h, 'path');
-    const target = await resolveInRoot(this.rootDir, path);
+    const target = this.resolve(path);
     const mode = optUint(h, 'mode', 0o7777) ?? 0o755;
     const stage = this.stageOf(h);
     if (stage) {
@@ -718,6 +743,7 @@ class Agent {
       const st = lstatSync(target);
       if (!st.isDirectory()) throw Object.assign(new Error(`${path} exists and is not a directory`), { code: 'EEXIST' });
     }
+    this.dirs.add(target);
     await this.session.send({ t: 'ok', id });
   }
 
@@ -726,7 +752,7 @@ class Agent {
     const path = str(h, 'path');
     const linkTarget = str(h, 'target');
     if (linkTarget.includes('\0')) throw new PathError('PATH_INVALID', 'symlink target contains NUL', { path });
-    const target = await resolveInRoot(this.rootDir, path);
+    const target = this.resolve(path);
     const stage = this.stageOf(h);
     const temp = stage ? stage.nextPath() : tempPathFor(target);
     await symlink(linkTarget, temp);
@@ -737,7 +763,10 @@ class Agent {
       const gid = optUint(h, 'gid', 0xffffffff);
       if (this.opts.owner && uid !== undefined && gid !== undefined) await lchown(temp, uid, gid);
       if (stage) stage.record({ kind: 'place', path, staged: temp });
-      else await rename(temp, target);
+      else {
+        this.forgetDirs(target);
+        await rename(temp, target);
+      }
     } catch (error) {
       await unlink(temp).catch(() => {});
       throw error;
@@ -748,7 +777,7 @@ class Agent {
   private async remove(id: number, h: Header): Promise<void> {
     const path = str(h, 'path');
     if (path === '') throw new PathError('PATH_INVALID', 'refusing to delete the root', { path });
-    const target = await resolveInRoot(this.rootDir, path);
+    const target = this.resolve(path);
     const stage = this.stageOf(h);
     if (stage) {
       stage.record({ kind: 'delete', path });
@@ -756,13 +785,14 @@ class Agent {
       return;
     }
     // fs.rm removes a symlink itself, never what it points to.
+    this.forgetDirs(target);
     await rm(target, { recursive: true, force: true });
     await this.session.send({ t: 'ok', id });
   }
 
   private async setattr(id: number, h: Header): Promise<void> {
     const path = str(h, 'path');
-    const target = await resolveInRoot(this.rootDir, path);
+    const target = this.resolve(path);
     const mode = optUint(h, 'mode', 0o7777);
     const mtime = optTime(h, 'mtime');
     const uid = optUint(h, 'uid', 0xffffffff);
@@ -842,7 +872,10 @@ class Agent {
     const stageId = str(h, 'stage', 64);
     const stage = this.stages.get(stageId);
     this.stages.delete(stageId);
+    // The commit deletes and renames: directories checked before it are checked again after.
+    this.dirs.clear();
     await stage?.commit();
+    this.dirs.clear();
     await this.session.send({ t: 'ok', id });
   }
 
@@ -858,7 +891,7 @@ class Agent {
     const paths = strList(h, 'paths', HASH_BATCH);
     const hashes: (string | null)[] = [];
     for (const path of paths) {
-      const target = await resolveInRoot(this.rootDir, path);
+      const target = this.resolve(path);
       const st = await lstat(target).catch(() => undefined);
       if (!st?.isFile()) {
         hashes.push(null);

@@ -32,8 +32,12 @@ export async function resolveInRoot(root: string, path: string): Promise<string>
   return resolveInRootSync(root, path);
 }
 
-/** resolveInRoot, synchronously (its checks are synchronous): for the files of a batch. */
-export function resolveInRootSync(root: string, path: string): string {
+/**
+ * resolveInRoot, synchronously (its checks are synchronous). `verified` holds directories already
+ * checked (absolute paths, as built here): they are not checked again, and those checked now are
+ * added. Whoever keeps it must forget a directory when it removes or replaces it.
+ */
+export function resolveInRootSync(root: string, path: string, verified?: Set<string>): string {
   const parts = wirePathComponents(path);
   if (parts.length === 0) return root;
   // `root` is absolute and normalized, the parts are plain names: joined without path.join's
@@ -42,6 +46,7 @@ export function resolveInRootSync(root: string, path: string): string {
   let current = base;
   for (let i = 0; i < parts.length - 1; i++) {
     current = i === 0 ? base + parts[0] : `${current}/${parts[i]}`;
+    if (verified?.has(current)) continue;
     // Synchronous: a few cached metadata reads cost less than thread-pool round trips per file.
     const stats = lstatSync(current, { throwIfNoEntry: false });
     if (!stats) return base + parts.join('/');
@@ -54,6 +59,7 @@ export function resolveInRootSync(root: string, path: string): string {
     if (!stats.isDirectory()) {
       throw new PathError('PATH_INVALID', `parent of ${JSON.stringify(path)} is not a directory`, { path });
     }
+    verified?.add(current);
   }
   return base + parts.join('/');
 }

@@ -17,14 +17,20 @@ export function tempPathFor(target: string): string {
   // A random start, then the next number for each name: a random draw per file cost more than the
   // rest of the name (O_EXCL refuses a name that exists all the same).
   tempCounter = (tempCounter + 1) >>> 0;
-  const suffix = `-${process.pid.toString(36)}-${tempCounter.toString(16).padStart(8, '0')}`;
-  let name = basename(target);
-  const room = NAME_MAX - Buffer.byteLength(`..dctmpx${suffix}`);
-  if (Buffer.byteLength(name) <= room) return join(dirname(target), `.${name}.dctmp${suffix}`);
+  const suffix = `-${PID36}-${tempCounter.toString(16).padStart(8, '0')}`;
+  // Split at the last '/' by hand: dirname, basename and join (which normalizes again) cost more
+  // than the rest of a small file's put.
+  const slash = target.lastIndexOf('/');
+  const dir = target.slice(0, slash + 1);
+  let name = target.slice(slash + 1);
+  const room = NAME_MAX - `..dctmpx${suffix}`.length; // ASCII
+  // At most three UTF-8 bytes per UTF-16 unit: most names need no count.
+  if (name.length * 3 <= room || Buffer.byteLength(name) <= room) return `${dir}.${name}.dctmp${suffix}`;
   while (Buffer.byteLength(name) > room) name = name.slice(0, -1);
-  return join(dirname(target), `.${name}.dctmpx${suffix}`);
+  return `${dir}.${name}.dctmpx${suffix}`;
 }
 
+const PID36 = process.pid.toString(36);
 let tempCounter = randomBytes(4).readUInt32BE(0);
 
 /** Where an interrupted new file is kept with --partial; undefined when the name would be too long. */

@@ -174,6 +174,54 @@ describe('the agent confines paths to the root', () => {
   });
 });
 
+// The agent remembers directories it has checked, walked or made; one it deletes or replaces, or one
+// a commit may have moved, is checked again: a symlink put in its place is never written through.
+describe('the agent checks again a directory it changed itself', () => {
+  const put = (c: RawClient, id: number, path: string) => c.put(id, path, newFileDelta(new Uint8Array([1])), 1);
+  const link = (c: RawClient, id: number, path: string, stage?: string) =>
+    c.request({ t: 'symlink', id, path, target: outside, mtime: null, uid: null, gid: null, ...(stage ? { stage } : {}) });
+
+  it('made, then deleted and replaced by a symlink', async () => {
+    const c = new RawClient();
+    await c.hello(root);
+    expect(await c.request({ t: 'mkdir', id: 1, path: 'd', mode: 0o755 })).toMatchObject({ t: 'ok' });
+    expect(await c.request({ t: 'mkdir', id: 2, path: 'd/e', mode: 0o755 })).toMatchObject({ t: 'ok' });
+    expect(await put(c, 3, 'd/e/f')).toMatchObject({ t: 'ok' });
+    expect(await c.request({ t: 'delete', id: 4, path: 'd' })).toMatchObject({ t: 'ok' });
+    expect(await link(c, 5, 'd')).toMatchObject({ t: 'ok' });
+    expect(await put(c, 6, 'd/g')).toMatchObject({ t: 'error', code: 'PATH_SYMLINK' });
+    expect(await put(c, 7, 'd/e/g')).toMatchObject({ t: 'error', code: 'PATH_SYMLINK' });
+    await outsideIsEmpty();
+    expect(await c.bye()).toBeUndefined();
+  });
+
+  it('walked at hello, then deleted and replaced by a symlink', async () => {
+    await mkdir(join(root, 'w/x'), { recursive: true });
+    const c = new RawClient();
+    await c.hello(root, { walk: true });
+    expect(await put(c, 1, 'w/x/a')).toMatchObject({ t: 'ok' });
+    expect(await c.request({ t: 'delete', id: 2, path: 'w' })).toMatchObject({ t: 'ok' });
+    expect(await link(c, 3, 'w')).toMatchObject({ t: 'ok' });
+    expect(await put(c, 4, 'w/x/b')).toMatchObject({ t: 'error', code: 'PATH_SYMLINK' });
+    expect(await c.request({ t: 'sig', id: 5, path: 'w/a', seed: '1', block: null })).toMatchObject({ t: 'error', code: 'PATH_SYMLINK' });
+    await outsideIsEmpty();
+    expect(await c.bye()).toBeUndefined();
+  });
+
+  it('replaced by a staged symlink at commit', async () => {
+    await mkdir(join(root, 's'));
+    const c = new RawClient();
+    await c.hello(root);
+    expect(await put(c, 1, 's/a')).toMatchObject({ t: 'ok' });
+    expect(await c.request({ t: 'delete', id: 2, path: 's', stage: 'x' })).toMatchObject({ t: 'ok' });
+    expect(await link(c, 3, 's', 'x')).toMatchObject({ t: 'ok' });
+    expect(await c.request({ t: 'commit', id: 4, stage: 'x' })).toMatchObject({ t: 'ok' });
+    expect(await put(c, 5, 's/b')).toMatchObject({ t: 'error', code: 'PATH_SYMLINK' });
+    await outsideIsEmpty();
+    expect(await c.bye()).toBeUndefined();
+  });
+});
+
 describe('the agent puts files', () => {
   let c: RawClient;
   beforeEach(async () => {
