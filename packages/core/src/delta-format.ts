@@ -36,6 +36,55 @@ function widthIndex(value: number): number {
   return 3;
 }
 
+/** Bytes of LEB128 varint `value`. */
+function varintLength(value: number): number {
+  let n = 1;
+  for (let v = value; v >= 0x80; v = Math.floor(v / 128)) n++;
+  return n;
+}
+
+/** Bytes of the native delta that makes `length` bytes from nothing: header, one literal (none for 0), END. */
+export function literalDeltaLength(length: number): number {
+  return NATIVE_DELTA_HEADER_LENGTH + (length > 0 ? 1 + varintLength(length) + length : 0) + 1 + 8 + SHA256_LENGTH;
+}
+
+/**
+ * Writes the native delta that makes `data` (whose SHA-256 is `sha256`) from nothing into `out` at
+ * `offset`, the bytes DeltaEncoder would write for it; returns its length (literalDeltaLength). `out`
+ * must have the room.
+ */
+export function encodeLiteralDelta(data: Uint8Array, sha256: Uint8Array, out: Uint8Array, offset: number): number {
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  let at = offset;
+  view.setUint32(at, NATIVE_DELTA_MAGIC);
+  out[at + 4] = NATIVE_VERSION;
+  out[at + 5] = 0; // flags
+  out[at + 6] = 0; // reserved
+  out[at + 7] = 0;
+  view.setUint32(at + 8, 0); // basis length, u64: nothing
+  view.setUint32(at + 12, 0);
+  at += NATIVE_DELTA_HEADER_LENGTH;
+  const n = data.length;
+  if (n > 0) {
+    out[at++] = NATIVE_OP_LITERAL;
+    let v = n;
+    while (v >= 0x80) {
+      out[at++] = (v % 128) | 0x80;
+      v = Math.floor(v / 128);
+    }
+    out[at++] = v;
+    out.set(data, at);
+    at += n;
+  }
+  out[at++] = NATIVE_OP_END;
+  view.setUint32(at, Math.floor(n / TWO_32));
+  view.setUint32(at + 4, n >>> 0);
+  at += 8;
+  out.set(sha256, at);
+  at += SHA256_LENGTH;
+  return at - offset;
+}
+
 /** Writes delta commands into a growing buffer; `take()` hands over what was written so far. */
 export class DeltaEncoder {
   readonly format: SignatureFormat;

@@ -8,6 +8,8 @@ import {
   deltaStream,
   indexSignature,
   literalDelta,
+  literalDeltaLength,
+  writeLiteralDelta,
   md4,
   rabinKarpSum,
   rollsumSum,
@@ -323,6 +325,20 @@ describe('literalDelta (a new file in one literal)', () => {
       // One buffer of its exact size: header, one literal command, END with length and SHA-256.
       expect(made.buffer.byteLength - made.byteLength).toBeLessThanOrEqual(11);
     }
+  });
+
+  it('writeLiteralDelta puts the same bytes side by side in one buffer, literalDeltaLength bytes each', () => {
+    const datas = [0, 1, 127, 128, 16_383, 16_384, 70_000].map((size) => pseudoRandom(size, size + 5));
+    const total = datas.reduce((n, d) => n + literalDeltaLength(d.length), 0);
+    const out = new Uint8Array(total + 3).fill(0xee);
+    let at = 1;
+    for (const d of datas) {
+      const n = writeLiteralDelta(d, out, at);
+      expect(n).toBe(literalDeltaLength(d.length));
+      expect(Buffer.from(out.subarray(at, at + n)).equals(Buffer.from(literalDelta(d)))).toBe(true);
+      at += n;
+    }
+    expect([out[0], out[at], out[at + 1]]).toEqual([0xee, 0xee, 0xee]);
   });
 
   it('rebuilds data past 1 MiB too, as one literal', () => {

@@ -413,12 +413,13 @@ export class AgentClient {
   }
 
   /**
-   * Sends several small files in one request (docs/protocol.md, Batches): each its native delta
-   * (`basis` as for put). Resolves with each file's result, in order, once the agent has placed (or
-   * failed) every one of them.
+   * Sends several small files in one request (docs/protocol.md, Batches): `payload` holds their
+   * native deltas one after another, `length` bytes each (`basis` as for put). Resolves with each
+   * file's result, in order, once the agent has placed (or failed) every one of them.
    */
   async putBatch(
-    files: readonly { path: string; attributes: FileAttributes; basis: boolean; delta: Uint8Array }[],
+    files: readonly { path: string; attributes: FileAttributes; basis: boolean; length: number }[],
+    payload: Uint8Array,
     options: { compress?: boolean },
   ): Promise<{ results: BatchResult[]; sentBytes: number }> {
     if (this.closeError) throw this.closeError;
@@ -431,10 +432,9 @@ export class AgentClient {
       uid: f.attributes.uid,
       gid: f.attributes.gid,
       basis: f.basis,
-      length: f.delta.length,
+      length: f.length,
     }));
-    const joined = Buffer.concat(files.map((f) => f.delta));
-    const payload = options.compress ? deflateRawSync(joined) : joined;
+    const sent = options.compress ? deflateRawSync(payload) : payload;
     const reply = new Promise<Header>((resolve, reject) => {
       this.track(id, {
         onFrame: (frame) => {
@@ -450,9 +450,9 @@ export class AgentClient {
     reply.catch(() => {});
     const header: Header = { t: 'puts', id, f: encodeBatchFiles(list), ...(options.compress ? { z: true } : {}) };
     if (this.stage !== undefined) header.stage = this.stage;
-    await this.session.send(header, payload);
+    await this.session.send(header, sent);
     this.lastFrame = performance.now();
-    return { results: decodeBatchResults(await reply, files.length), sentBytes: payload.length };
+    return { results: decodeBatchResults(await reply, files.length), sentBytes: sent.length };
   }
 
   /**

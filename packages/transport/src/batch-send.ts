@@ -5,7 +5,7 @@
  * TOO_LARGE for a batch) is handed back to be sent alone; every other file gets its own outcome, as
  * its own requests would have given it.
  */
-import { createDelta, decodeSignature, indexSignature, literalDelta, loadStrongSums } from '@deltacast/core/deferred';
+import { createDelta, decodeSignature, indexSignature, literalDeltaLength, loadStrongSums, writeLiteralDelta } from '@deltacast/core/deferred';
 import type { AgentClient } from './agent-client.js';
 import { MAX_BATCH_BYTES, MAX_BATCH_FILES, TOO_LARGE } from './batch.js';
 import { ProtocolError, RemoteError } from './errors.js';
@@ -80,9 +80,11 @@ export async function sendBatch(
     });
     await loadStrongSums(); // matching blocks hashes them
   }
-  const files: { path: string; attributes: { size: number; mode: number; mtimeMs: number; uid?: number; gid?: number }; basis: boolean; delta: Uint8Array }[] = [];
+  const files: { path: string; attributes: { size: number; mode: number; mtimeMs: number; uid?: number; gid?: number }; basis: boolean; length: number }[] = [];
   const members: { index: number; literalBytes: number; matchedBytes: number }[] = [];
-  let deltaBytes = 0;
+  // Every delta side by side in one buffer, the payload as it goes out: new files are written
+  // straight into it, with no buffer of their own, and full SSH packets carry it.
+  const payload = new PayloadBuffer(changes.reduce((n, c) => n + literalDeltaLength(c.source!.size), 0));
   for (let i = 0; i < changes.length; i++) {
     if (outcomes[i]) continue;
     const change = changes[i];
@@ -93,7 +95,7 @@ export async function sendBatch(
         outcomes[i] = { alone: true };
         continue;
       }
-      let delta: Uint8Array;
+      let length: number;
       let literalBytes = bytes.length;
       let matchedBytes = 0;
       const basis = withBasis(change);
@@ -105,17 +107,24 @@ export async function sendBatch(
         const builder = createDelta(indexSignature(sig), { expectedLength: bytes.length });
         const head = builder.update(bytes);
         const tail = builder.final();
-        delta = head.length === 0 ? tail : Buffer.concat([head, tail]);
+        length = head.length + tail.length;
+        if (payload.length + length > MAX_BATCH_BYTES) {
+          outcomes[i] = { alone: true };
+          continue;
+        }
+        payload.append(head);
+        payload.append(tail);
         literalBytes = builder.stats.literalBytes;
         matchedBytes = builder.stats.copiedBytes;
       } else {
-        delta = literalDelta(bytes);
+        length = literalDeltaLength(bytes.length);
+        if (payload.length + length > MAX_BATCH_BYTES) {
+          outcomes[i] = { alone: true };
+          continue;
+        }
+        writeLiteralDelta(bytes, payload.room(length), 0);
+        payload.length += length;
       }
-      if (deltaBytes + delta.length > MAX_BATCH_BYTES) {
-        outcomes[i] = { alone: true };
-        continue;
-      }
-      deltaBytes += delta.length;
       const attributes = {
         size: source.size,
         mode: source.mode,
@@ -123,7 +132,7 @@ export async function sendBatch(
         uid: options.owner ? source.uid : undefined,
         gid: options.owner ? source.gid : undefined,
       };
-      files.push({ path: change.path, attributes, basis, delta });
+      files.push({ path: change.path, attributes, basis, length });
       members.push({ index: i, literalBytes, matchedBytes });
     } catch (error) {
       if (error instanceof ProtocolError) throw error;
@@ -131,16 +140,45 @@ export async function sendBatch(
     }
   }
   if (files.length > 0) {
-    const { results, sentBytes } = await client.putBatch(files, { compress: options.compress });
+    const { results, sentBytes } = await client.putBatch(files, payload.bytes(), { compress: options.compress });
     // The bytes sent, shared out by delta length (compression works on the batch as a whole).
-    const share = deltaBytes > 0 ? sentBytes / deltaBytes : 0;
+    const share = payload.length > 0 ? sentBytes / payload.length : 0;
     results.forEach((r, k) => {
       const { index, literalBytes, matchedBytes } = members[k];
-      if (r.ok) outcomes[index] = { stats: { size: r.size, literalBytes, matchedBytes, sentBytes: Math.round(files[k].delta.length * share) } };
+      if (r.ok) outcomes[index] = { stats: { size: r.size, literalBytes, matchedBytes, sentBytes: Math.round(files[k].length * share) } };
       else outcomes[index] = r.code === TOO_LARGE ? { alone: true } : { error: remoteFailure(r.code, r.message, changes[index].path) };
     });
   }
   return outcomes.map((o) => o ?? { alone: true });
+}
+
+/** A batch's payload, written in place: grows (by copying) only when files grew since the scan. */
+class PayloadBuffer {
+  private buffer: Uint8Array;
+  length = 0;
+
+  constructor(capacity: number) {
+    this.buffer = Buffer.allocUnsafe(Math.max(capacity, 64));
+  }
+
+  /** A view of the next `n` bytes to write (the caller then adds `n` to `length`). */
+  room(n: number): Uint8Array {
+    if (this.length + n > this.buffer.length) {
+      const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.length + n));
+      grown.set(this.buffer.subarray(0, this.length));
+      this.buffer = grown;
+    }
+    return this.buffer.subarray(this.length, this.length + n);
+  }
+
+  append(bytes: Uint8Array): void {
+    this.room(bytes.length).set(bytes);
+    this.length += bytes.length;
+  }
+
+  bytes(): Uint8Array {
+    return this.buffer.subarray(0, this.length);
+  }
 }
 
 /** A batch file's failure as put would have reported it. */

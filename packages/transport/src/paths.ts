@@ -35,7 +35,8 @@ export async function resolveInRoot(root: string, path: string): Promise<string>
 /**
  * resolveInRoot, synchronously (its checks are synchronous). `verified` holds directories already
  * checked (absolute paths, as built here): they are not checked again, and those checked now are
- * added. Whoever keeps it must forget a directory when it removes or replaces it.
+ * added. Whoever keeps it adds a directory only once its parents are in it, and forgets a directory
+ * with everything under it when it removes or replaces it.
  */
 export function resolveInRootSync(root: string, path: string, verified?: Set<string>): string {
   const parts = wirePathComponents(path);
@@ -43,6 +44,11 @@ export function resolveInRootSync(root: string, path: string, verified?: Set<str
   // `root` is absolute and normalized, the parts are plain names: joined without path.join's
   // normalizing pass, which cost more than the lstat below for every file of a large tree.
   const base = root.endsWith('/') ? root : `${root}/`;
+  // A known parent was checked with every directory above it (a directory is known only once its
+  // parents are, and forgetting one forgets what lies under it): one lookup instead of one a level.
+  if (verified !== undefined && parts.length > 1 && verified.has(base + path.slice(0, path.length - parts[parts.length - 1].length - 1))) {
+    return base + path;
+  }
   let current = base;
   for (let i = 0; i < parts.length - 1; i++) {
     current = i === 0 ? base + parts[0] : `${current}/${parts[i]}`;

@@ -173,11 +173,13 @@ describe('the client sends small files in batches', () => {
     expect(sigs[0].ok).toBe(true);
     expect(sigs[1]).toMatchObject({ ok: false, code: 'PATH_INVALID' });
     const data = pseudoRandom(3000, 14);
+    const deltas = [newFileDelta(data), newFileDelta(new Uint8Array(1))];
     const { results, sentBytes } = await client.putBatch(
       [
-        { path: 'new', attributes: { size: data.length, mode: 0o640, mtimeMs: MTIME }, basis: false, delta: newFileDelta(data) },
-        { path: '../out', attributes: { size: 1, mode: 0o644, mtimeMs: MTIME }, basis: false, delta: newFileDelta(new Uint8Array(1)) },
+        { path: 'new', attributes: { size: data.length, mode: 0o640, mtimeMs: MTIME }, basis: false, length: deltas[0].length },
+        { path: '../out', attributes: { size: 1, mode: 0o644, mtimeMs: MTIME }, basis: false, length: deltas[1].length },
       ],
+      Buffer.concat(deltas),
       { compress: true },
     );
     expect(results).toEqual([{ ok: true, size: 3000 }, { ok: false, code: 'PATH_ESCAPE', message: expect.any(String) }]);
