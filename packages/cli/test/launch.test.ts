@@ -20,10 +20,10 @@ beforeEach(() => {
 });
 afterEach(() => cleanup());
 
-function run(args: string[], env: NodeJS.ProcessEnv = {}) {
+function run(args: string[], env: NodeJS.ProcessEnv = {}, nodeOptions: string[] = []) {
   if (!existsSync(launcher)) throw new Error(`${launcher} is missing: build first (\`pnpm -r run build\`)`);
-  const { DELTACAST_CODE_CACHE: _, ...inherited } = process.env;
-  const result = spawnSync(process.execPath, [launcher, ...args], {
+  const { DELTACAST_CODE_CACHE: _, NODE_OPTIONS: __, ...inherited } = process.env;
+  const result = spawnSync(process.execPath, [...nodeOptions, launcher, ...args], {
     cwd: dir,
     env: { ...inherited, XDG_CACHE_HOME: join(dir, 'cache'), ...env },
     encoding: 'buffer',
@@ -48,6 +48,21 @@ describe('the code-cache launcher', () => {
     expect(run(['--version']).stdout.toString().trim()).toBe(version);
     expect(readFileSync(path).equals(written)).toBe(true); // accepted, so not written again
     expect(statSync(path).mtimeMs).toBe(mtimeMs);
+  });
+
+  it('writes none from a run under a profiler (its cache saved later runs nothing), and uses one all the same', () => {
+    const profiles = join(dir, 'profiles');
+    expect(run(['--version'], {}, ['--cpu-prof', '--cpu-prof-dir', profiles]).stdout.toString().trim()).toBe(version);
+    expect(readdirSync(profiles)).toHaveLength(1);
+    expect(caches()).toEqual([]);
+    expect(run(['--version'], { NODE_OPTIONS: '--heap-prof' }).status).toBe(0);
+    expect(caches()).toEqual([]);
+    expect(run(['--version']).status).toBe(0);
+    expect(caches()).toHaveLength(1);
+    const [file] = caches();
+    const { mtimeMs } = statSync(join(cacheDir(), file));
+    expect(run(['--version'], {}, ['--cpu-prof', '--cpu-prof-dir', profiles]).status).toBe(0);
+    expect(statSync(join(cacheDir(), file)).mtimeMs).toBe(mtimeMs);
   });
 
   it('keeps one cache per command, and none for a run that failed', () => {

@@ -124,7 +124,8 @@ export class FrameDecoder {
     let length = 0;
     let count = 0;
     while (length < n) length += this.chunks[count++].length;
-    const merged = new Uint8Array(length);
+    // Not zero-filled: every byte is written just below.
+    const merged: Uint8Array = Buffer.allocUnsafeSlow(length);
     let at = 0;
     for (let j = 0; j < count; j++) {
       merged.set(this.chunks[j], at);

@@ -13,7 +13,8 @@
  * counts as rejected, never as code to run. Writing one also removes caches not written for 30 days
  * (other builds and Node versions; a cache in use is never rewritten, so it too is made again once a
  * month). Caching is skipped, never fatal: an unwritable or absent cache directory just means
- * compiling as without it. `DELTACAST_CODE_CACHE=off` turns it off.
+ * compiling as without it. `DELTACAST_CODE_CACHE=off` turns it off. A run under a profiler or a
+ * debugger writes no cache (see `profiled`).
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
@@ -103,7 +104,7 @@ export function runCommonJsBundle(bundle: string, options: RunOptions): CacheSta
   });
   const status: CacheStatus =
     file === undefined ? 'off' : damaged || script.cachedDataRejected ? 'rejected' : cachedData === undefined ? 'miss' : 'hit';
-  if (file !== undefined && status !== 'hit') {
+  if (file !== undefined && status !== 'hit' && !profiled()) {
     process.once('exit', (code) => {
       if (code === 0) writeCache(file, script);
     });
@@ -112,6 +113,18 @@ export function runCommonJsBundle(bundle: string, options: RunOptions): CacheSta
   const run = script.runInThisContext() as (...args: unknown[]) => void;
   run.call(module.exports, module.exports, createRequire(bundle), module, bundle, dirname(bundle));
   return status;
+}
+
+/** Node options that profile or debug the process. */
+const PROFILING_OPTION = /^--(cpu-prof|heap-prof|prof|inspect|debug)/;
+
+/**
+ * Whether this process runs under a profiler or debugger (its Node options, or NODE_OPTIONS): a cache
+ * written by such a run was accepted by later runs yet saved them nothing (measured: a sync reached
+ * its connection as late as with no cache at all), so such a run uses a cache but writes none.
+ */
+export function profiled(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): boolean {
+  return [...execArgv, ...nodeOptions.split(/\s+/)].some((option) => PROFILING_OPTION.test(option));
 }
 
 /** Caches (and temporary files left by a run killed while writing one) older than this are removed. */
