@@ -24,6 +24,8 @@ import {
   planChanges,
   ProtocolError,
   readChunks,
+  batchEnd,
+  SMALL_FILE,
   recordFailure,
   scanSource,
   TransportError,
@@ -36,6 +38,7 @@ import {
   type TransferOptions,
 } from '@deltacast/transport';
 import { Spool } from './spool.js';
+import { sendSmallFiles, takesBatches, type BatchContext, type Target } from './batches.js';
 import type { SessionPool } from './session-pool.js';
 
 export interface FanoutOptions extends TransferOptions, DestinationOptions {
@@ -120,15 +123,10 @@ export interface FanoutResult {
 }
 
 const DEFAULT_PARALLEL = 8;
-/** Changed files prepared (signatures gathered, deltas computed) at once. */
+/** Changed files (or batches of small ones) prepared (signatures gathered, deltas computed) at once. */
 const FILES_IN_FLIGHT = 4;
 /** Reads of a file that keeps changing before it is reported instead of sent. */
 const MAX_READS = 3;
-
-interface Target {
-  run: DestinationRun;
-  change: Change;
-}
 
 interface Group {
   targets: Target[];
@@ -268,8 +266,11 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
     const order = tree.entries.filter((e) => byPath.has(e.path));
     files = order.length;
     const seed = randomBytes(8).readBigUInt64BE();
-    await limit(order, FILES_IN_FLIGHT, async (entry) => {
-      const targets = byPath.get(entry.path)!.filter((t) => live.has(t.run));
+    const targetsOf = (entry: SourceEntry) => byPath.get(entry.path)!.filter((t) => live.has(t.run));
+    /** One file alone: signatures, groups, one read (again if it changed), a put per destination. */
+    const sendEntry = async (entry: SourceEntry, given: Target[]) => {
+      const targets = given.filter((t) => live.has(t.run));
+      if (targets.length === 0) return;
       let widened = false;
       let prepared: { group: Group; spool: Spool; stats: DeltaStats }[] | undefined;
       for (let reads = 1; !prepared; reads++) {
@@ -352,7 +353,38 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
       } finally {
         for (const p of prepared) p.spool.dispose();
       }
+    };
+    // Consecutive small files go in batches (batches.ts), each larger one alone.
+    const counts = { deltasComputed: 0, destinationFiles: 0, sourceReads: 0 };
+    const batchContext: BatchContext = {
+      seed,
+      compress: options.compress,
+      owner: options.owner,
+      live: (run) => live.has(run),
+      drop,
+      stat: statOf,
+      delta: (event) => emit({ type: 'delta', ...event }),
+      counts,
+    };
+    const small = (entry: SourceEntry) =>
+      entry.size < SMALL_FILE && byPath.get(entry.path)!.every((t) => takesBatches(t.run)) ? { path: entry.path, size: entry.size } : undefined;
+    const units: SourceEntry[][] = [];
+    for (let i = 0; i < order.length; ) {
+      const end = Math.max(i + 1, batchEnd(order, i, small));
+      units.push(order.slice(i, end));
+      i = end;
+    }
+    await limit(units, FILES_IN_FLIGHT, async (unit) => {
+      if (unit.length === 1 && !small(unit[0])) return sendEntry(unit[0], targetsOf(unit[0]));
+      const rest = await sendSmallFiles(
+        unit.map((entry) => ({ entry, targets: targetsOf(entry) })),
+        batchContext,
+      );
+      for (const { entry, targets } of rest) await sendEntry(entry, targets);
     });
+    deltasComputed += counts.deltasComputed;
+    destinationFiles += counts.destinationFiles;
+    sourceReads += counts.sourceReads;
 
     await limit([...live], parallel, (run) => guarded(run, () => run.finish()));
 

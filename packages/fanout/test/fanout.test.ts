@@ -116,6 +116,37 @@ describe.each<LocalAgent>(['in-process', 'child'])('four local destinations (%s 
     await expectAllIdentical(src, roots);
   });
 
+  it('small files go in batches: one delta per distinct basis there too, and a basis too large for a batch is sent alone', async () => {
+    const { src, roots } = await setup(4);
+    expect((await runFanout({ source: `${src}/`, destinations: roots, localAgent })).result.ok).toBe(true);
+    // dir/b.txt changes at the source; dst2's copy drifted; dst3's a.txt is a 2 MiB file now (the
+    // source's a.txt changes too, so every destination needs it); dst4 lost dir/b.txt.
+    await writeTree(src, { 'dir/b.txt': file('bravo, edited', { mode: 0o600, mtimeMs: BASE_MTIME_MS + 1000 }), 'a.txt': file('alpha, edited\n', { mtimeMs: BASE_MTIME_MS + 1000 }) });
+    await writeTree(roots[1], { 'dir/b.txt': file('bravo, drifted there', { mode: 0o600, mtimeMs: BASE_MTIME_MS + 5000 }) });
+    await writeTree(roots[2], { 'a.txt': file(pseudoRandom(2 * MiB, 5), { mtimeMs: BASE_MTIME_MS + 5000 }) });
+    await rm(join(roots[3], 'dir/b.txt'));
+
+    const run = await runFanout({ source: `${src}/`, destinations: roots, localAgent });
+    expect(run.errors).toEqual([]);
+    expect(run.result).toMatchObject({ ok: true, files: 2, destinationFiles: 8 });
+    await expectAllIdentical(src, roots);
+    const b = run.deltas.filter((d) => d.path === 'dir/b.txt');
+    // dst1 and dst3 share a basis; dst2 drifted; dst4 gets the literal stream.
+    expect(b.map((d) => [d.basis, [...d.destinations].sort()]).sort()).toEqual(
+      [
+        ['new', [roots[3]]],
+        ['shared', [roots[0], roots[2]]],
+        ['shared', [roots[1]]],
+      ].sort(),
+    );
+    // a.txt: three destinations in one batch delta; dst3's 2 MiB basis is too large for a batch, so
+    // that one goes alone (its own signature and delta).
+    const a = run.deltas.filter((d) => d.path === 'a.txt');
+    expect(a.map((d) => d.destinations.length).sort()).toEqual([1, 3]);
+    expect(a.find((d) => d.destinations.length === 1)!.destinations).toEqual([roots[2]]);
+    expect(run.result.deltasComputed).toBe(5);
+  });
+
   it('a drifted destination gets its own delta, one lacking a file the literal stream', async () => {
     const { src, roots } = await setup(4);
     expect((await runFanout({ source: `${src}/`, destinations: roots, localAgent })).result.ok).toBe(true);

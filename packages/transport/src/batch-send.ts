@@ -33,22 +33,31 @@ export function batchable(change: Change): boolean {
   return (change.kind === 'create' || change.kind === 'update') && change.source !== undefined && change.source.size < SMALL_FILE;
 }
 
-/** The end (exclusive) of the batch of consecutive batchable changes starting at `start`. */
-export function batchEnd(queue: readonly Change[], start: number): number {
+/**
+ * The end (exclusive) of the batch that starts at `start`: the items after it for which `small`
+ * gives a path and a size, up to MAX_BATCH_FILES of them, BATCH_SOURCE_BYTES of their sizes and
+ * BATCH_HEADER_BYTES of their paths (the first item always goes).
+ */
+export function batchEnd<T>(items: readonly T[], start: number, small: (item: T) => { path: string; size: number } | undefined): number {
   let end = start;
   let bytes = 0;
   let header = 0;
-  while (end < queue.length && end - start < MAX_BATCH_FILES && batchable(queue[end])) {
-    const change = queue[end];
-    const size = change.source!.size;
+  while (end < items.length && end - start < MAX_BATCH_FILES) {
+    const item = small(items[end]);
+    if (!item) break;
     // At most three UTF-8 bytes per UTF-16 unit; the rest of an entry is under 48 bytes.
-    const entry = change.path.length * 3 + 48;
-    if (end > start && (bytes + size > BATCH_SOURCE_BYTES || header + entry > BATCH_HEADER_BYTES)) break;
-    bytes += size;
+    const entry = item.path.length * 3 + 48;
+    if (end > start && (bytes + item.size > BATCH_SOURCE_BYTES || header + entry > BATCH_HEADER_BYTES)) break;
+    bytes += item.size;
     header += entry;
     end++;
   }
   return end;
+}
+
+/** A change's path and size when it can go in a batch. */
+export function smallChange(change: Change): { path: string; size: number } | undefined {
+  return batchable(change) ? { path: change.path, size: change.source!.size } : undefined;
 }
 
 /**
@@ -152,8 +161,8 @@ export async function sendBatch(
   return outcomes.map((o) => o ?? { alone: true });
 }
 
-/** A batch's payload, written in place: grows (by copying) only when files grew since the scan. */
-class PayloadBuffer {
+/** A batch's payload, written in place: grows (by copying) only when it was sized too small. */
+export class PayloadBuffer {
   private buffer: Uint8Array;
   length = 0;
 

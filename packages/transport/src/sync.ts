@@ -19,7 +19,7 @@ import { scanSource, type SourceEntry, type SourceTree } from './tree.js';
 import { listRemote, type RemoteListing } from './listing.js';
 import { InFlightBytes } from './in-flight.js';
 import { BATCH_CAPABILITY } from './batch.js';
-import { batchable, batchEnd, sendBatch } from './batch-send.js';
+import { batchable, batchEnd, sendBatch, smallChange } from './batch-send.js';
 import type { ByteStreams } from './wire.js';
 import { openDestination, type DestinationOptions } from './open-destination.js';
 
@@ -157,7 +157,7 @@ export async function syncTree(
             }
             // Consecutive small files go as one batch (src/batch-send.ts).
             const start = next;
-            next = batchEnd(queue, start);
+            next = batchEnd(queue, start, smallChange);
             const group = queue.slice(start, next);
             const size = group.reduce((n, c) => n + c.source!.size, 0);
             await bytes.acquire(size);
