@@ -53,9 +53,10 @@ export interface TransferOptions {
   /** Keep interrupted transfers of new files as a basis for the next run. */
   partial?: boolean;
   /**
-   * Files in flight at once (default 32), and together at most IN_FLIGHT_BYTES of them but for a
-   * single larger one: many small files need a deep pipeline (each is a request and its reply), a
-   * few large ones do not, and each holds its delta state meanwhile.
+   * Files (or batches of small files, src/batch-send.ts) in flight at once (default 32), and together
+   * at most IN_FLIGHT_BYTES of them but for a single larger one: many small files need a deep
+   * pipeline (each is a request and its reply), a few large ones do not, and each holds its delta
+   * state meanwhile.
    */
   concurrency?: number;
   /**

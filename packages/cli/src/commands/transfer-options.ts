@@ -71,7 +71,7 @@ export function addTransferOptions(command: Command, rules: FilterRule[]): Comma
     )
     .option('--json', 'write NDJSON events to stdout instead of text', false);
   return addSshOptions(command)
-    .addOption(new Option('--concurrency <n>', 'files in flight at once (together at most 64 MiB but for one larger file)').argParser(integer(1, 256)).default(32))
+    .addOption(new Option('--concurrency <n>', 'files (or batches of small files) in flight at once (together at most 64 MiB but for one larger file)').argParser(integer(1, 256)).default(32))
     .addOption(new Option('--parallel <n>', 'with several destinations: how many are written at once').argParser(integer(1, 1024)).default(8))
     .option('--sequential', 'with several destinations: one at a time (same as --parallel 1)', false)
     .addOption(
