@@ -309,7 +309,6 @@ export class AgentClient {
   ): Promise<{ entries: RemoteEntry[]; unchanged: Uint8Array }> {
     if (this.closeError) throw this.closeError;
     const listing = encodeListing(source);
-    const indexOf = sourceIndex(source);
     const id = this.nextId++;
     const entries: RemoteEntry[] = [];
     const reply = new Promise<Uint8Array>((resolve, reject) => {
@@ -348,6 +347,8 @@ export class AgentClient {
     }
     await this.session.send({ t: 'end', id });
     const unchanged = await reply;
+    // Built only when there is something to check (nothing at all in a sync with no change).
+    const indexOf = entries.length > 0 ? sourceIndex(source) : new Map<string, number>();
     for (const e of entries) {
       // An entry both held unchanged and listed as different: the agent contradicts itself.
       const i = e.type === 'p' ? undefined : indexOf.get(e.path);

@@ -90,7 +90,7 @@ class Agent {
    * first compare uses it, so the walk ran while the client scanned its side. Any other request
    * drops it (it may change the tree), as does a root that moved (release-enter).
    */
-  private prewalk: { root: string; entries: Promise<WalkedEntry[]> } | undefined;
+  private prewalk: { root: string; entries: Promise<Walked> } | undefined;
   /**
    * Directories under the root this session has seen to be real directories (checked for a path,
    * walked, or made): a path's parents among them are not checked again (docs/protocol.md, Paths).
@@ -284,16 +284,10 @@ class Agent {
     // not when the first signature request arrives (a failure is reported by that request).
     loadStrongSums().catch(() => {});
     if (bool(h, 'walk')) {
-      const entries: WalkedEntry[] = [];
+      const entries = new Walked();
       // Once the reply is out; synchronous but for stale temp files, so requests wait behind it.
       const walked = new Promise<void>((r) => setImmediate(r))
-        .then(() =>
-          // What a compare reads of an entry, not the Stats (and its four Dates) for 20,000 entries to keep.
-          this.walkListing(undefined, (path, type, st, linkTarget) => {
-            entries.push({ path, type, st: { size: st.size, mtimeMs: st.mtimeMs, mode: st.mode, uid: st.uid, gid: st.gid }, linkTarget });
-            return undefined;
-          }),
-        )
+        .then(() => this.walkListing(undefined, entries.add))
         .then(() => entries);
       walked.catch(() => {}); // a failed walk is walked again, and reported, by the compare
       this.prewalk = { root: this.rootDir, entries: walked };
@@ -373,8 +367,15 @@ class Agent {
     this.prewalk = undefined;
     const walked = scope === undefined && prewalk?.root === this.rootDir ? await prewalk.entries.catch(() => undefined) : undefined;
     if (walked) {
-      for (const e of walked) {
-        const sent = compareEntry(e.path, e.type, e.st, e.linkTarget);
+      const st = { size: 0, mtimeMs: 0, mode: 0, uid: 0, gid: 0 };
+      for (let i = 0; i < walked.paths.length; i++) {
+        // compareEntry copies what it keeps of `st` (wireEntry): one object serves every entry.
+        st.size = walked.sizes[i];
+        st.mtimeMs = walked.mtimes[i];
+        st.mode = walked.modes[i];
+        st.uid = walked.uids[i];
+        st.gid = walked.gids[i];
+        const sent = compareEntry(walked.paths[i], walked.types[i], st, walked.targets[i]);
         if (sent) await sent;
       }
     } else {
@@ -414,7 +415,7 @@ class Agent {
         const full = childPath(dir, name);
         // The lock, staging directories, temp and partial files all start with a dot.
         if (name.charCodeAt(0) === 0x2e && (await this.walkHidden(dir, wire, name, full, emit))) continue;
-        const st = lstatSync(full, { throwIfNoEntry: false });
+        const st = lstatSync(full, MAY_BE_GONE);
         if (!st) continue; // vanished while listing
         const path = joinWire(wire, name);
         let type = push(path, full, st);
@@ -441,14 +442,14 @@ class Agent {
         if (hiddenFromListing(name, wire)) return;
         const full = join(dir, name);
         const here = joinWire(wire, name);
-        const st = lstatSync(full, { throwIfNoEntry: false });
+        const st = lstatSync(full, MAY_BE_GONE);
         if (i === parts.length - 1) {
           if (st) {
             if ((await push(here, full, st)) === 'd') await walk(full, here);
           } else if (this.opts.partial) {
             // Nothing there: a partial kept from an interrupted transfer of this new file may be.
             const partial = partialPathFor(full);
-            const kept = partial !== undefined ? lstatSync(partial, { throwIfNoEntry: false }) : undefined;
+            const kept = partial !== undefined ? lstatSync(partial, MAY_BE_GONE) : undefined;
             if (kept?.isFile()) await emit(here, 'p', kept, undefined);
           }
           return;
@@ -502,7 +503,7 @@ class Agent {
     if (partialOf === undefined) return false;
     if (!this.opts.partial) await unlink(full).catch(() => {});
     else {
-      const st = lstatSync(full, { throwIfNoEntry: false });
+      const st = lstatSync(full, MAY_BE_GONE);
       if (st?.isFile()) await emit(joinWire(wire, partialOf), 'p', st, undefined);
     }
     return true;
@@ -534,11 +535,11 @@ class Agent {
   private openBasis(target: string, path: string) {
     let candidate = target;
     let fromPartial = false;
-    let st = lstatSync(target, { throwIfNoEntry: false });
+    let st = lstatSync(target, MAY_BE_GONE);
     const partial = this.opts.partial ? partialPathFor(target) : undefined;
     if (!st && partial) {
       candidate = partial;
-      st = lstatSync(candidate, { throwIfNoEntry: false });
+      st = lstatSync(candidate, MAY_BE_GONE);
       fromPartial = true;
     }
     if (!st || !st.isFile()) {
@@ -945,12 +946,32 @@ class EntryBatcher {
   }
 }
 
-/** An entry as a walk found it, kept for a later compare. */
-interface WalkedEntry {
-  path: string;
-  type: EntryType | 'p';
-  st: EntryStat;
-  linkTarget: string | undefined;
+/**
+ * The entries a walk found, kept for a later compare: what a compare reads of each, column by column,
+ * rather than an object (or the Stats, with its four Dates) for each of 20,000 entries.
+ */
+class Walked {
+  readonly paths: string[] = [];
+  readonly types: (EntryType | 'p')[] = [];
+  readonly sizes: number[] = [];
+  readonly mtimes: number[] = [];
+  readonly modes: number[] = [];
+  readonly uids: number[] = [];
+  readonly gids: number[] = [];
+  readonly targets: (string | undefined)[] = [];
+
+  /** An EmitEntry: records the entry, never waits. */
+  readonly add: EmitEntry = (path, type, st, linkTarget) => {
+    this.paths.push(path);
+    this.types.push(type);
+    this.sizes.push(st.size);
+    this.mtimes.push(st.mtimeMs);
+    this.modes.push(st.mode);
+    this.uids.push(st.uid);
+    this.gids.push(st.gid);
+    this.targets.push(linkTarget);
+    return undefined;
+  };
 }
 
 /** What a listing sends of an entry's lstat. */
@@ -1005,6 +1026,9 @@ function alternatingBasis(fd: number, size: number): BasisReader {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** lstat's options for a path that may be gone: one object for every call of a walk. */
+const MAY_BE_GONE = { throwIfNoEntry: false } as const;
 
 /** A small file's `size` bytes (fewer if it shrank). */
 function readWhole(fd: number, size: number): Uint8Array {
