@@ -85,14 +85,41 @@ export function quickCheck(source: CheckedAttributes, remote: CheckedAttributes)
   return remote.mode === source.mode && (source.type !== 'f' || remote.size === source.size);
 }
 
-const treeIndexes = new WeakMap<readonly SourceEntry[], { length: number; sourcePaths: Set<string>; dirs: Map<string, SourceEntry> }>();
+interface TreeIndex {
+  length: number;
+  readonly sourcePaths: Set<string>;
+  readonly dirs: Map<string, SourceEntry>;
+}
 
-/** Lookups over the source entries, made once per scan however many destinations are planned. */
-function treeIndex(tree: SourceTree) {
+const treeIndexes = new WeakMap<readonly SourceEntry[], TreeIndex>();
+
+/**
+ * Lookups over the source entries, made once per scan however many destinations are planned, and
+ * each only when first needed (a run without --delete, or with no directory to touch, needs neither).
+ */
+function treeIndex(tree: SourceTree): TreeIndex {
   let index = treeIndexes.get(tree.entries);
   if (!index || index.length !== tree.entries.length) {
-    const dirs = new Map(tree.entries.filter((e) => e.type === 'd').map((e) => [e.path, e]));
-    index = { length: tree.entries.length, sourcePaths: new Set(tree.entries.map((e) => e.path)), dirs };
+    const entries = tree.entries;
+    let sourcePaths: Set<string> | undefined;
+    let dirs: Map<string, SourceEntry> | undefined;
+    index = {
+      length: entries.length,
+      get sourcePaths() {
+        if (!sourcePaths) {
+          sourcePaths = new Set();
+          for (const e of entries) sourcePaths.add(e.path);
+        }
+        return sourcePaths;
+      },
+      get dirs() {
+        if (!dirs) {
+          dirs = new Map();
+          for (const e of entries) if (e.type === 'd') dirs.set(e.path, e);
+        }
+        return dirs;
+      },
+    };
     treeIndexes.set(tree.entries, index);
   }
   return index;
@@ -103,7 +130,7 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
   remote = remote.filter((e) => e.type !== 'p');
   const remoteByPath = new Map(remote.map((e) => [e.path, e]));
   const plan: Plan = { deletes: [], mkdirs: [], files: [], symlinks: [], attrs: [], dirAttrs: [], unchanged: 0 };
-  const { sourcePaths, dirs } = treeIndex(tree);
+  const index = treeIndex(tree);
   const touchedDirs = new Set<string>();
   const parentOf = (path: string) => (path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '');
   const deleted = new Set<string>();
@@ -173,7 +200,7 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
       ? (path: string) => scope.contains(path)
       : (path: string) => scopes.some((s) => s === '' || path.startsWith(`${s}/`));
     // In comparePaths order whatever the listing's: a directory comes before its contents.
-    const extraneous = remote.filter((r) => !sourcePaths.has(r.path) && inScope(r.path) && !filter.excludes(r.path, r.type === 'd'));
+    const extraneous = remote.filter((r) => !index.sourcePaths.has(r.path) && inScope(r.path) && !filter.excludes(r.path, r.type === 'd'));
     extraneous.sort((a, b) => comparePaths(a.path, b.path));
     for (const r of extraneous) {
       // Only the topmost extraneous entry: deleting a directory takes its contents.
@@ -194,7 +221,7 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
   }
 
   for (const path of touchedDirs) {
-    const source = path === '' ? tree.root : dirs.get(path);
+    const source = path === '' ? tree.root : index.dirs.get(path);
     if (source) plan.dirAttrs.push({ kind: 'attrs', path, source });
   }
   plan.dirAttrs.sort((a, b) => depth(b.path) - depth(a.path));
