@@ -89,7 +89,16 @@ interface TreeIndex {
   length: number;
   readonly sourcePaths: Set<string>;
   readonly dirs: Map<string, SourceEntry>;
+  /** Bit i (byte i >> 3, bit i & 7) set: entry i is a directory. */
+  readonly dirBits: Uint8Array;
 }
+
+/** Set bits of each byte value. */
+const POPCOUNT = Uint8Array.from({ length: 256 }, (_, v) => {
+  let n = 0;
+  for (let x = v; x; x &= x - 1) n++;
+  return n;
+});
 
 const treeIndexes = new WeakMap<readonly SourceEntry[], TreeIndex>();
 
@@ -103,6 +112,7 @@ function treeIndex(tree: SourceTree): TreeIndex {
     const entries = tree.entries;
     let sourcePaths: Set<string> | undefined;
     let dirs: Map<string, SourceEntry> | undefined;
+    let dirBits: Uint8Array | undefined;
     index = {
       length: entries.length,
       get sourcePaths() {
@@ -118,6 +128,13 @@ function treeIndex(tree: SourceTree): TreeIndex {
           for (const e of entries) if (e.type === 'd') dirs.set(e.path, e);
         }
         return dirs;
+      },
+      get dirBits() {
+        if (!dirBits) {
+          dirBits = new Uint8Array(Math.ceil(entries.length / 8));
+          for (let i = 0; i < entries.length; i++) if (entries[i].type === 'd') dirBits[i >> 3] |= 1 << (i & 7);
+        }
+        return dirBits;
       },
     };
     treeIndexes.set(tree.entries, index);
@@ -137,13 +154,24 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
   const scope = tree.scope ? new Scope(tree.scope) : undefined;
 
   const held = options.unchanged;
+  if (held) {
+    // Entries the agent found to pass the quick check (below) need nothing: counted by the byte
+    // (directories are not counted), and skipped eight at a time where the whole byte is held. A
+    // plan runs once per destination, mostly before V8 has optimized it: a step per entry of a
+    // 20,000-entry tree cost ~8 ms a destination.
+    const dirs = index.dirBits;
+    for (let b = 0; b < held.length; b++) plan.unchanged += POPCOUNT[held[b] & ~(dirs[b] ?? 0) & 0xff];
+  }
   for (let i = 0; i < tree.entries.length; i++) {
-    const entry = tree.entries[i];
-    if (held && (held[i >> 3] & (1 << (i & 7))) !== 0) {
-      // The agent found it passes the quick check (below): nothing to do.
-      if (entry.type !== 'd') plan.unchanged++;
-      continue;
+    if (held) {
+      const byte = held[i >> 3];
+      if (byte === 0xff && (i & 7) === 0) {
+        i += 7;
+        continue;
+      }
+      if ((byte & (1 << (i & 7))) !== 0) continue;
     }
+    const entry = tree.entries[i];
     const r = remoteByPath.get(entry.path);
     // A directory above the scope that the destination holds as a file is not replaced (a scoped run
     // never deletes outside its scope): its mkdir fails and the paths under it are reported.

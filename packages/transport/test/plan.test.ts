@@ -223,3 +223,32 @@ describe('limitDeletes (--max-delete)', () => {
     expect(at(100)).toEqual([kinds(deletes), 0]);
   });
 });
+
+describe('planChanges with a compared listing', () => {
+  // The entries an agent holds unchanged come as bits (eight to a byte): a plan from the bits and the
+  // rest must decide as a plan from the whole listing, whole bytes held or not, the last one partial.
+  it('decides as the whole listing for any bitmap, counting held files and links, not directories', () => {
+    const entries: SourceEntry[] = [];
+    for (let d = 0; d < 9; d++) {
+      entries.push(src(`d${d}`, 'd'));
+      for (let f = 0; f < 10; f++) entries.push(src(`d${d}/f${f}`, f === 9 ? 'l' : 'f', { size: 10 + f }));
+    }
+    const tree = contents(entries);
+    let seed = 7;
+    const random = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    for (const density of [0, 0.3, 0.9, 0.98, 1]) {
+      const held = new Uint8Array(Math.ceil(entries.length / 8));
+      entries.forEach((_, i) => {
+        if (random() < density) held[i >> 3] |= 1 << (i & 7);
+      });
+      const isHeld = (i: number) => (held[i >> 3] & (1 << (i & 7))) !== 0;
+      // Whole: every held entry listed as it is at the source; the others missing.
+      const whole = entries.flatMap((e, i) => (isHeld(i) ? [rem(e.path, e.type, { size: e.size, linkTarget: e.linkTarget })] : []));
+      const fromWhole = plan(tree, whole);
+      const fromBits = plan(tree, [], { unchanged: held });
+      expect({ ...fromBits, dirAttrs: kinds(fromBits.dirAttrs) }).toEqual({ ...fromWhole, dirAttrs: kinds(fromWhole.dirAttrs) });
+      expect(fromBits.unchanged).toBe(entries.filter((e, i) => isHeld(i) && e.type !== 'd').length);
+    }
+  });
+});
+
