@@ -1,8 +1,8 @@
 /**
  * Small files sent in batches (src/batch.ts) by a transfer's pipeline. Consecutive small files of the
  * plan go together: the signatures of those that have a basis in one `sigs`, then every delta in one
- * `puts`. A file a batch cannot take (grown past the small size since the scan, or whose basis is
- * TOO_LARGE for a batch) is handed back to be sent alone; every other file gets its own outcome, as
+ * `puts`. A file a batch cannot take (grown past what a batch takes since the scan, or whose basis
+ * is TOO_LARGE for a batch) is handed back to be sent alone; every other file gets its own outcome, as
  * its own requests would have given it.
  */
 import { createDelta, decodeSignature, indexSignature, literalDeltaLength, loadStrongSums, writeLiteralDelta } from '@deltacast/core/deferred';
@@ -62,8 +62,9 @@ export function smallChange(change: Change): { path: string; size: number } | un
 
 /**
  * Sends `changes` (batchable, as batchEnd groups them) as one batch. `read` gives a source file's
- * bytes (a copy the caller may keep), or undefined when it is no longer small. Rejects only when the
- * session fails, or the agent refuses the batch as a whole.
+ * bytes, or undefined when it has grown past what a batch takes; they are used before the next call
+ * (they may sit in a buffer the next read reuses). Rejects only when the session fails, or the agent
+ * refuses the batch as a whole.
  */
 export async function sendBatch(
   changes: readonly Change[],
