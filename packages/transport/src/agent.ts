@@ -630,22 +630,36 @@ class Agent {
     if (bool(h, 'z')) data = inflateBatch(data, total);
     if (data.length !== total) throw new ProtocolError('BAD_MESSAGE', `puts ${id}: ${data.length} payload bytes for deltas of ${total}`, { id });
     const stage = this.stageOf(h);
-    const results: BatchResult[] = [];
+    const results: (BatchResult | Promise<BatchResult>)[] = [];
     let at = 0;
     for (const file of files) {
       const delta = data.subarray(at, (at += file.length));
       try {
-        results.push({ ok: true, size: this.placeFromDelta(file, delta, stage) });
+        const size = this.placeFromDelta(file, delta, stage);
+        results.push(
+          typeof size === 'number'
+            ? { ok: true, size }
+            : size.then(
+                (n): BatchResult => ({ ok: true, size: n }),
+                (error: unknown) => this.batchFailure(error),
+              ),
+        );
       } catch (error) {
         if (error instanceof ProtocolError) throw error; // as for a put: the session ends
         results.push(this.batchFailure(error));
       }
     }
-    await this.session.send({ t: 'ok', id, r: encodeBatchResults(results) });
+    // Every file is in place (or failed) before the reply says so.
+    await this.session.send({ t: 'ok', id, r: encodeBatchResults(await Promise.all(results)) });
   }
 
-  /** One file of a `puts`: its basis read whole (small, or TOO_LARGE), patched, placed; its size. */
-  private placeFromDelta(file: BatchFile, delta: Uint8Array, stage: Stage | undefined): number {
+  /**
+   * One file of a `puts`: its basis read whole (small, or TOO_LARGE), patched, placed; its size. A
+   * file with a basis is renamed over it on the thread pool (its size comes as a promise): renaming
+   * over an existing file makes ext4 start writing the new one back (auto_da_alloc), ~0.3 ms a file
+   * here, and meanwhile the next files of the batch are patched.
+   */
+  private placeFromDelta(file: BatchFile, delta: Uint8Array, stage: Stage | undefined): number | Promise<number> {
     const target = this.resolve(file.path);
     let basisBytes: Uint8Array = EMPTY;
     let basisPath: string | undefined;
@@ -674,7 +688,19 @@ class Agent {
       closeSync(out);
       out = undefined;
       if (stage) stage.record({ kind: 'place', path: file.path, staged: temp });
-      else renameSync(temp, target);
+      else if (file.basis) {
+        placed = true; // the rename below owns the temp file now
+        return rename(temp, target).then(
+          () => {
+            if (basisPath !== undefined) rmSync(basisPath, { force: true });
+            return result.outputLength;
+          },
+          (error: unknown) => {
+            rmSync(temp, { force: true });
+            throw error;
+          },
+        );
+      } else renameSync(temp, target);
       placed = true;
     } finally {
       if (out !== undefined) closeSync(out);
