@@ -15,7 +15,8 @@ import {
   PayloadBuffer,
   ProtocolError,
   readChunks,
-  RemoteError,
+  remoteFailure,
+  hasBasis,
   TOO_LARGE,
   type Change,
   type DestinationRun,
@@ -55,8 +56,6 @@ interface Group {
   matchedBytes: number;
 }
 
-const withBasis = (change: Change) => change.kind === 'update' || change.resume === true;
-
 /**
  * Sends the files of `items` (small, each with the destinations that need it) in batches. Resolves
  * with what is to be sent alone: files with the destinations the batches did not serve.
@@ -64,12 +63,11 @@ const withBasis = (change: Change) => change.kind === 'update' || change.resume 
 export async function sendSmallFiles(items: { entry: SourceEntry; targets: Target[] }[], ctx: BatchContext): Promise<{ entry: SourceEntry; targets: Target[] }[]> {
   const alone = new Map<SourceEntry, Target[]>();
   const handBack = (entry: SourceEntry, targets: Target[]) => alone.set(entry, [...(alone.get(entry) ?? []), ...targets]);
-  const failure = (path: string, code: string, message: string) => new RemoteError(code, `put ${path}: ${message}`, { code, path });
 
   // Each destination's signatures, in one request per destination.
   const wanted = new Map<DestinationRun, { entry: SourceEntry; target: Target }[]>();
   for (const { entry, targets } of items) {
-    for (const target of targets) if (withBasis(target.change)) wanted.set(target.run, [...(wanted.get(target.run) ?? []), { entry, target }]);
+    for (const target of targets) if (hasBasis(target.change)) wanted.set(target.run, [...(wanted.get(target.run) ?? []), { entry, target }]);
   }
   const signatures = new Map<Target, Uint8Array>();
   await Promise.all(
@@ -84,7 +82,7 @@ export async function sendSmallFiles(items: { entry: SourceEntry; targets: Targe
           const { entry, target } = wants[k];
           if (r.ok) signatures.set(target, r.signature);
           else if (r.code === TOO_LARGE) handBack(entry, [target]);
-          else run.fail(entry.path, failure(entry.path, r.code, r.message));
+          else run.fail(entry.path, remoteFailure(r.code, r.message, entry.path));
         });
       } catch (error) {
         if (isSessionFailure(error)) ctx.drop(run, error);
@@ -97,7 +95,7 @@ export async function sendSmallFiles(items: { entry: SourceEntry; targets: Targe
   const prepared: { entry: SourceEntry; groups: Group[] }[] = [];
   for (const { entry, targets } of items) {
     const handed = alone.get(entry) ?? [];
-    const active = targets.filter((t) => ctx.live(t.run) && !handed.includes(t) && (!withBasis(t.change) || signatures.has(t)));
+    const active = targets.filter((t) => ctx.live(t.run) && !handed.includes(t) && (!hasBasis(t.change) || signatures.has(t)));
     if (active.length === 0) continue;
     const failAll = (error: unknown) => {
       for (const t of active) t.run.fail(entry.path, error);
@@ -121,7 +119,7 @@ export async function sendSmallFiles(items: { entry: SourceEntry; targets: Targe
       continue;
     }
     const groups: Group[] = [];
-    const fresh = active.filter((t) => !withBasis(t.change));
+    const fresh = active.filter((t) => !hasBasis(t.change));
     if (fresh.length > 0) {
       const delta = new Uint8Array(literalDeltaLength(bytes.length));
       writeLiteralDelta(bytes, delta, 0);
@@ -129,7 +127,7 @@ export async function sendSmallFiles(items: { entry: SourceEntry; targets: Targe
     }
     const byDigest = new Map<string, Target[]>();
     for (const t of active) {
-      if (!withBasis(t.change)) continue;
+      if (!hasBasis(t.change)) continue;
       const digest = createHash('sha256').update(signatures.get(t)!).digest('hex');
       byDigest.set(digest, [...(byDigest.get(digest) ?? []), t]);
     }
@@ -175,7 +173,7 @@ export async function sendSmallFiles(items: { entry: SourceEntry; targets: Targe
             reached.set(group, [...(reached.get(group) ?? []), run.name]);
             run.fileDone(target.change, { size: r.size, literalBytes: group.literalBytes, matchedBytes: group.matchedBytes, sentBytes: Math.round(group.delta.length * share) });
           } else if (r.code === TOO_LARGE) handBack(entry, [target]);
-          else run.fail(entry.path, failure(entry.path, r.code, r.message));
+          else run.fail(entry.path, remoteFailure(r.code, r.message, entry.path));
         });
       } catch (error) {
         if (isSessionFailure(error)) ctx.drop(run, error);

@@ -24,6 +24,7 @@ import {
   planChanges,
   ProtocolError,
   readChunks,
+  hasBasis,
   batchEnd,
   SMALL_FILE,
   recordFailure,
@@ -465,7 +466,7 @@ async function groupByBasis(
   const byDigest = new Map<string, { targets: Target[]; bytes: Uint8Array }>();
   await Promise.all(
     targets.map(async (t) => {
-      if (t.change.kind === 'create' && !t.change.resume) {
+      if (!hasBasis(t.change)) {
         fresh.push(t);
         return;
       }

@@ -748,9 +748,14 @@ class Agent {
 
   /** A batch file's failure as its result: what an error reply of its own would have said. */
   private batchFailure(error: unknown): BatchResult {
+    return { ok: false, ...this.failureOf(error) };
+  }
+
+  /** The code and message an error reply (or a batch's result) gives for `error`; the root is not disclosed. */
+  private failureOf(error: unknown): { code: string; message: string } {
     const e = error as NodeJS.ErrnoException;
     const code = error instanceof DeltacastError || error instanceof TransportError ? String(e.code) : typeof e.code === 'string' ? e.code : 'IO';
-    return { ok: false, code, message: (e.message ?? String(error)).replaceAll(this.root ?? '\0', '<root>') };
+    return { code, message: (e.message ?? String(error)).replaceAll(this.root ?? '\0', '<root>') };
   }
 
   private async mkdir(id: number, h: Header): Promise<void> {
@@ -935,11 +940,7 @@ class Agent {
   private async replyError(id: number, error: unknown, path: string | null = null): Promise<void> {
     if (this.session.closed) return;
     if (error instanceof ProtocolError) throw error;
-    const e = error as NodeJS.ErrnoException & { details?: unknown };
-    const code =
-      error instanceof DeltacastError || error instanceof TransportError ? String(e.code) : typeof e.code === 'string' ? e.code : 'IO';
-    const message = (e.message ?? String(error)).replaceAll(this.root ?? '\0', '<root>');
-    await this.session.send({ t: 'error', id, code, message, path });
+    await this.session.send({ t: 'error', id, ...this.failureOf(error), path });
   }
 }
 

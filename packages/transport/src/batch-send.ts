@@ -9,7 +9,7 @@ import { createDelta, decodeSignature, indexSignature, literalDeltaLength, loadS
 import type { AgentClient } from './agent-client.js';
 import { MAX_BATCH_BYTES, MAX_BATCH_FILES, TOO_LARGE } from './batch.js';
 import { ProtocolError, RemoteError } from './errors.js';
-import type { Change } from './plan.js';
+import { hasBasis, type Change } from './plan.js';
 
 /** A file under this size (at the scan) goes in a batch. */
 export const SMALL_FILE = 64 * 1024;
@@ -74,10 +74,9 @@ export async function sendBatch(
   read: (change: Change) => Uint8Array | undefined,
 ): Promise<BatchOutcome[]> {
   const outcomes: (BatchOutcome | undefined)[] = new Array(changes.length).fill(undefined);
-  const withBasis = (c: Change) => c.kind === 'update' || c.resume === true;
   // Signatures first, for the files that have a basis.
   const signatures = new Map<number, Uint8Array>();
-  const needSig = changes.flatMap((c, i) => (withBasis(c) ? [i] : []));
+  const needSig = changes.flatMap((c, i) => (hasBasis(c) ? [i] : []));
   if (needSig.length > 0) {
     const sigs = await client.signatureBatch(
       needSig.map((i) => changes[i].path),
@@ -108,7 +107,7 @@ export async function sendBatch(
       let length: number;
       let literalBytes = bytes.length;
       let matchedBytes = 0;
-      const basis = withBasis(change);
+      const basis = hasBasis(change);
       if (basis) {
         const sig = decodeSignature(signatures.get(i)!);
         if (sig.format !== 'native' || sig.seed !== seed) {
@@ -192,6 +191,6 @@ export class PayloadBuffer {
 }
 
 /** A batch file's failure as put would have reported it. */
-function remoteFailure(code: string, message: string, path: string): RemoteError {
+export function remoteFailure(code: string, message: string, path: string): RemoteError {
   return new RemoteError(code, `put ${path}: ${message}`, { code, path });
 }

@@ -1,6 +1,6 @@
 export { sync, syncTree, sendFile, connectForTransfer, comparesWholeTree, buildFilter, readChunks, contentComparer, type SyncOptions, type SyncTarget, type TransferOptions } from './sync.js';
 export { BATCH_CAPABILITY, MAX_BATCH_BYTES, MAX_BATCH_FILES, TOO_LARGE, type BatchResult } from './batch.js';
-export { batchEnd, PayloadBuffer, SMALL_FILE } from './batch-send.js';
+export { batchEnd, PayloadBuffer, remoteFailure, SMALL_FILE } from './batch-send.js';
 export { DestinationRun, attributesOf, emptySummary, recordFailure, isSessionFailure, type RunOptions } from './destination-run.js';
 export type { SyncEvent, SyncSummary, EventListener } from './events.js';
 export { openDestination, type DestinationOptions, type OpenedDestination, type SshOptions, type HookResult } from './open-destination.js';
@@ -8,7 +8,7 @@ export { serveAgent, type AgentOptions } from './agent.js';
 export { AgentClient, type RemoteEntry, type HelloOptions, type AgentInfo, type FileAttributes } from './agent-client.js';
 export { scanSource, type ScanOptions, type SourceEntry, type SourceTree } from './tree.js';
 export { PathFilter, parseFilterFile, type FilterRule } from './filter.js';
-export { planChanges, quickCheck, type Plan, type Change, type ChangeKind } from './plan.js';
+export { hasBasis, planChanges, quickCheck, type Plan, type Change, type ChangeKind } from './plan.js';
 export { listRemote, heldUnchanged, encodeListing, decodeListing, type RemoteListing, type Listing } from './listing.js';
 export { inProcessAgent, childProcessAgent, agentEntryPath } from './local.js';
 export { FrameSession, type ByteStreams } from './wire.js';

@@ -27,6 +27,11 @@ export interface Change {
   extraneous?: boolean;
 }
 
+/** Whether a file change is sent as a delta against a basis at the destination (its file, or a kept partial). */
+export function hasBasis(change: Change): boolean {
+  return change.kind === 'update' || change.resume === true;
+}
+
 export interface Plan {
   /**
    * Entries whose type changes (in source order), then extraneous entries, topmost only, in

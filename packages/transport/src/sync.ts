@@ -14,7 +14,7 @@ import { ProtocolError, TransportError } from './errors.js';
 import type { EventListener, SyncSummary } from './events.js';
 import { DestinationRun, emptySummary, isSessionFailure, recordFailure } from './destination-run.js';
 import { parseFilterFile, PathFilter, type FilterRule } from './filter.js';
-import { planChanges, type Change } from './plan.js';
+import { hasBasis, planChanges, type Change } from './plan.js';
 import { scanSource, type SourceEntry, type SourceTree } from './tree.js';
 import { listRemote, type RemoteListing } from './listing.js';
 import { InFlightBytes } from './in-flight.js';
@@ -228,7 +228,7 @@ export function comparesWholeTree(options: TransferOptions): boolean {
 export async function sendFile(change: Change, client: AgentClient, seed: bigint, options: TransferOptions) {
   const source = change.source!;
   let index = EMPTY_INDEX;
-  const withBasis = change.kind === 'update' || change.resume === true;
+  const withBasis = hasBasis(change);
   if (withBasis) {
     const sig = decodeSignature(await client.signature(change.path, seed));
     if (sig.format !== 'native' || sig.seed !== seed) {
