@@ -19,6 +19,7 @@
  *          `length` and `length` bytes of UTF-8 that follow the shared part
  *     ...  link targets: for each 'l' entry a varint length and that many bytes of UTF-8
  */
+import { endianness } from 'node:os';
 import type { AgentClient, RemoteEntry } from './agent-client.js';
 import { ProtocolError } from './errors.js';
 import { LIST_COMPARE_CAPABILITY, MAX_LIST_PATHS, MAX_PATH_BYTES, type EntryType } from './messages.js';
@@ -101,6 +102,8 @@ export function encodeListing(entries: readonly SourceEntry[]): Uint8Array {
   return bytes;
 }
 
+const LITTLE_ENDIAN = endianness() === 'LE';
+
 /** Bytes of checked paths turned into strings at once (at least one longest path and its NUL). */
 const PATH_BATCH_BYTES = 256 * 1024;
 
@@ -127,23 +130,28 @@ function bad(message: string, details: Record<string, unknown> = {}): ProtocolEr
   return new ProtocolError('BAD_MESSAGE', `compared listing: ${message}`, details);
 }
 
-/**
- * Decodes and checks a listing from the wire: every count and length against what is left and its
- * cap, every path as a wire path (not the root), no path twice, nothing after the last column.
- * Throws ProtocolError BAD_MESSAGE.
- */
-export function decodeListing(bytes: Uint8Array): Listing {
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let at = 0;
-  const need = (count: number, what: string) => {
-    if (count > buf.length - at) throw bad(`truncated in ${what} (${count} bytes needed at offset ${at}, ${buf.length - at} left)`, { offset: at });
-  };
-  const varint = (what: string): number => {
+/** A read position in a listing's bytes, with its checks. */
+class Reader {
+  readonly buf: Buffer;
+  at = 0;
+
+  constructor(bytes: Uint8Array) {
+    this.buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  /** Throws unless `count` more bytes are left. */
+  need(count: number, what: string): void {
+    const left = this.buf.length - this.at;
+    if (count > left) throw bad(`truncated in ${what} (${count} bytes needed at offset ${this.at}, ${left} left)`, { offset: this.at });
+  }
+
+  varint(what: string): number {
+    const buf = this.buf;
     let value = 0;
     let scale = 1;
     for (let i = 0; i < 8; i++) {
-      need(1, what);
-      const b = buf[at++];
+      if (this.at === buf.length) this.need(1, what); // throws
+      const b = buf[this.at++];
       value += (b & 0x7f) * scale;
       if (b < 0x80) {
         if (value > Number.MAX_SAFE_INTEGER) break;
@@ -151,100 +159,200 @@ export function decodeListing(bytes: Uint8Array): Listing {
       }
       scale *= 0x80;
     }
-    throw bad(`${what}: varint too long or too large at offset ${at}`, { offset: at });
-  };
-  need(8, 'header');
-  if (buf.readUInt32BE(0) !== LISTING_MAGIC) throw bad(`bad magic 0x${buf.readUInt32BE(0).toString(16)}`);
-  const n = buf.readUInt32BE(4);
-  at = 8;
-  if (n > MAX_LISTING_ENTRIES) throw bad(`${n} entries, more than ${MAX_LISTING_ENTRIES}`, { n });
-  need(n * 11, 'fixed columns');
+    throw bad(`${what}: varint too long or too large at offset ${this.at}`, { offset: this.at });
+  }
+
+  /**
+   * The next `length` bytes (a column of big-endian values) copied into a buffer of their own, in
+   * this machine's byte order, for a typed array over it.
+   */
+  column(length: number, swap: 'swap16' | 'swap64'): ArrayBuffer {
+    const column = Buffer.from(new ArrayBuffer(length));
+    this.buf.copy(column, 0, this.at, this.at + length);
+    this.at += length;
+    if (LITTLE_ENDIAN) column[swap]();
+    return column.buffer as ArrayBuffer;
+  }
+}
+
+/*
+ * Each column is read by a function of its own. A listing is decoded once per run, by code V8 has
+ * not optimized yet: a small function's loop is compiled on the spot (on-stack replacement), while
+ * one function holding every loop was compiled whole again at each loop and thrown away at the next.
+ * The fixed-width columns are copied out whole and byte-swapped natively.
+ */
+
+function readTypes(r: Reader, n: number): EntryType[] {
+  const buf = r.buf;
   const types: EntryType[] = new Array(n);
-  for (let i = 0; i < n; i++) {
-    const b = buf[at++];
+  for (let i = 0, at = r.at; i < n; i++) {
+    const b = buf[at + i];
     const type: EntryType | undefined = b === 0x66 ? 'f' : b === 0x64 ? 'd' : b === 0x6c ? 'l' : undefined;
     if (!type) throw bad(`entry ${i}: type byte 0x${b.toString(16)}`, { entry: i });
     types[i] = type;
   }
-  const modes = new Uint16Array(n);
-  for (let i = 0; i < n; i++, at += 2) {
-    const mode = buf.readUInt16BE(at);
-    if (mode > 0o7777) throw bad(`entry ${i}: mode ${mode.toString(8)} beyond 7777`, { entry: i });
-    modes[i] = mode;
+  r.at += n;
+  return types;
+}
+
+function readModes(r: Reader, n: number): Uint16Array {
+  const modes = new Uint16Array(r.column(2 * n, 'swap16'));
+  for (let i = 0; i < n; i++) {
+    if (modes[i] > 0o7777) throw bad(`entry ${i}: mode ${modes[i].toString(8)} beyond 7777`, { entry: i });
   }
-  const mtimes = new Float64Array(n);
-  for (let i = 0; i < n; i++, at += 8) {
-    const mtime = buf.readDoubleBE(at);
-    if (!Number.isFinite(mtime)) throw bad(`entry ${i}: mtime is not finite`, { entry: i });
-    mtimes[i] = mtime;
+  return modes;
+}
+
+function readMtimes(r: Reader, n: number): Float64Array {
+  const mtimes = new Float64Array(r.column(8 * n, 'swap64'));
+  for (let i = 0; i < n; i++) {
+    if (!Number.isFinite(mtimes[i])) throw bad(`entry ${i}: mtime is not finite`, { entry: i });
   }
-  const sizes: number[] = new Array(n).fill(0);
-  for (let i = 0; i < n; i++) if (types[i] === 'f') sizes[i] = varint('sizes');
+  return mtimes;
+}
+
+function readSizes(r: Reader, types: readonly EntryType[]): number[] {
+  const sizes: number[] = new Array(types.length).fill(0);
+  for (let i = 0; i < types.length; i++) if (types[i] === 'f') sizes[i] = r.varint('sizes');
+  return sizes;
+}
+
+/**
+ * In paths joined by NULs, a component that is empty, "." or "..": this also matches an empty path
+ * and a leading or trailing "/". "/", "." and NUL are ASCII, never part of a UTF-8 sequence, so the
+ * decoded text shows them where the bytes have them.
+ */
+const BAD_COMPONENT = /(?:^|[\0/])\.{0,2}(?=[\0/]|$)/;
+
+/** The paths, checked, and the index of each (a path listed twice is refused). */
+function readPaths(r: Reader, n: number): { paths: string[]; index: Map<string, number> } {
+  const buf = r.buf;
   const paths: string[] = new Array(n);
   const index = new Map<string, number>();
   // The previous path's bytes, kept in one buffer that each entry extends from its shared prefix.
   const current = Buffer.allocUnsafe(MAX_PATH_BYTES);
   let currentLength = 0;
-  // Checked paths wait in `batch`, each followed by a NUL (which no wire path holds), and become
-  // strings by one toString and a split per batch: a toString per path cost more than all the rest.
+  // Paths wait in `batch`, each followed by a NUL, and are checked and become strings a batch at a
+  // time: one toString, one split and one search for a bad component cost less than a toString and
+  // a byte loop per path. `lengths` keeps each one's length, for the slow path.
   const batch = Buffer.allocUnsafe(PATH_BATCH_BYTES);
+  const lengths = new Int32Array(PATH_BATCH_BYTES >> 1);
   let batchLength = 0;
+  let batchCount = 0;
   let batchFirst = 0;
   const flush = () => {
-    if (batchLength === 0) return;
-    const text = batch.toString('utf8', 0, batchLength - 1).split('\0');
+    const count = batchCount;
     const first = batchFirst;
-    batchFirst += text.length;
+    if (count === 0) return;
+    // Emptied first: a fault found here ends the loop, and the `finally` below must not check it again.
+    batchFirst += count;
+    batchCount = 0;
+    const text = batch.toString('utf8', 0, batchLength - 1);
     batchLength = 0;
-    for (let k = 0; k < text.length; k++) {
-      const i = first + k;
-      const path = text[k];
-      if (index.has(path)) throw bad(`entry ${i}: ${JSON.stringify(path)} listed twice`, { entry: i });
-      index.set(path, i);
-      paths[i] = path;
-    }
+    const parts = text.split('\0');
+    // A path holding a NUL splits in two; either failure is found and reported entry by entry.
+    if (parts.length === count && !BAD_COMPONENT.test(text)) indexPaths(parts, first, paths, index);
+    else checkEach(batch, lengths, count, first, paths, index);
   };
   try {
     for (let i = 0; i < n; i++) {
-      const shared = varint('paths');
-      const length = varint('paths');
+      // Most of these varints are one byte: read inline.
+      let shared = buf[r.at];
+      if (shared < 0x80) r.at++;
+      else shared = r.varint('paths');
+      let length = buf[r.at];
+      if (length < 0x80) r.at++;
+      else length = r.varint('paths');
       if (shared > currentLength) throw bad(`entry ${i}: shares ${shared} bytes with a path of ${currentLength}`, { entry: i });
       if (shared + length > MAX_PATH_BYTES) throw bad(`entry ${i}: path longer than ${MAX_PATH_BYTES} bytes`, { entry: i });
-      need(length, 'paths');
+      r.need(length, 'paths');
       // Byte loops: paths are short, and Buffer#copy's per-call set-up cost more than the copying.
-      for (let j = 0; j < length; j++) current[shared + j] = buf[at + j];
-      at += length;
+      for (let j = 0, at = r.at; j < length; j++) current[shared + j] = buf[at + j];
+      r.at += length;
       currentLength = shared + length;
       if (currentLength === 0) throw bad(`entry ${i}: the root itself`, { entry: i });
-      if (!plainWirePath(current, currentLength)) {
-        // Refused: wirePathComponents says why.
-        const path = current.toString('utf8', 0, currentLength);
-        try {
-          wirePathComponents(path);
-        } catch (error) {
-          throw bad(`entry ${i}: ${(error as Error).message}`, { entry: i, code: (error as { code?: string }).code });
-        }
-        throw bad(`entry ${i}: malformed path ${JSON.stringify(path)}`, { entry: i });
-      }
       if (batchLength + currentLength + 1 > batch.length) flush();
       for (let j = 0; j < currentLength; j++) batch[batchLength + j] = current[j];
       batchLength += currentLength;
       batch[batchLength++] = 0;
+      lengths[batchCount++] = currentLength;
     }
   } finally {
     // Entries before a failure are checked first (a duplicate among them is reported, as it comes first).
     flush();
   }
-  const targets: (string | undefined)[] = new Array(n).fill(undefined);
-  for (let i = 0; i < n; i++) {
-    if (types[i] !== 'l') continue;
-    const length = varint('link targets');
-    if (length > MAX_PATH_BYTES) throw bad(`entry ${i}: link target longer than ${MAX_PATH_BYTES} bytes`, { entry: i });
-    need(length, 'link targets');
-    targets[i] = buf.toString('utf8', at, at + length);
-    at += length;
+  return { paths, index };
+}
+
+/** Files the paths of entries `first`... into `paths` and `index`; a path listed twice is refused. */
+function indexPaths(text: string[], first: number, paths: string[], index: Map<string, number>): void {
+  for (let k = 0; k < text.length; k++) {
+    const i = first + k;
+    const path = text[k];
+    index.set(path, i);
+    if (index.size !== i + 1) throw bad(`entry ${i}: ${JSON.stringify(path)} listed twice`, { entry: i });
+    paths[i] = path;
   }
-  if (at !== buf.length) throw bad(`${buf.length - at} bytes after the last column`, { trailing: buf.length - at });
+}
+
+/**
+ * indexPaths for a batch that failed the quick check: each path on its own, in order, so that the
+ * first bad entry is reported, and a duplicate before it first.
+ */
+function checkEach(batch: Buffer, lengths: Int32Array, count: number, first: number, paths: string[], index: Map<string, number>): void {
+  for (let k = 0, at = 0; k < count; k++) {
+    const bytes = batch.subarray(at, at + lengths[k]);
+    at += lengths[k] + 1;
+    if (!plainWirePath(bytes, bytes.length)) refusePath(bytes.toString('utf8'), first + k);
+    indexPaths([bytes.toString('utf8')], first + k, paths, index);
+  }
+}
+
+/** Throws for entry `i`'s path, which plainWirePath refused: wirePathComponents says why. */
+function refusePath(path: string, i: number): never {
+  try {
+    wirePathComponents(path);
+  } catch (error) {
+    throw bad(`entry ${i}: ${(error as Error).message}`, { entry: i, code: (error as { code?: string }).code });
+  }
+  throw bad(`entry ${i}: malformed path ${JSON.stringify(path)}`, { entry: i });
+}
+
+function readTargets(r: Reader, types: readonly EntryType[]): (string | undefined)[] {
+  const targets: (string | undefined)[] = new Array(types.length).fill(undefined);
+  for (let i = 0; i < types.length; i++) {
+    if (types[i] !== 'l') continue;
+    const length = r.varint('link targets');
+    if (length > MAX_PATH_BYTES) throw bad(`entry ${i}: link target longer than ${MAX_PATH_BYTES} bytes`, { entry: i });
+    r.need(length, 'link targets');
+    targets[i] = r.buf.toString('utf8', r.at, r.at + length);
+    r.at += length;
+  }
+  return targets;
+}
+
+/**
+ * Decodes and checks a listing from the wire: every count and length against what is left and its
+ * cap, every path as a wire path (not the root), no path twice, nothing after the last column.
+ * Throws ProtocolError BAD_MESSAGE.
+ */
+export function decodeListing(bytes: Uint8Array): Listing {
+  const r = new Reader(bytes);
+  r.need(8, 'header');
+  const magic = r.buf.readUInt32BE(0);
+  if (magic !== LISTING_MAGIC) throw bad(`bad magic 0x${magic.toString(16)}`);
+  const n = r.buf.readUInt32BE(4);
+  r.at = 8;
+  if (n > MAX_LISTING_ENTRIES) throw bad(`${n} entries, more than ${MAX_LISTING_ENTRIES}`, { n });
+  r.need(n * 11, 'fixed columns');
+  const types = readTypes(r, n);
+  const modes = readModes(r, n);
+  const mtimes = readMtimes(r, n);
+  const sizes = readSizes(r, types);
+  const { paths, index } = readPaths(r, n);
+  const targets = readTargets(r, types);
+  const trailing = r.buf.length - r.at;
+  if (trailing !== 0) throw bad(`${trailing} bytes after the last column`, { trailing });
   return { paths, types, sizes, mtimes, modes, targets, index };
 }
 

@@ -120,6 +120,19 @@ describe('the compared listing encoding', () => {
     for (const i of [0, 1, 12_345, 29_999]) expect(listing.index.get(entries[i].path)).toBe(i);
   });
 
+  it('finds a bad path by its entry number however deep in a batch it lies', () => {
+    const paths = Array.from({ length: 30_000 }, (_, i) => `d${i % 7}/f${i}`);
+    const decodeWith = (i: number, path: string) => () => decodeListing(encodeListing(paths.map((p, k) => entry(k === i ? path : p, 'f'))));
+    expect(decodeWith(20_000, 'd1/./x')).toThrow(/entry 20000: malformed path/);
+    expect(decodeWith(25_001, 'd1/x/')).toThrow(/entry 25001: malformed path/);
+    // Last, as the encoder joins paths with NULs (a wire path never holds one).
+    expect(decodeWith(29_999, 'd1/x\0y')).toThrow(/entry 29999: .*NUL/);
+    expect(decodeWith(12_000, '/etc/passwd')).toThrow(/entry 12000: absolute path refused/);
+    // A duplicate before the bad path, in the same batch, is the first fault.
+    const twice = paths.map((p, k) => entry(k === 21_000 ? 'd0/f0' : k === 21_001 ? '..' : p, 'f'));
+    expect(() => decodeListing(encodeListing(twice))).toThrow(/entry 21000: "d0\/f0" listed twice/);
+  });
+
   it('reports the first fault of a listing: a duplicate before a malformed path, and the other way round', () => {
     const decode = (...paths: string[]) => () => decodeListing(encodeListing(paths.map((p) => entry(p, 'f'))));
     expect(decode('a', 'b', 'a', 'c/../d')).toThrow(/entry 2: "a" listed twice/);
