@@ -4,12 +4,12 @@
  * MD4, so both come from hash-wasm; xxh64 from xxhash-wasm.
  *
  * Their WebAssembly modules can only be set up asynchronously, and the functions here are
- * synchronous: `loadStrongSums()` sets them up (once; later calls return the same promise) and a sum
- * asked for before it has finished is a `NOT_READY` error. The package's main entry waits for it at
+ * synchronous: `loadStrongSums()` sets them up (once; later calls return the same promise), all of
+ * them or the kinds named, and a sum asked for before its kind is set up is a `NOT_READY` error. The package's main entry waits for it at
  * import; `@deltacast/core/deferred` leaves it to the caller, so a program can start (and be loaded
  * from V8's code cache, which a module with a top-level await cannot) without waiting for it.
  */
-import { createBLAKE2b, createMD4, type IHasher } from 'hash-wasm';
+import type { IHasher } from 'hash-wasm';
 import xxhash from 'xxhash-wasm';
 import { NATIVE_XXH64_LENGTH, RS_BLAKE2_SUM_LENGTH, RS_MD4_SUM_LENGTH } from './constants.js';
 import { DeltacastError } from './errors.js';
@@ -21,24 +21,51 @@ type XXHash = Awaited<ReturnType<typeof xxhash>>;
 let xxh: XXHash | undefined;
 let blake2Hasher: IHasher | undefined;
 let md4Hasher: IHasher | undefined;
-let loading: Promise<void> | undefined;
+
+const ALL_KINDS: readonly StrongSumKind[] = ['xxh64', 'blake2', 'md4'];
 
 /**
- * Sets up the hash modules; resolves once every strong sum can be computed. Safe to call any number
- * of times. Signatures and deltas that hash blocks need it to have resolved.
+ * How each kind is set up. hash-wasm is imported (librsync-sums.ts) only for librsync's sums: a native sync never
+ * computes them, and compiling their modules took ~40 ms of CPU at every start.
  */
-export function loadStrongSums(): Promise<void> {
-  loading ??= Promise.all([xxhash(), createBLAKE2b(256), createMD4()]).then(([x, b, m]) => {
-    xxh = x;
-    blake2Hasher = b;
-    md4Hasher = m;
-  });
-  return loading;
+const setUp: Record<StrongSumKind, () => Promise<void>> = {
+  xxh64: () => xxhash().then((x) => void (xxh = x)),
+  blake2: () => import('./librsync-sums.js').then((h) => h.createBLAKE2b(256)).then((b) => void (blake2Hasher = b)),
+  md4: () => import('./librsync-sums.js').then((h) => h.createMD4()).then((m) => void (md4Hasher = m)),
+};
+
+const loading = new Map<StrongSumKind, Promise<void>>();
+/** The promise returned for each list of kinds asked for, so that a repeated call returns the same one. */
+const returned = new Map<string, Promise<void>>();
+
+/**
+ * Sets up the hash modules of `kinds` (by default every kind); resolves once each of their strong
+ * sums can be computed. Safe to call any number of times: each kind is set up once, and a later
+ * call returns the same outcome. Signatures and deltas that hash blocks need it to have resolved
+ * for their kind.
+ */
+export function loadStrongSums(kinds: readonly StrongSumKind[] = ALL_KINDS): Promise<void> {
+  const key = kinds.join();
+  let all = returned.get(key);
+  if (!all) {
+    all = Promise.all(
+      kinds.map((kind) => {
+        let ready = loading.get(kind);
+        if (!ready) {
+          ready = setUp[kind]();
+          loading.set(kind, ready);
+        }
+        return ready;
+      }),
+    ).then(() => undefined);
+    returned.set(key, all);
+  }
+  return all;
 }
 
-/** Whether loadStrongSums() has finished. */
-export function strongSumsLoaded(): boolean {
-  return xxh !== undefined;
+/** Whether loadStrongSums() has finished for `kinds` (by default every kind). */
+export function strongSumsLoaded(kinds: readonly StrongSumKind[] = ALL_KINDS): boolean {
+  return kinds.every((kind) => (kind === 'xxh64' ? xxh : kind === 'blake2' ? blake2Hasher : md4Hasher) !== undefined);
 }
 
 function notReady(): never {

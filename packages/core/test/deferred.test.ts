@@ -47,6 +47,16 @@ describe('@deltacast/core/deferred', () => {
     expect(empty.signature.blockCount).toBe(0);
     expect(literalDelta(data).length).toBeGreaterThan(data.length);
 
+    // One kind alone: the others stay unset (a native sync never loads librsync's sums).
+    const native = loadStrongSums(['xxh64']);
+    expect(loadStrongSums(['xxh64'])).toBe(native);
+    await native;
+    expect(strongSumsLoaded(['xxh64'])).toBe(true);
+    expect(strongSumsLoaded()).toBe(false);
+    expect(xxh64(data, 1n)).toBeTypeOf('bigint');
+    for (const sum of [() => blake2b256(data), () => md4(data)]) {
+      expect(sum).toThrow(expect.objectContaining({ code: 'NOT_READY' }));
+    }
     const first = loadStrongSums();
     expect(loadStrongSums()).toBe(first); // set up once
     await first;

@@ -145,7 +145,7 @@ const EMPTY_INDEX = indexSignature(signature(new Uint8Array(0), { format: 'nativ
 export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
   const started = performance.now();
   // Deltas need the hash modules: set up while the sessions start, not at the first changed file.
-  loadStrongSums().catch(() => {});
+  loadStrongSums(['xxh64']).catch(() => {});
   const emit = (event: FanoutEvent) => options.onEvent?.(event);
   const parallel = Math.max(1, options.parallel ?? DEFAULT_PARALLEL);
   const filter = await buildFilter(options);
@@ -301,7 +301,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
         const groups = await groupByBasis(entry, active, seed, (t, e) => (isSessionFailure(e) ? drop(t.run, e) : t.run.fail(t.change.path, e)));
         if (groups.length === 0) return;
         sourceReads++;
-        await loadStrongSums(); // the deltas hash blocks to match them
+        await loadStrongSums(['xxh64']); // the deltas hash blocks to match them
         try {
           prepared = readOnce(entry, groups, now);
         } catch (error) {

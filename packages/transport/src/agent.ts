@@ -282,7 +282,7 @@ class Agent {
     });
     // Signatures need the hash modules: set up now, off this thread's back while it walks or waits,
     // not when the first signature request arrives (a failure is reported by that request).
-    loadStrongSums().catch(() => {});
+    loadStrongSums(['xxh64']).catch(() => {});
     if (bool(h, 'walk')) {
       const entries = new Walked();
       // Once the reply is out; synchronous but for stale temp files, so requests wait behind it.
@@ -719,7 +719,7 @@ class Agent {
     const paths = strList(h, 'paths', MAX_BATCH_FILES);
     const seed = seedOf(h);
     const blockLength = optUint(h, 'block', 1 << 24);
-    await loadStrongSums();
+    await loadStrongSums(['xxh64']);
     const results: BatchResult[] = [];
     const parts: Uint8Array[] = [];
     let bytes = 0;

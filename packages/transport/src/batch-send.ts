@@ -87,7 +87,7 @@ export async function sendBatch(
       if (r.ok) signatures.set(i, r.signature);
       else outcomes[i] = r.code === TOO_LARGE ? { alone: true } : { error: remoteFailure(r.code, r.message, changes[i].path) };
     });
-    await loadStrongSums(); // matching blocks hashes them
+    await loadStrongSums(['xxh64']); // matching blocks hashes them
   }
   const files: { path: string; attributes: { size: number; mode: number; mtimeMs: number; uid?: number; gid?: number }; basis: boolean; length: number }[] = [];
   const members: { index: number; literalBytes: number; matchedBytes: number }[] = [];

@@ -66,7 +66,7 @@ export interface SplitOptions {
 
 export async function fileSignature(fd: number, size: number, options: NativeOptions = {}, split: SplitOptions = {}): Promise<Signature> {
   const { threads = availableParallelism(), minParallelBytes = PARALLEL_SIGNATURE_BYTES } = split;
-  await loadStrongSums();
+  await loadStrongSums(['xxh64']);
   // The whole-file parameters: block length from the full size, one seed for every run.
   const shape = createSignature({ format: 'native', seed: options.seed, blockLength: options.blockLength, basisLength: size });
   const { blockLength, seed } = shape;
@@ -128,7 +128,7 @@ function runOnWorker(job: Job): Promise<JobResult> {
 if (!isMainThread && parentPort && (workerData as Partial<Job> | null)?.[SIGNATURE_JOB] === true) {
   const job = workerData as Job;
   const port = parentPort;
-  void loadStrongSums().then(() => {
+  void loadStrongSums(['xxh64']).then(() => {
     const sig = sumRange(job.fd, job.start, job.end, job.seed, job.blockLength, job.end - job.start);
     const message: JobResult = { weakSums: sig.weakSums, strongSums: sig.strongSums };
     port.postMessage(message, [sig.weakSums.buffer as ArrayBuffer, sig.strongSums.buffer as ArrayBuffer]);

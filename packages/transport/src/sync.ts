@@ -107,7 +107,7 @@ export async function syncTree(
 ): Promise<SyncSummary> {
   const started = performance.now();
   // Deltas need the hash modules: set up while the session starts, not at the first changed file.
-  loadStrongSums().catch(() => {});
+  loadStrongSums(['xxh64']).catch(() => {});
   const { client, ready } = AgentClient.open(target.streams, helloOptions(target.root, options, comparesWholeTree(options)));
   // --checksum needs the whole listing: asked for at once, it is walked while the source is scanned.
   // Otherwise the agent compares the source listing once it has it (listRemote; `list` for an agent
@@ -244,7 +244,7 @@ export async function sendFile(change: Change, client: AgentClient, seed: bigint
     const result = await client.put(change.path, attributes, [literalDelta(whole)], { basis: false, compress: options.compress });
     return { size: result.size, literalBytes, matchedBytes: 0, sentBytes: result.sentBytes };
   }
-  await loadStrongSums(); // matching blocks hashes them
+  await loadStrongSums(['xxh64']); // matching blocks hashes them
   const builder = createDelta(index, { expectedLength: source.size });
   async function* deltaChunks(): AsyncGenerator<Uint8Array> {
     for (const chunk of readChunks(source.local, source.size)) {
