@@ -34,8 +34,9 @@ import {
 import { joinWire, resolveInRootSync } from './paths.js';
 import { decodeBatchFiles, encodeBatchResults, MAX_BATCH_BASIS, MAX_BATCH_FILES, TOO_LARGE, type BatchFile, type BatchResult } from './batch.js';
 import { normalizeScope } from './scope.js';
-import { bitmapBytes, decodeListing, MAX_LISTING_BYTES, MAX_LISTING_ENTRIES } from './listing.js';
-import { quickCheck } from './plan.js';
+import { decodeListing, MAX_LISTING_BYTES, MAX_LISTING_ENTRIES } from './listing.js';
+import { ListingComparer } from './listing-comparer.js';
+import { WalkGate } from './walk-gate.js';
 import { parsePartialName, parseTempName, partialPathFor, processAlive, tempPathFor } from './tempfile.js';
 import { FrameSession, type ByteStreams } from './wire.js';
 import { parseStageName, Stage } from './stage.js';
@@ -54,6 +55,8 @@ const LIST_BATCH_BYTES = 24 * 1024;
 const HASH_BATCH = 256;
 const QUEUE_HIGH = 8 * 1024 * 1024;
 const QUEUE_LOW = 2 * 1024 * 1024;
+/** Requests that change the tree: they never run during a walk (walk-gate.ts). */
+const CHANGES_TREE = new Set(['put', 'puts', 'mkdir', 'symlink', 'delete', 'setattr', 'commit', 'abort', 'release-prepare', 'release-enter', 'release-switch', 'release-discard']);
 
 interface SessionOptions {
   owner: boolean;
@@ -91,6 +94,8 @@ class Agent {
    * drops it (it may change the tree), as does a root that moved (release-enter).
    */
   private prewalk: { root: string; entries: Promise<Walked> } | undefined;
+  /** Walks and changes to the tree never overlap (walk-gate.ts). */
+  private readonly gate = new WalkGate();
   /**
    * Directories under the root this session has seen to be real directories (checked for a path,
    * walked, or made): a path's parents among them are not checked again (docs/protocol.md, Paths).
@@ -176,7 +181,8 @@ class Agent {
           if (queue && this.puts.get(id) === queue) this.puts.delete(id);
           return;
         }
-        await handler.call(this, id, h, queue, payload);
+        const call = () => handler.call(this, id, h, queue, payload);
+        await (CHANGES_TREE.has(h.t) ? this.gate.change(call) : call());
       } catch (error) {
         queue?.discard();
         if (queue && this.puts.get(id) === queue) this.puts.delete(id);
@@ -285,7 +291,7 @@ class Agent {
     loadStrongSums(['xxh64']).catch(() => {});
     if (bool(h, 'walk')) {
       const entries = new Walked();
-      // Once the reply is out; synchronous but for stale temp files, so requests wait behind it.
+      // Once the reply is out. Requests that change the tree wait for it (walk-gate.ts).
       const walked = new Promise<void>((r) => setImmediate(r))
         .then(() => this.walkListing(undefined, entries.add))
         .then(() => entries);
@@ -346,43 +352,23 @@ class Agent {
     if (received !== size) throw new ProtocolError('BAD_MESSAGE', `compare ${id}: ${received} bytes, ${size} announced`, { id, size });
     const listing = decodeListing(Buffer.concat(parts, size));
     if (listing.paths.length !== n) throw new ProtocolError('BAD_MESSAGE', `compare ${id}: listing holds ${listing.paths.length} entries, ${n} announced`, { id, n });
-    const bitmap = new Uint8Array(bitmapBytes(n));
+    const comparer = new ListingComparer(listing, extraneous);
     const out = new EntryBatcher(this.session, id);
-    const compareEntry: EmitEntry = (path, type, st, linkTarget) => {
-      if (type !== 'p') {
-        const i = listing.index.get(path);
-        if (i === undefined) {
-          if (!extraneous) return undefined;
-        } else {
-          const source = { type: listing.types[i], size: listing.sizes[i], mtimeMs: listing.mtimes[i], mode: listing.modes[i], linkTarget: listing.targets[i] };
-          if (quickCheck(source, { type, size: type === 'f' ? st.size : 0, mtimeMs: st.mtimeMs, mode: st.mode & 0o7777, linkTarget })) {
-            bitmap[i >> 3] |= 1 << (i & 7);
-            return undefined;
-          }
-        }
-      }
-      return out.push(wireEntry(path, type, st, linkTarget));
-    };
+    const compareEntry: EmitEntry = (path, type, st, linkTarget) =>
+      comparer.reports(path, type, st.size, st.mtimeMs, st.mode, linkTarget) ? out.push(wireEntry(path, type, st, linkTarget)) : undefined;
     const prewalk = this.prewalk;
     this.prewalk = undefined;
-    const walked = scope === undefined && prewalk?.root === this.rootDir ? await prewalk.entries.catch(() => undefined) : undefined;
-    if (walked) {
-      const st = { size: 0, mtimeMs: 0, mode: 0, uid: 0, gid: 0 };
-      for (let i = 0; i < walked.paths.length; i++) {
-        // compareEntry copies what it keeps of `st` (wireEntry): one object serves every entry.
-        st.size = walked.sizes[i];
-        st.mtimeMs = walked.mtimes[i];
-        st.mode = walked.modes[i];
-        st.uid = walked.uids[i];
-        st.gid = walked.gids[i];
-        const sent = compareEntry(walked.paths[i], walked.types[i], st, walked.targets[i]);
+    const entries = scope === undefined && prewalk?.root === this.rootDir ? await prewalk.entries.catch(() => undefined) : undefined;
+    if (entries) {
+      for (let k = 0; k < entries.paths.length; k++) {
+        const sent = compareEntry(entries.paths[k], entries.types[k], entries.stat(k), entries.targets[k]);
         if (sent) await sent;
       }
     } else {
       await this.walkListing(scope, compareEntry);
     }
     await out.flush();
-    await this.session.send({ t: 'compared', id, n: out.count }, bitmap);
+    await this.session.send({ t: 'compared', id, n: out.count }, comparer.bitmap);
   }
 
   /**
@@ -392,7 +378,12 @@ class Agent {
    * directory, its subtree. Synchronous but for what `emit` returns: a promise (a full batch being
    * sent) is awaited, so the walk costs no promise per entry.
    */
-  private async walkListing(scope: string[] | undefined, emit: EmitEntry): Promise<void> {
+  private walkListing(scope: string[] | undefined, emit: EmitEntry): Promise<void> {
+    return this.gate.walk(() => this.walkTree(scope, emit));
+  }
+
+  /** walkListing's walk, which the gate runs apart from changes to the tree. */
+  private async walkTree(scope: string[] | undefined, emit: EmitEntry): Promise<void> {
     const root = this.rootDir;
     // What the walk sees is what later requests check against: directories known before it are not.
     this.dirs.clear();
@@ -986,6 +977,7 @@ class Walked {
   readonly uids: number[] = [];
   readonly gids: number[] = [];
   readonly targets: (string | undefined)[] = [];
+  private readonly st = { size: 0, mtimeMs: 0, mode: 0, uid: 0, gid: 0 };
 
   /** An EmitEntry: records the entry, never waits. */
   readonly add: EmitEntry = (path, type, st, linkTarget) => {
@@ -999,6 +991,17 @@ class Walked {
     this.targets.push(linkTarget);
     return undefined;
   };
+
+  /** Entry k's lstat as a listing sends it, in one object reused for every entry (wireEntry copies it). */
+  stat(k: number): EntryStat {
+    const st = this.st;
+    st.size = this.sizes[k];
+    st.mtimeMs = this.mtimes[k];
+    st.mode = this.modes[k];
+    st.uid = this.uids[k];
+    st.gid = this.gids[k];
+    return st;
+  }
 }
 
 /** What a listing sends of an entry's lstat. */

@@ -414,6 +414,28 @@ describe('the agent listing', () => {
   });
 });
 
+describe('the agent keeps walks and changes apart', () => {
+  it('runs a change sent right behind a list only once the walk is over, though the walk waits while it sends', async () => {
+    // A listing long enough to be sent in many frames, each a point where the walk waits; "z" last.
+    const long = 'n'.repeat(200);
+    await mkdir(join(root, 'a'));
+    for (let i = 0; i < 600; i++) await writeFile(join(root, `a/${long}-${i}`), '');
+    await mkdir(join(root, 'z'));
+    for (let i = 0; i < 5; i++) await writeFile(join(root, `z/${i}`), '');
+    const c = new RawClient();
+    await c.hello(root);
+    await c.send({ t: 'list', id: 1 });
+    await c.send({ t: 'delete', id: 2, path: 'z' });
+    const frames = await c.exchange(1);
+    const paths = frames.flatMap((f) => (Array.isArray(f.header.e) ? f.header.e.map((e) => (e as unknown[])[0] as string) : []));
+    expect(frames.filter((f) => f.header.t === 'entries').length).toBeGreaterThan(3);
+    expect(paths.filter((p) => p.startsWith('z'))).toEqual(['z', 'z/0', 'z/1', 'z/2', 'z/3', 'z/4']);
+    expect(await c.reply(2)).toMatchObject({ t: 'ok' });
+    expect((await readdir(root)).sort()).toEqual(['a']);
+    expect(await c.bye()).toBeUndefined();
+  });
+});
+
 /** A fake agent: answers the hello, then lets the test answer requests with any frames. */
 function fakeAgent(onRequest: (h: Header, session: FrameSession, raw: PassThrough) => void): ByteStreams {
   const toAgent = new PassThrough();
