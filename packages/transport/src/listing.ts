@@ -46,6 +46,9 @@ export interface Listing {
 
 const TYPE_BYTE: Record<EntryType, number> = { f: 0x66, d: 0x64, l: 0x6c };
 
+/** The fixed-width columns are big-endian, and typed arrays in this machine's order. */
+const LITTLE_ENDIAN = endianness() === 'LE';
+
 const encoded = new WeakMap<readonly SourceEntry[], Uint8Array>();
 
 /** The listing of `entries` (a scan's entries), encoded once per array however many agents get it. */
@@ -55,26 +58,95 @@ export function encodeListing(entries: readonly SourceEntry[]): Uint8Array {
   const n = entries.length;
   // Every path in one conversion, NUL-separated (no wire path holds a NUL): a Buffer per path cost
   // more than the rest of the encoding.
-  const joined = Buffer.from(entries.map((e) => e.path).join('\0'), 'utf8');
-  const targetBytes = entries.filter((e) => e.type === 'l').map((e) => Buffer.from(e.linkTarget ?? '', 'utf8'));
+  const joined = Buffer.from(joinPaths(entries), 'utf8');
+  const targetBytes = linkTargets(entries);
   // Upper bound: fixed columns, 8-byte varints, every path and target whole.
   let bound = 8 + n * 11 + n * 8 + n * 16 + joined.length;
   for (const t of targetBytes) bound += 8 + t.length;
-  const out = Buffer.allocUnsafe(bound);
-  let at = 0;
-  at = out.writeUInt32BE(LISTING_MAGIC, at);
-  at = out.writeUInt32BE(n, at);
-  for (const e of entries) out[at++] = TYPE_BYTE[e.type];
-  for (const e of entries) at = out.writeUInt16BE(e.mode & 0o7777, at);
-  for (const e of entries) at = out.writeDoubleBE(e.mtimeMs, at);
-  const varint = (v: number) => {
+  const w = new Writer(Buffer.allocUnsafe(bound));
+  w.at = w.out.writeUInt32BE(LISTING_MAGIC, 0);
+  w.at = w.out.writeUInt32BE(n, w.at);
+  // Each column by a function of its own, the fixed-width ones byte-swapped natively (see the
+  // decoder's note on code V8 has not optimized yet: a listing is encoded once per run).
+  writeTypes(w, entries);
+  w.column(modesOf(entries), 'swap16');
+  w.column(mtimesOf(entries), 'swap64');
+  writeSizes(w, entries);
+  writePaths(w, joined, n);
+  for (const t of targetBytes) {
+    w.varint(t.length);
+    w.at += t.copy(w.out, w.at);
+  }
+  const bytes = new Uint8Array(w.out.buffer, w.out.byteOffset, w.at);
+  encoded.set(entries, bytes);
+  return bytes;
+}
+
+/** A write position in an encoding listing. */
+class Writer {
+  at = 0;
+
+  constructor(readonly out: Buffer) {}
+
+  varint(v: number): void {
+    const out = this.out;
     while (v >= 0x80) {
-      out[at++] = (v % 0x80) | 0x80;
+      out[this.at++] = (v % 0x80) | 0x80;
       v = Math.floor(v / 0x80);
     }
-    out[at++] = v;
-  };
-  for (const e of entries) if (e.type === 'f') varint(e.size);
+    out[this.at++] = v;
+  }
+
+  /** A column of values in this machine's byte order, written big-endian. */
+  column(values: Uint16Array | Float64Array, swap: 'swap16' | 'swap64'): void {
+    const bytes = Buffer.from(values.buffer, values.byteOffset, values.byteLength);
+    if (LITTLE_ENDIAN) bytes[swap]();
+    this.at += bytes.copy(this.out, this.at);
+  }
+}
+
+// Plain loops: a callback per entry (map, Array.from) runs uncompiled for most of them.
+
+function joinPaths(entries: readonly SourceEntry[]): string {
+  const paths: string[] = new Array(entries.length);
+  for (let i = 0; i < entries.length; i++) paths[i] = entries[i].path;
+  return paths.join('\0');
+}
+
+function linkTargets(entries: readonly SourceEntry[]): Buffer[] {
+  const targets: Buffer[] = [];
+  for (let i = 0; i < entries.length; i++) if (entries[i].type === 'l') targets.push(Buffer.from(entries[i].linkTarget ?? '', 'utf8'));
+  return targets;
+}
+
+function modesOf(entries: readonly SourceEntry[]): Uint16Array {
+  const modes = new Uint16Array(entries.length);
+  for (let i = 0; i < entries.length; i++) modes[i] = entries[i].mode & 0o7777;
+  return modes;
+}
+
+function mtimesOf(entries: readonly SourceEntry[]): Float64Array {
+  const mtimes = new Float64Array(entries.length);
+  for (let i = 0; i < entries.length; i++) mtimes[i] = entries[i].mtimeMs;
+  return mtimes;
+}
+
+function writeTypes(w: Writer, entries: readonly SourceEntry[]): void {
+  const out = w.out;
+  for (let i = 0, at = w.at; i < entries.length; i++) {
+    const type = entries[i].type;
+    out[at + i] = type === 'f' ? TYPE_BYTE.f : type === 'd' ? TYPE_BYTE.d : TYPE_BYTE.l;
+  }
+  w.at += entries.length;
+}
+
+function writeSizes(w: Writer, entries: readonly SourceEntry[]): void {
+  for (let i = 0; i < entries.length; i++) if (entries[i].type === 'f') w.varint(entries[i].size);
+}
+
+/** The paths of `joined` (n of them, NUL-separated), each as the bytes it shares with the one before and the rest. */
+function writePaths(w: Writer, joined: Buffer, n: number): void {
+  const out = w.out;
   // The previous path is joined[prevStart, prevEnd), this one joined[start, end).
   let prevStart = 0;
   let prevEnd = 0;
@@ -85,24 +157,20 @@ export function encodeListing(entries: readonly SourceEntry[]): Uint8Array {
     const limit = Math.min(prevEnd - prevStart, length);
     let shared = 0;
     while (shared < limit && joined[prevStart + shared] === joined[start + shared]) shared++;
-    varint(shared);
-    varint(length - shared);
+    // Most of these are one byte.
+    if (shared < 0x80) out[w.at++] = shared;
+    else w.varint(shared);
+    if (length - shared < 0x80) out[w.at++] = length - shared;
+    else w.varint(length - shared);
     // Front-coded suffixes are short: a loop beats Buffer#copy's per-call set-up.
+    let at = w.at;
     for (let j = start + shared; j < end; j++) out[at++] = joined[j];
+    w.at = at;
     prevStart = start;
     prevEnd = end;
     start = end + 1;
   }
-  for (const t of targetBytes) {
-    varint(t.length);
-    at += t.copy(out, at);
-  }
-  const bytes = new Uint8Array(out.buffer, out.byteOffset, at);
-  encoded.set(entries, bytes);
-  return bytes;
 }
-
-const LITTLE_ENDIAN = endianness() === 'LE';
 
 /** Bytes of checked paths turned into strings at once (at least one longest path and its NUL). */
 const PATH_BATCH_BYTES = 256 * 1024;
