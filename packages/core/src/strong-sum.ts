@@ -5,9 +5,10 @@
  *
  * Their WebAssembly modules can only be set up asynchronously, and the functions here are
  * synchronous: `loadStrongSums()` sets them up (once; later calls return the same promise), all of
- * them or the kinds named, and a sum asked for before its kind is set up is a `NOT_READY` error. The package's main entry waits for it at
- * import; `@deltacast/core/deferred` leaves it to the caller, so a program can start (and be loaded
- * from V8's code cache, which a module with a top-level await cannot) without waiting for it.
+ * them or the kinds named, and a sum asked for before its kind is set up is a `NOT_READY` error.
+ * The package's main entry waits for all of them at import; `@deltacast/core/deferred` leaves it
+ * to the caller, so a program can start (and be loaded from V8's code cache, which a module with a
+ * top-level await cannot) without waiting for it.
  */
 import type { IHasher } from 'hash-wasm';
 import xxhash from 'xxhash-wasm';
@@ -25,8 +26,8 @@ let md4Hasher: IHasher | undefined;
 const ALL_KINDS: readonly StrongSumKind[] = ['xxh64', 'blake2', 'md4'];
 
 /**
- * How each kind is set up. hash-wasm is imported (librsync-sums.ts) only for librsync's sums: a native sync never
- * computes them, and compiling their modules took ~40 ms of CPU at every start.
+ * How each kind is set up. hash-wasm is imported (librsync-sums.ts) only for librsync's sums: a
+ * native sync never computes them, and compiling their modules took ~40 ms of CPU at every start.
  */
 const setUp: Record<StrongSumKind, () => Promise<void>> = {
   xxh64: () => xxhash().then((x) => void (xxh = x)),

@@ -55,8 +55,11 @@ const LIST_BATCH_BYTES = 24 * 1024;
 const HASH_BATCH = 256;
 const QUEUE_HIGH = 8 * 1024 * 1024;
 const QUEUE_LOW = 2 * 1024 * 1024;
-/** Requests that change the tree: they never run during a walk (walk-gate.ts). */
-const CHANGES_TREE = new Set(['put', 'puts', 'mkdir', 'symlink', 'delete', 'setattr', 'commit', 'abort', 'release-prepare', 'release-enter', 'release-switch', 'release-discard']);
+/**
+ * Requests that leave the tree as it is: walks (`list`, `compare`) and reads. Any other request
+ * changes it, and never runs during a walk (walk-gate.ts).
+ */
+const LEAVES_TREE = new Set(['list', 'compare', 'sig', 'sigs', 'hash', 'release-list']);
 
 interface SessionOptions {
   owner: boolean;
@@ -182,7 +185,7 @@ class Agent {
           return;
         }
         const call = () => handler.call(this, id, h, queue, payload);
-        await (CHANGES_TREE.has(h.t) ? this.gate.change(call) : call());
+        await (LEAVES_TREE.has(h.t) ? call() : this.gate.change(call));
       } catch (error) {
         queue?.discard();
         if (queue && this.puts.get(id) === queue) this.puts.delete(id);
@@ -291,7 +294,7 @@ class Agent {
     loadStrongSums(['xxh64']).catch(() => {});
     if (bool(h, 'walk')) {
       const entries = new Walked();
-      // Once the reply is out. Requests that change the tree wait for it (walk-gate.ts).
+      // Once the reply is out. It never overlaps a request that changes the tree (walk-gate.ts).
       const walked = new Promise<void>((r) => setImmediate(r))
         .then(() => this.walkListing(undefined, entries.add))
         .then(() => entries);
