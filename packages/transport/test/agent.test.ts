@@ -434,6 +434,34 @@ describe('the agent keeps walks and changes apart', () => {
     expect((await readdir(root)).sort()).toEqual(['a']);
     expect(await c.bye()).toBeUndefined();
   });
+
+  it('lets a put in while a walk waits for another put, so queued data cannot stall the first', async () => {
+    // Put 1 is running and still needs data; a list waits for it; put 2's data, more than the agent
+    // queues before it stops reading, arrives before the rest of put 1's. Had put 2 waited behind
+    // the list, the agent would stop reading with put 1 still waiting for its data.
+    const first = pseudoRandom(3 * 1024 * 1024, 11);
+    const second = pseudoRandom(10 * 1024 * 1024, 12);
+    const firstDelta = newFileDelta(first);
+    const secondDelta = newFileDelta(second);
+    const c = new RawClient();
+    await c.hello(root);
+    const chunk = 256 * 1024;
+    const header = (id: number, path: string, size: number) => ({ t: 'put', id, path, size, mode: 0o644, mtime: 1_700_000_000_000, uid: null, gid: null, basis: false });
+    void c.send(header(1, 'first', first.length));
+    void c.send({ t: 'data', id: 1 }, firstDelta.subarray(0, chunk));
+    await new Promise((r) => setTimeout(r, 50)); // put 1 is running
+    void c.send({ t: 'list', id: 2 });
+    void c.send(header(3, 'second', second.length));
+    for (let at = 0; at < secondDelta.length; at += chunk) void c.send({ t: 'data', id: 3 }, secondDelta.subarray(at, at + chunk));
+    void c.send({ t: 'end', id: 3 });
+    for (let at = chunk; at < firstDelta.length; at += chunk) void c.send({ t: 'data', id: 1 }, firstDelta.subarray(at, at + chunk));
+    void c.send({ t: 'end', id: 1 });
+    expect(await c.reply(1)).toMatchObject({ t: 'ok', size: first.length });
+    expect(await c.reply(3)).toMatchObject({ t: 'ok', size: second.length });
+    expect(await c.reply(2)).toMatchObject({ t: 'done' });
+    expect(Buffer.compare(await readFile(join(root, 'second')), second)).toBe(0);
+    expect(await c.bye()).toBeUndefined();
+  }, 20_000);
 });
 
 /** A fake agent: answers the hello, then lets the test answer requests with any frames. */
