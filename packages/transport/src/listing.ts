@@ -371,8 +371,9 @@ function checkEach(batch: Buffer, lengths: Int32Array, count: number, first: num
   for (let k = 0, at = 0; k < count; k++) {
     const bytes = batch.subarray(at, at + lengths[k]);
     at += lengths[k] + 1;
-    if (!plainWirePath(bytes, bytes.length)) refusePath(bytes.toString('utf8'), first + k);
-    indexPaths([bytes.toString('utf8')], first + k, paths, index);
+    const path = bytes.toString('utf8');
+    if (!plainWirePath(bytes, bytes.length)) refusePath(path, first + k);
+    indexPaths([path], first + k, paths, index);
   }
 }
 
