@@ -31,7 +31,8 @@ export {
 } from './signature.js';
 export { decodeSignature, encodeSignature } from './signature-format.js';
 export { indexSignature, SignatureIndex } from './signature-index.js';
-export { createDelta, delta, deltaStream, literalDelta, writeLiteralDelta, DeltaBuilder, type DeltaOptions, type DeltaStats } from './delta.js';
+export { createDelta, delta, deltaStream, DeltaBuilder, type DeltaOptions, type DeltaStats } from './delta.js';
+export { literalDelta, writeLiteralDelta, LiteralDeltaStream } from './literal-delta.js';
 export { literalDeltaLength } from './delta-format.js';
 export { DeltaDecoder, type DeltaCommand } from './delta-format.js';
 export {

@@ -54,35 +54,57 @@ export function literalDeltaLength(length: number): number {
  * must have the room.
  */
 export function encodeLiteralDelta(data: Uint8Array, sha256: Uint8Array, out: Uint8Array, offset: number): number {
+  let at = encodeNativeHeader(0, out, offset);
+  if (data.length > 0) {
+    at = encodeNativeLiteralHead(data.length, out, at);
+    out.set(data, at);
+    at += data.length;
+  }
+  return encodeNativeEnd(data.length, sha256, out, at) - offset;
+}
+
+/** Bytes of a native LITERAL's opcode and length for `length` bytes of data. */
+export function nativeLiteralHeadLength(length: number): number {
+  return 1 + varintLength(length);
+}
+
+/** Bytes of a native END: opcode, target length, SHA-256. */
+export const NATIVE_END_LENGTH = 1 + 8 + SHA256_LENGTH;
+
+/** Writes the native delta header (against a basis of `basisLength` bytes) at `at`; returns the end. */
+export function encodeNativeHeader(basisLength: number, out: Uint8Array, at: number): number {
   const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  let at = offset;
   view.setUint32(at, NATIVE_DELTA_MAGIC);
   out[at + 4] = NATIVE_VERSION;
   out[at + 5] = 0; // flags
   out[at + 6] = 0; // reserved
   out[at + 7] = 0;
-  view.setUint32(at + 8, 0); // basis length, u64: nothing
-  view.setUint32(at + 12, 0);
-  at += NATIVE_DELTA_HEADER_LENGTH;
-  const n = data.length;
-  if (n > 0) {
-    out[at++] = NATIVE_OP_LITERAL;
-    let v = n;
-    while (v >= 0x80) {
-      out[at++] = (v % 128) | 0x80;
-      v = Math.floor(v / 128);
-    }
-    out[at++] = v;
-    out.set(data, at);
-    at += n;
+  view.setUint32(at + 8, Math.floor(basisLength / TWO_32)); // u64
+  view.setUint32(at + 12, basisLength >>> 0);
+  return at + NATIVE_DELTA_HEADER_LENGTH;
+}
+
+/** Writes a native LITERAL's opcode and length (its `length` bytes of data follow) at `at`; returns the end. */
+export function encodeNativeLiteralHead(length: number, out: Uint8Array, at: number): number {
+  out[at++] = NATIVE_OP_LITERAL;
+  let v = length;
+  while (v >= 0x80) {
+    out[at++] = (v % 128) | 0x80;
+    v = Math.floor(v / 128);
   }
+  out[at++] = v;
+  return at;
+}
+
+/** Writes a native END (target length, SHA-256) at `at`; returns the end. */
+export function encodeNativeEnd(targetLength: number, sha256: Uint8Array, out: Uint8Array, at: number): number {
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
   out[at++] = NATIVE_OP_END;
-  view.setUint32(at, Math.floor(n / TWO_32));
-  view.setUint32(at + 4, n >>> 0);
+  view.setUint32(at, Math.floor(targetLength / TWO_32));
+  view.setUint32(at + 4, targetLength >>> 0);
   at += 8;
   out.set(sha256, at);
-  at += SHA256_LENGTH;
-  return at - offset;
+  return at + SHA256_LENGTH;
 }
 
 /** Writes delta commands into a growing buffer; `take()` hands over what was written so far. */

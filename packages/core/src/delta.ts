@@ -6,7 +6,7 @@
  * few blocks (1 MiB at most unless blocks are larger), whatever the new data's length.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { DeltaEncoder, encodeLiteralDelta, literalDeltaLength } from './delta-format.js';
+import { DeltaEncoder } from './delta-format.js';
 import { DeltaError } from './errors.js';
 import { RABINKARP_ADJ, RABINKARP_MULT, RabinKarp, rabinKarpPower, rabinKarpSum } from './rabinkarp.js';
 import { ROLLSUM_CHAR_OFFSET, Rollsum, rollsumSum } from './rollsum.js';
@@ -434,27 +434,6 @@ export function createDelta(signatureOrIndex: Signature | SignatureIndex, option
 }
 
 /** One-shot delta of new data held in memory. */
-/**
- * The native delta that makes `data` from nothing (a new file), in one buffer of its exact size: one
- * literal, so up to 1 MiB the very bytes `delta()` gives against an empty native signature (beyond,
- * delta() cuts its literals per MiB of window; both rebuild `data`). For a sender of many small new
- * files, which would otherwise hold each file twice (the builder's window and the encoder's output).
- */
-export function literalDelta(data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(literalDeltaLength(data.length));
-  writeLiteralDelta(data, out, 0);
-  return out;
-}
-
-/**
- * Writes literalDelta(data) into `out` at `offset` and returns its length (`literalDeltaLength(
- * data.length)` bytes, which `out` must have room for): a sender of many small new files can put
- * them side by side in one buffer, with no buffer of their own.
- */
-export function writeLiteralDelta(data: Uint8Array, out: Uint8Array, offset: number): number {
-  return encodeLiteralDelta(data, createHash('sha256').update(data).digest(), out, offset);
-}
-
 export function delta(signatureOrIndex: Signature | SignatureIndex, newData: Uint8Array): Uint8Array {
   const builder = new DeltaBuilder(signatureOrIndex, { expectedLength: newData.length });
   const body = builder.update(newData);

@@ -7,6 +7,7 @@
 import { createHash, timingSafeEqual, type Hash } from 'node:crypto';
 import { DeltaDecoder, type DeltaCommand } from './delta-format.js';
 import { PatchError } from './errors.js';
+import { sha256 } from './sha256.js';
 
 /** Random access to the basis. `read` returns up to `length` bytes at `position` (fewer only at EOF). */
 export interface BasisReader {
@@ -73,16 +74,25 @@ export function fileHandleBasis(handle: FileHandleLike, size?: number): BasisRea
  */
 class PatchState {
   readonly decoder = new DeltaDecoder();
-  readonly hash: Hash = createHash('sha256');
+  /** The output hashed as it is written; undefined when the output is kept whole (`kept`). */
+  private readonly hash: Hash | undefined;
   outputLength = 0;
   verified = false;
   /** The output's SHA-256, once taken (at a native END): nothing is written after the END. */
   private digest: Buffer | undefined;
 
+  /**
+   * `kept`: the caller keeps every piece written, unchanged, until the patch is over (patchPieces),
+   * so they are hashed once at the end; a file patched in memory is most often one piece, hashed
+   * in one call.
+   */
   constructor(
     private readonly basisSize: number | undefined,
     private readonly options: PatchOptions,
-  ) {}
+    private readonly kept?: readonly Uint8Array[],
+  ) {
+    this.hash = kept === undefined ? createHash('sha256') : undefined;
+  }
 
   /** Accounts for `n` more output bytes, failing first if that passes the limit. */
   reserveOutput(n: number): void {
@@ -96,8 +106,19 @@ class PatchState {
   }
 
   wrote(bytes: Uint8Array): void {
-    this.hash.update(bytes);
+    this.hash?.update(bytes);
     this.outputLength += bytes.length;
+  }
+
+  /** The SHA-256 of everything written (taken once: nothing is written after it). */
+  private outputDigest(): Buffer {
+    if (this.digest !== undefined) return this.digest;
+    const kept = this.kept;
+    if (kept === undefined) return (this.digest = this.hash!.digest());
+    if (kept.length === 1) return (this.digest = sha256(kept[0]));
+    const hash = createHash('sha256');
+    for (const piece of kept) hash.update(piece);
+    return (this.digest = hash.digest());
   }
 
   /** Validates a COPY before any basis read. */
@@ -130,7 +151,7 @@ class PatchState {
         actual: this.outputLength,
       });
     }
-    const actual = (this.digest = this.hash.digest());
+    const actual = this.outputDigest();
     if (!command.sha256 || !timingSafeEqual(actual, command.sha256)) {
       throw new PatchError('HASH_MISMATCH', 'patched output does not have the SHA-256 the delta carries (wrong basis?)', {
         expected: Buffer.from(command.sha256 ?? []).toString('hex'),
@@ -145,7 +166,7 @@ class PatchState {
     return {
       format: this.decoder.format ?? 'rdiff',
       outputLength: this.outputLength,
-      sha256: new Uint8Array(this.digest ?? this.hash.digest()),
+      sha256: new Uint8Array(this.outputDigest()),
       verified: this.verified,
     };
   }
@@ -187,8 +208,8 @@ export interface PatchedPieces {
  * verified. Same safety notes as `applyDelta`.
  */
 export function patchPieces(basis: Uint8Array, delta: Uint8Array, options: PatchOptions = {}): PatchedPieces {
-  const state = new PatchState(basis.length, options);
   const pieces: Uint8Array[] = [];
+  const state = new PatchState(basis.length, options, pieces);
   state.decoder.push(delta);
   let headerChecked = false;
   for (let command = state.decoder.next(); command; command = state.decoder.next()) {

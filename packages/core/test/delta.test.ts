@@ -10,6 +10,7 @@ import {
   literalDelta,
   literalDeltaLength,
   writeLiteralDelta,
+  LiteralDeltaStream,
   md4,
   rabinKarpSum,
   rollsumSum,
@@ -20,6 +21,7 @@ import {
   type SignatureOptions,
 } from '../src/index.js';
 import { DeltaEncoder } from '../src/delta-format.js';
+import { sha256 } from '../src/sha256.js';
 import { asDeltacastError, concat, decodeCommands, fromHex, hex, pseudoRandom, shape, thrown } from './helpers.js';
 
 const FORMATS: SignatureFormat[] = ['native', 'rdiff'];
@@ -341,6 +343,41 @@ describe('literalDelta (a new file in one literal)', () => {
     expect([out[0], out[at], out[at + 1]]).toEqual([0xee, 0xee, 0xee]);
   });
 
+  it('LiteralDeltaStream: a LITERAL per piece read, copied out of the reader\'s buffer, the END of literalDelta', () => {
+    const data = pseudoRandom(600_000, 21);
+    for (const cuts of [[0], [1], [262_144], [262_144, 524_288], [100, 100, 599_999]]) {
+      const reused = new Uint8Array(600_000); // one read buffer for every piece, as a file reader has
+      const stream = new LiteralDeltaStream();
+      const out: Uint8Array[] = [];
+      const ends = [...cuts, data.length];
+      let from = 0;
+      for (const to of ends) {
+        reused.set(data.subarray(from, to));
+        out.push(stream.next(reused.subarray(0, to - from)));
+        reused.fill(0xaa); // the delta bytes handed out must not change with it
+        from = to;
+      }
+      out.push(stream.end());
+      const made = concat(...out);
+      expect(Buffer.from(applyDelta(new Uint8Array(0), made)).equals(Buffer.from(data)), `cuts ${cuts}`).toBe(true);
+      expect(decodeCommands(made).filter((c) => c.type === 'literal')).toHaveLength(ends.filter((to, i) => to > (i === 0 ? 0 : ends[i - 1])).length);
+      // The same END (length and SHA-256) as the delta in one buffer.
+      const whole = literalDelta(data);
+      expect(hex(made.subarray(made.length - 41))).toBe(hex(whole.subarray(whole.length - 41)));
+      expect(stream.length).toBe(data.length);
+    }
+  });
+
+  it('LiteralDeltaStream: an empty file is literalDelta\'s bytes, and nothing follows the END', () => {
+    const empty = new LiteralDeltaStream();
+    expect(hex(empty.end())).toBe(hex(literalDelta(new Uint8Array(0))));
+    expect(asDeltacastError(thrown(() => empty.next(new Uint8Array(1)))).code).toBe('FINISHED');
+    expect(asDeltacastError(thrown(() => empty.end())).code).toBe('FINISHED');
+    const one = new LiteralDeltaStream();
+    const made = concat(one.next(new Uint8Array(0)), one.end());
+    expect(hex(made)).toBe(hex(literalDelta(new Uint8Array(0))));
+  });
+
   it('rebuilds data past 1 MiB too, as one literal', () => {
     const data = pseudoRandom((1 << 20) + 12_345, 9);
     const made = literalDelta(data);
@@ -349,3 +386,12 @@ describe('literalDelta (a new file in one literal)', () => {
   });
 });
 
+
+describe('sha256 (one call)', () => {
+  it('is the SHA-256 createHash gives, for empty, small and large inputs and views', () => {
+    const big = pseudoRandom(300_000, 2);
+    for (const data of [new Uint8Array(0), big.subarray(0, 1), big.subarray(5, 4_101), big, big.subarray(7)]) {
+      expect(sha256(data).toString('hex')).toBe(createHash('sha256').update(data).digest('hex'));
+    }
+  });
+});

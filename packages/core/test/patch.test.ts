@@ -8,6 +8,7 @@ import {
   bufferBasis,
   delta,
   fileHandleBasis,
+  literalDelta,
   patchPieces,
   patchStream,
   signature,
@@ -88,6 +89,22 @@ describe('applyDelta and patchStream', () => {
       for (const piece of pieces) expect([d.buffer, basis.buffer]).toContain(piece.buffer);
     }
     expectPatchError(thrown(() => patchPieces(basis, nativeDelta, { maxOutputLength: target.length - 1 })), 'OUTPUT_LIMIT');
+  });
+
+  it('patchPieces hashes the output it keeps: one piece or several, checked against the END', () => {
+    const data = pseudoRandom(70_000, 5);
+    const one = literalDelta(data);
+    const several = delta(signature(concat(data.subarray(0, 30_000), pseudoRandom(5_000, 6)), { format: 'native', seed: 3n }), data);
+    for (const d of [one, several]) {
+      const { pieces, result } = patchPieces(d === one ? new Uint8Array(0) : concat(data.subarray(0, 30_000), pseudoRandom(5_000, 6)), d);
+      expect(pieces.length > 1).toBe(d === several);
+      expect(result.verified).toBe(true);
+      expect(hex(result.sha256)).toBe(createHash('sha256').update(data).digest('hex'));
+    }
+    // A wrong SHA-256 in the END is found for a single piece too.
+    const bad = one.slice();
+    bad[bad.length - 1] ^= 1;
+    expectPatchError(thrown(() => patchPieces(new Uint8Array(0), bad)), 'HASH_MISMATCH');
   });
 
   it('literal chunks handed out are copies: reusing the delta buffer does not change them', async () => {

@@ -8,7 +8,7 @@
 import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
 import { lstat, readFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
-import { createDelta, decodeSignature, indexSignature, literalDelta, loadStrongSums, signature, type SignatureIndex } from '@deltacast/core/deferred';
+import { createDelta, decodeSignature, indexSignature, literalDelta, LiteralDeltaStream, loadStrongSums } from '@deltacast/core/deferred';
 import { AgentClient, type RemoteEntry } from './agent-client.js';
 import { ProtocolError, TransportError } from './errors.js';
 import type { EventListener, SyncSummary } from './events.js';
@@ -85,8 +85,6 @@ const DEFAULT_CONCURRENCY = 32;
 /** Bytes of files in flight at once (a larger file goes alone). */
 const IN_FLIGHT_BYTES = 64 * 1024 * 1024;
 const READ_CHUNK = 256 * 1024;
-/** New files are deltas against nothing: every byte literal. One index serves them all. */
-const EMPTY_INDEX: SignatureIndex = indexSignature(signature(new Uint8Array(0), { format: 'native', seed: 0n }));
 
 export async function buildFilter(options: TransferOptions): Promise<PathFilter> {
   const rules: FilterRule[] = [...(options.filters ?? [])];
@@ -227,25 +225,30 @@ export function comparesWholeTree(options: TransferOptions): boolean {
 /** One file as a native delta against the destination's basis (or nothing); its figures. */
 export async function sendFile(change: Change, client: AgentClient, seed: bigint, options: TransferOptions) {
   const source = change.source!;
-  let index = EMPTY_INDEX;
-  const withBasis = hasBasis(change);
-  if (withBasis) {
-    const sig = decodeSignature(await client.signature(change.path, seed));
-    if (sig.format !== 'native' || sig.seed !== seed) {
-      throw new ProtocolError('BAD_MESSAGE', `signature for ${change.path} is not native with our seed`, { path: change.path });
-    }
-    index = indexSignature(sig);
-  }
   const attributes = { size: source.size, mode: source.mode, mtimeMs: source.mtimeMs, uid: options.owner ? source.uid : undefined, gid: options.owner ? source.gid : undefined };
-  // A small new file: read whole, its delta (one literal) made in one buffer of its size.
-  const whole = withBasis || source.size >= READ_CHUNK ? undefined : readSmallFile(source.local);
-  if (whole) {
-    const literalBytes = whole.length;
-    const result = await client.put(change.path, attributes, [literalDelta(whole)], { basis: false, compress: options.compress });
-    return { size: result.size, literalBytes, matchedBytes: 0, sentBytes: result.sentBytes };
+  if (!hasBasis(change)) {
+    // A new file: its delta is its bytes, nothing to match. A small one is read whole, its delta made
+    // in one buffer of its size; a large one goes a LITERAL per chunk read.
+    const whole = source.size >= READ_CHUNK ? undefined : readSmallFile(source.local);
+    if (whole) {
+      const literalBytes = whole.length;
+      const result = await client.put(change.path, attributes, [literalDelta(whole)], { basis: false, compress: options.compress });
+      return { size: result.size, literalBytes, matchedBytes: 0, sentBytes: result.sentBytes };
+    }
+    const literal = new LiteralDeltaStream();
+    function* literalChunks(): Generator<Uint8Array> {
+      for (const chunk of readChunks(source.local, source.size)) yield literal.next(chunk);
+      yield literal.end();
+    }
+    const result = await client.put(change.path, attributes, literalChunks(), { basis: false, compress: options.compress });
+    return { size: result.size, literalBytes: literal.length, matchedBytes: 0, sentBytes: result.sentBytes };
+  }
+  const sig = decodeSignature(await client.signature(change.path, seed));
+  if (sig.format !== 'native' || sig.seed !== seed) {
+    throw new ProtocolError('BAD_MESSAGE', `signature for ${change.path} is not native with our seed`, { path: change.path });
   }
   await loadStrongSums(['xxh64']); // matching blocks hashes them
-  const builder = createDelta(index, { expectedLength: source.size });
+  const builder = createDelta(indexSignature(sig), { expectedLength: source.size });
   async function* deltaChunks(): AsyncGenerator<Uint8Array> {
     for (const chunk of readChunks(source.local, source.size)) {
       const out = builder.update(chunk);
@@ -253,7 +256,7 @@ export async function sendFile(change: Change, client: AgentClient, seed: bigint
     }
     yield builder.final();
   }
-  const result = await client.put(change.path, attributes, deltaChunks(), { basis: withBasis, compress: options.compress });
+  const result = await client.put(change.path, attributes, deltaChunks(), { basis: true, compress: options.compress });
   return { size: result.size, literalBytes: builder.stats.literalBytes, matchedBytes: builder.stats.copiedBytes, sentBytes: result.sentBytes };
 }
 
@@ -324,9 +327,11 @@ function readSmallFile(path: string): Uint8Array | undefined {
     readBuffer ??= new Uint8Array(READ_CHUNK);
     let length = 0;
     for (;;) {
-      const n = readSync(fd, readBuffer, length, READ_CHUNK - length, null);
-      if (n === 0) return readBuffer.subarray(0, length);
+      const want = READ_CHUNK - length;
+      const n = readSync(fd, readBuffer, length, want, null);
       length += n;
+      // A regular file reads short only at its end: no second read to be told so.
+      if (n < want) return readBuffer.subarray(0, length);
       if (length === READ_CHUNK) return undefined;
     }
   } finally {
@@ -350,8 +355,9 @@ export function* readChunks(path: string, sizeHint: number): Generator<Uint8Arra
     const want = Math.min(READ_CHUNK, Math.max(4096, sizeHint + 1));
     for (;;) {
       const n = readSync(fd, readBuffer, 0, want, null);
-      if (n === 0) return;
-      yield readBuffer.subarray(0, n);
+      if (n > 0) yield readBuffer.subarray(0, n);
+      // A regular file reads short only at its end (the chunk just given is the last).
+      if (n < want) return;
     }
   } finally {
     closeSync(fd);

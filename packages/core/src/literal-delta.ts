@@ -1,0 +1,82 @@
+/**
+ * Deltas of new files: the native delta that makes data from nothing is its header, LITERALs and
+ * END, with no signature to match against and no window to scan. For a sender of many new files,
+ * the delta builder's window and growing output buffer only copied each file twice more.
+ */
+import { createHash } from 'node:crypto';
+import { NATIVE_DELTA_HEADER_LENGTH } from './constants.js';
+import {
+  encodeLiteralDelta,
+  encodeNativeEnd,
+  encodeNativeHeader,
+  encodeNativeLiteralHead,
+  literalDeltaLength,
+  NATIVE_END_LENGTH,
+  nativeLiteralHeadLength,
+} from './delta-format.js';
+import { DeltaError } from './errors.js';
+import { sha256 } from './sha256.js';
+
+/**
+ * The native delta that makes `data` from nothing (a new file), in one buffer of its exact size: one
+ * literal, so up to 1 MiB the very bytes `delta()` gives against an empty native signature (beyond,
+ * delta() cuts its literals per MiB of window; both rebuild `data`). For a sender of many small new
+ * files, which would otherwise hold each file twice (the builder's window and the encoder's output).
+ */
+export function literalDelta(data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(literalDeltaLength(data.length));
+  writeLiteralDelta(data, out, 0);
+  return out;
+}
+
+/**
+ * Writes literalDelta(data) into `out` at `offset` and returns its length (`literalDeltaLength(
+ * data.length)` bytes, which `out` must have room for): a sender of many small new files can put
+ * them side by side in one buffer, with no buffer of their own.
+ */
+export function writeLiteralDelta(data: Uint8Array, out: Uint8Array, offset: number): number {
+  return encodeLiteralDelta(data, sha256(data), out, offset);
+}
+
+/**
+ * literalDelta for a new file read in pieces: `next(piece)` gives the delta bytes for each piece as it
+ * is read (the header first, then the piece as one LITERAL) in a buffer of their own, the piece
+ * copied once (it may sit in a read buffer used again); `end()` gives the END with the target length
+ * and SHA-256. One LITERAL per piece, where literalDelta has one for the whole file: the same data.
+ */
+export class LiteralDeltaStream {
+  private readonly hash = createHash('sha256');
+  private targetLength = 0;
+  private started = false;
+  private ended = false;
+
+  next(piece: Uint8Array): Uint8Array {
+    if (this.ended) throw new DeltaError('FINISHED', 'delta already finished', {});
+    const n = piece.length;
+    const out = new Uint8Array((this.started ? 0 : NATIVE_DELTA_HEADER_LENGTH) + (n > 0 ? nativeLiteralHeadLength(n) + n : 0));
+    let at = this.started ? 0 : encodeNativeHeader(0, out, 0);
+    this.started = true;
+    if (n > 0) {
+      at = encodeNativeLiteralHead(n, out, at);
+      out.set(piece, at);
+      this.hash.update(piece);
+      this.targetLength += n;
+    }
+    return out;
+  }
+
+  end(): Uint8Array {
+    if (this.ended) throw new DeltaError('FINISHED', 'delta already finished', {});
+    this.ended = true;
+    const out = new Uint8Array((this.started ? 0 : NATIVE_DELTA_HEADER_LENGTH) + NATIVE_END_LENGTH);
+    const at = this.started ? 0 : encodeNativeHeader(0, out, 0);
+    this.started = true;
+    encodeNativeEnd(this.targetLength, this.hash.digest(), out, at);
+    return out;
+  }
+
+  /** The bytes of new data given so far. */
+  get length(): number {
+    return this.targetLength;
+  }
+}
