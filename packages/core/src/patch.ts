@@ -29,6 +29,12 @@ export interface PatchOptions {
    * rdiff deltas carry no hash; check the result by other means.
    */
   verify?: boolean;
+  /**
+   * patchStream only: hand out literal data as views into the delta's chunks, not copies (default
+   * false). For a consumer that is done with each output chunk before it asks for the next, such as
+   * one that writes it out at once: it saves a copy of every literal byte.
+   */
+  viewLiterals?: boolean;
 }
 
 /** What a finished patch wrote and checked. */
@@ -255,8 +261,9 @@ export async function* patchStream(
       }
       if (command.type === 'literal') {
         state.reserveOutput(command.data.length);
-        // The decoder's view is into the caller's chunk; copy so the consumer may keep it.
-        const data = command.data.slice();
+        // The decoder's view is into the caller's chunk; copied so the consumer may keep it, unless
+        // it said it does not.
+        const data = options.viewLiterals ? command.data : command.data.slice();
         state.wrote(data);
         yield data;
       } else if (command.type === 'copy') {

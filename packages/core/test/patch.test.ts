@@ -107,6 +107,18 @@ describe('applyDelta and patchStream', () => {
     expectPatchError(thrown(() => patchPieces(new Uint8Array(0), bad)), 'HASH_MISMATCH');
   });
 
+  it('viewLiterals: literal chunks are views into the delta\'s chunks, the output the same', async () => {
+    const data = pseudoRandom(50_000, 8);
+    const d = literalDelta(data);
+    const parts = [d.subarray(0, 1_000), d.subarray(1_000, 30_000), d.subarray(30_000)];
+    const { chunks, result } = await drain(patchStream(bufferBasis(new Uint8Array(0)), parts, { viewLiterals: true }));
+    expect(hex(concat(...chunks))).toBe(hex(data));
+    expect(result.verified).toBe(true);
+    for (const chunk of chunks) expect(chunk.buffer).toBe(d.buffer);
+    const copied = await drain(patchStream(bufferBasis(new Uint8Array(0)), parts));
+    for (const chunk of copied.chunks) expect(chunk.buffer).not.toBe(d.buffer);
+  });
+
   it('literal chunks handed out are copies: reusing the delta buffer does not change them', async () => {
     const d = rdiffDelta('03aabbcc00');
     const { chunks } = await drain(patchStream(bufferBasis(new Uint8Array(0)), [d]));

@@ -568,7 +568,8 @@ class Agent {
       // O_EXCL without O_TRUNC: ext4 treats O_TRUNC as "replace via truncate" and flushes such files on close.
       out = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
       const reader = basis ? alternatingBasis(basis.fd, basis.size) : bufferBasis(new Uint8Array(0));
-      const patch = patchStream(reader, queue, { maxOutputLength: size });
+      // Each chunk is written out before the next is asked for: literals need no copy.
+      const patch = patchStream(reader, queue, { maxOutputLength: size, viewLiterals: true });
       let result;
       for (;;) {
         const step = await patch.next();

@@ -9,6 +9,15 @@ import { lstatSync } from 'node:fs';
 import { PathError } from './errors.js';
 import { MAX_PATH_BYTES } from './messages.js';
 
+/** A wire path that is not plain: an empty, '.' or '..' component (a leading '/' makes an empty one), or a NUL. */
+const NOT_PLAIN = /(?:^|\/)\.{0,2}(?=\/|$)|\0/;
+
+/** Checks a wire path as wirePathComponents does, without splitting it (one regular-expression test). */
+export function checkWirePath(path: string): void {
+  if (path === '' || (path.length <= MAX_PATH_BYTES && !NOT_PLAIN.test(path))) return;
+  wirePathComponents(path); // throws, saying why
+}
+
 /** Splits and checks a wire path; throws PathError (PATH_ABSOLUTE, PATH_ESCAPE, PATH_INVALID). */
 export function wirePathComponents(path: string): string[] {
   if (path === '') return [];
@@ -39,23 +48,24 @@ export async function resolveInRoot(root: string, path: string): Promise<string>
  * with everything under it when it removes or replaces it.
  */
 export function resolveInRootSync(root: string, path: string, verified?: Set<string>): string {
-  const parts = wirePathComponents(path);
-  if (parts.length === 0) return root;
+  if (path === '') return root;
+  checkWirePath(path);
   // `root` is absolute and normalized, the parts are plain names: joined without path.join's
   // normalizing pass, which cost more than the lstat below for every file of a large tree.
   const base = root.endsWith('/') ? root : `${root}/`;
+  const slash = path.lastIndexOf('/');
+  if (slash < 0) return base + path; // directly under the root: no parent to check
   // A known parent was checked with every directory above it (a directory is known only once its
   // parents are, and forgetting one forgets what lies under it): one lookup instead of one a level.
-  if (verified !== undefined && parts.length > 1 && verified.has(base + path.slice(0, path.length - parts[parts.length - 1].length - 1))) {
-    return base + path;
-  }
+  if (verified !== undefined && verified.has(base + path.slice(0, slash))) return base + path;
+  const parts = path.split('/');
   let current = base;
   for (let i = 0; i < parts.length - 1; i++) {
     current = i === 0 ? base + parts[0] : `${current}/${parts[i]}`;
     if (verified?.has(current)) continue;
     // Synchronous: a few cached metadata reads cost less than thread-pool round trips per file.
     const stats = lstatSync(current, { throwIfNoEntry: false });
-    if (!stats) return base + parts.join('/');
+    if (!stats) return base + path;
     if (stats.isSymbolicLink()) {
       throw new PathError('PATH_SYMLINK', `parent of ${JSON.stringify(path)} is a symlink: ${JSON.stringify(parts.slice(0, i + 1).join('/'))}`, {
         path,
@@ -67,7 +77,7 @@ export function resolveInRootSync(root: string, path: string, verified?: Set<str
     }
     verified?.add(current);
   }
-  return base + parts.join('/');
+  return base + path;
 }
 
 /** Joins wire path components (for building child paths). */

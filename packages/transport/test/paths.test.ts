@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PathError } from '../src/errors.js';
 import { MAX_PATH_BYTES } from '../src/messages.js';
-import { joinWire, resolveInRoot, wirePathComponents } from '../src/paths.js';
+import fc from 'fast-check';
+import { checkWirePath, joinWire, resolveInRoot, wirePathComponents } from '../src/paths.js';
 import { useTempDirs } from './helpers/tree.js';
 
 function refusal(path: string): PathError {
@@ -56,6 +57,33 @@ describe('wirePathComponents', () => {
   it('joins child paths', () => {
     expect(joinWire('', 'a')).toBe('a');
     expect(joinWire('a/b', 'c')).toBe('a/b/c');
+  });
+});
+
+describe('checkWirePath', () => {
+  /** The error code a check throws, or 'ok'. */
+  const outcome = (check: () => unknown) => {
+    try {
+      check();
+      return 'ok';
+    } catch (error) {
+      expect(error).toBeInstanceOf(PathError);
+      return (error as PathError).code;
+    }
+  };
+
+  it('accepts and refuses exactly the paths wirePathComponents does, with the same code', () => {
+    const piece = fc.constantFrom('a', 'b.c', '.', '..', '...', '', '/', '\0', ' ', 'é', '-x', '\n');
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 8 }), (pieces) => {
+        const path = pieces.join('');
+        expect(outcome(() => checkWirePath(path))).toBe(outcome(() => wirePathComponents(path)));
+      }),
+      { numRuns: 3000 },
+    );
+    for (const path of ['a'.repeat(MAX_PATH_BYTES), 'a'.repeat(MAX_PATH_BYTES + 1), '../a', 'a/..', 'a//b', '/a', 'a/', './a', 'a/./b', '.a/..b/...']) {
+      expect(outcome(() => checkWirePath(path)), JSON.stringify(path)).toBe(outcome(() => wirePathComponents(path)));
+    }
   });
 });
 
