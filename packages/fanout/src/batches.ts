@@ -7,7 +7,6 @@
  * read) is handed back with the destinations still to serve, to be sent alone with that path's own
  * checks, wider targets and re-reads. Every destination still receives the same bytes.
  */
-import { createHash } from 'node:crypto';
 import { createDelta, decodeSignature, indexSignature, literalDeltaLength, writeLiteralDelta } from '@deltacast/core/deferred';
 import {
   BATCH_CAPABILITY,
@@ -62,12 +61,16 @@ interface Group {
  */
 export async function sendSmallFiles(items: { entry: SourceEntry; targets: Target[] }[], ctx: BatchContext): Promise<{ entry: SourceEntry; targets: Target[] }[]> {
   const alone = new Map<SourceEntry, Target[]>();
-  const handBack = (entry: SourceEntry, targets: Target[]) => alone.set(entry, [...(alone.get(entry) ?? []), ...targets]);
+  const handBack = (entry: SourceEntry, targets: Target[]) => {
+    const list = alone.get(entry);
+    if (list) list.push(...targets);
+    else alone.set(entry, [...targets]);
+  };
 
   // Each destination's signatures, in one request per destination.
   const wanted = new Map<DestinationRun, { entry: SourceEntry; target: Target }[]>();
   for (const { entry, targets } of items) {
-    for (const target of targets) if (hasBasis(target.change)) wanted.set(target.run, [...(wanted.get(target.run) ?? []), { entry, target }]);
+    for (const target of targets) if (hasBasis(target.change)) pushTo(wanted, target.run, { entry, target });
   }
   const signatures = new Map<Target, Uint8Array>();
   await Promise.all(
@@ -125,13 +128,14 @@ export async function sendSmallFiles(items: { entry: SourceEntry; targets: Targe
       writeLiteralDelta(bytes, delta, 0);
       groups.push({ targets: fresh, basis: 'new', delta, literalBytes: bytes.length, matchedBytes: 0 });
     }
-    const byDigest = new Map<string, Target[]>();
+    // Destinations with the same signature (byte for byte: a small file's is short) share a delta.
+    const bySignature = new Map<string, Target[]>();
     for (const t of active) {
       if (!hasBasis(t.change)) continue;
-      const digest = createHash('sha256').update(signatures.get(t)!).digest('hex');
-      byDigest.set(digest, [...(byDigest.get(digest) ?? []), t]);
+      const sig = signatures.get(t)!;
+      pushTo(bySignature, Buffer.from(sig.buffer, sig.byteOffset, sig.length).toString('latin1'), t);
     }
-    for (const members of byDigest.values()) {
+    for (const members of bySignature.values()) {
       const sig = decodeSignature(signatures.get(members[0])!);
       if (sig.format !== 'native' || sig.seed !== ctx.seed) {
         for (const t of members) t.run.fail(entry.path, new ProtocolError('BAD_MESSAGE', `signature for ${entry.path} is not native with our seed`, {}));
@@ -149,7 +153,7 @@ export async function sendSmallFiles(items: { entry: SourceEntry; targets: Targe
   // Each destination's files in one request.
   const perRun = new Map<DestinationRun, { entry: SourceEntry; target: Target; group: Group }[]>();
   for (const { entry, groups } of prepared) {
-    for (const group of groups) for (const target of group.targets) perRun.set(target.run, [...(perRun.get(target.run) ?? []), { entry, target, group }]);
+    for (const group of groups) for (const target of group.targets) pushTo(perRun, target.run, { entry, target, group });
   }
   const reached = new Map<Group, string[]>();
   await Promise.all(
@@ -170,7 +174,7 @@ export async function sendSmallFiles(items: { entry: SourceEntry; targets: Targe
           const { entry, target, group } = files[k];
           if (r.ok) {
             ctx.counts.destinationFiles++;
-            reached.set(group, [...(reached.get(group) ?? []), run.name]);
+            pushTo(reached, group, run.name);
             run.fileDone(target.change, { size: r.size, literalBytes: group.literalBytes, matchedBytes: group.matchedBytes, sentBytes: Math.round(group.delta.length * share) });
           } else if (r.code === TOO_LARGE) handBack(entry, [target]);
           else run.fail(entry.path, remoteFailure(r.code, r.message, entry.path));
@@ -202,4 +206,11 @@ function readWhole(path: string, size: number): Uint8Array {
   const parts: Uint8Array[] = [];
   for (const chunk of readChunks(path, size)) parts.push(chunk.slice());
   return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+}
+
+/** Adds `value` to the list under `key` (made on first use). */
+function pushTo<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
 }

@@ -346,9 +346,10 @@ export class AgentClient {
       this.lastFrame = performance.now();
     }
     await this.session.send({ t: 'end', id });
+    // Made while the agent walks and compares (the check below and the plan need it when anything
+    // differs): ~20 ms for 20,000 entries that would otherwise follow the reply.
+    const indexOf = sourceIndex(source);
     const unchanged = await reply;
-    // Built only when there is something to check (nothing at all in a sync with no change).
-    const indexOf = entries.length > 0 ? sourceIndex(source) : new Map<string, number>();
     for (const e of entries) {
       // An entry both held unchanged and listed as different: the agent contradicts itself.
       const i = e.type === 'p' ? undefined : indexOf.get(e.path);
