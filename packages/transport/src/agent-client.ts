@@ -19,7 +19,7 @@ import {
   type EntryType,
 } from './messages.js';
 import { wirePathComponents } from './paths.js';
-import { decodeBatchResults, encodeBatchFiles, type BatchFile, type BatchResult } from './batch.js';
+import { decodeBatchResults, encodeBatchFiles, encodeSetattrs, type BatchFile, type BatchResult, type SetattrEntry } from './batch.js';
 import { normalizeScope, Scope } from './scope.js';
 import { bitIsSet, bitmapBytes, encodeListing, sourceIndex } from './listing.js';
 import type { SourceEntry } from './tree.js';
@@ -561,6 +561,15 @@ export class AgentClient {
     });
   }
 
+  /**
+   * Attributes of several paths in one request (docs/protocol.md, Batches), applied by the agent in
+   * this order: each entry's result, a failure affecting that entry alone. An agent must list
+   * `setattrs`; at most MAX_SETATTRS entries.
+   */
+  async setattrBatch(entries: readonly SetattrEntry[]): Promise<BatchResult[]> {
+    return decodeBatchResults(await this.request({ t: 'setattrs', f: encodeSetattrs(entries) }), entries.length);
+  }
+
   /** SHA-256 (hex) of destination files, null where not a regular file. */
   async hashes(paths: string[]): Promise<(string | null)[]> {
     const h = await this.request({ t: 'hash', paths }, undefined, 'hashes');
@@ -639,7 +648,7 @@ const UNAWAITED_BYTES = 256 * 1024;
 const LIST_PATHS_BYTES = 32 * 1024;
 
 /** Requests that change the tree, and so carry the stage when there is one. */
-const STAGED = new Set(['mkdir', 'symlink', 'delete', 'setattr']);
+const STAGED = new Set(['mkdir', 'symlink', 'delete', 'setattr', 'setattrs']);
 
 function parseEntry(raw: unknown): RemoteEntry {
   if (!Array.isArray(raw) || raw.length < 7) throw new ProtocolError('BAD_MESSAGE', 'listing entry malformed', {});

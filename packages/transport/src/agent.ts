@@ -32,7 +32,7 @@ import {
   type EntryType,
 } from './messages.js';
 import { joinWire, resolveInRootSync } from './paths.js';
-import { decodeBatchFiles, encodeBatchResults, MAX_BATCH_BASIS, MAX_BATCH_FILES, TOO_LARGE, type BatchFile, type BatchResult } from './batch.js';
+import { decodeBatchFiles, decodeSetattrs, encodeBatchResults, MAX_BATCH_BASIS, MAX_BATCH_FILES, TOO_LARGE, type BatchFile, type BatchResult, type SetattrEntry } from './batch.js';
 import { normalizeScope } from './scope.js';
 import { decodeListing, MAX_LISTING_BYTES, MAX_LISTING_ENTRIES } from './listing.js';
 import { ListingComparer } from './listing-comparer.js';
@@ -220,6 +220,8 @@ class Agent {
         return this.remove;
       case 'setattr':
         return this.setattr;
+      case 'setattrs':
+        return this.setattrBatch;
       case 'hash':
         return this.hash;
       case 'commit':
@@ -819,15 +821,39 @@ class Agent {
 
   private async setattr(id: number, h: Header): Promise<void> {
     const path = str(h, 'path');
-    const target = this.resolve(path);
-    const mode = optUint(h, 'mode', 0o7777);
-    const mtime = optTime(h, 'mtime');
-    const uid = optUint(h, 'uid', 0xffffffff);
-    const gid = optUint(h, 'gid', 0xffffffff);
+    this.applySetattr(
+      { path, mode: optUint(h, 'mode', 0o7777), mtime: optTime(h, 'mtime'), uid: optUint(h, 'uid', 0xffffffff), gid: optUint(h, 'gid', 0xffffffff) },
+      this.stageOf(h),
+    );
+    await this.session.send({ t: 'ok', id });
+  }
+
+  /**
+   * Attributes of many paths (docs/protocol.md, Batches): applied in the order given (a client sends
+   * directories deepest first), each failing alone as its own setattr would.
+   */
+  private async setattrBatch(id: number, h: Header): Promise<void> {
+    const entries = decodeSetattrs(h);
     const stage = this.stageOf(h);
+    const results: BatchResult[] = [];
+    for (const entry of entries) {
+      try {
+        this.applySetattr(entry, stage);
+        results.push({ ok: true, size: 0 });
+      } catch (error) {
+        if (error instanceof ProtocolError) throw error;
+        results.push(this.batchFailure(error));
+      }
+    }
+    await this.session.send({ t: 'ok', id, r: encodeBatchResults(results) });
+  }
+
+  /** One path's mode, owner and mtime (undefined fields left alone), or recorded in the stage. */
+  private applySetattr(entry: SetattrEntry, stage: Stage | undefined): void {
+    const { path, mode, mtime, uid, gid } = entry;
+    const target = this.resolve(path);
     if (stage) {
       stage.record({ kind: 'setattr', path, attributes: { mode, mtime, uid, gid } });
-      await this.session.send({ t: 'ok', id });
       return;
     }
     // Synchronous, as the put path: a thread-pool round trip per call cost more than the call.
@@ -842,7 +868,6 @@ class Agent {
       if (this.opts.owner && uid !== undefined && gid !== undefined) chownSync(target, uid, gid);
       if (mtime !== undefined) utimesSync(target, Date.now() / 1000, mtime / 1000);
     }
-    await this.session.send({ t: 'ok', id });
   }
 
   private get releaseRoot(): string {

@@ -18,6 +18,10 @@ export const MAX_BATCH_FILES = 128;
 export const MAX_BATCH_BYTES = 4 * 1024 * 1024;
 /** A basis larger than this is refused in a batch (TOO_LARGE); the client sends that file alone. */
 export const MAX_BATCH_BASIS = 1024 * 1024;
+/** An agent offering this takes `setattrs`. */
+export const SETATTRS_CAPABILITY = 'setattrs';
+/** Entries in one `setattrs`. */
+export const MAX_SETATTRS = 1024;
 /** Characters of a failure's message in a batch reply (the reply's header stays under its cap). */
 export const MAX_BATCH_MESSAGE = 256;
 /** The code of a file a batch refused for its size: the client sends it alone. */
@@ -93,5 +97,41 @@ export function decodeBatchResults(h: Header, n: number): BatchResult[] {
       return { ok: false, code: item[0], message: item[1] };
     }
     throw bad(String(h.t), `result ${i} must be a size or [code, message]`, { field: 'r', file: i });
+  });
+}
+
+/** One entry of a `setattrs`: a setattr's fields (undefined: left as it is). */
+export interface SetattrEntry {
+  path: string;
+  mode: number | undefined;
+  mtime: number | undefined;
+  uid: number | undefined;
+  gid: number | undefined;
+}
+
+/** The wire form of a `setattrs` list: `[path, mode, mtime, uid, gid]` each, null for a field left alone. */
+export function encodeSetattrs(entries: readonly SetattrEntry[]): unknown[][] {
+  return entries.map((e) => [e.path, e.mode ?? null, e.mtime ?? null, e.uid ?? null, e.gid ?? null]);
+}
+
+/**
+ * The list of a `setattrs`, every field checked: 1 to MAX_SETATTRS entries. Anything else is a
+ * BAD_MESSAGE (the session ends, as for a malformed setattr).
+ */
+export function decodeSetattrs(h: Header): SetattrEntry[] {
+  const raw = h.f;
+  if (!Array.isArray(raw) || raw.length === 0 || raw.length > MAX_SETATTRS) {
+    throw bad('setattrs', `field "f" must be a list of 1 .. ${MAX_SETATTRS} entries`, { field: 'f' });
+  }
+  return raw.map((item: unknown, i) => {
+    const where = { field: 'f', entry: i };
+    if (!Array.isArray(item) || item.length !== 5) throw bad('setattrs', `entry ${i} must be [path, mode, mtime, uid, gid]`, where);
+    const [path, mode, mtime, uid, gid] = item as unknown[];
+    if (!isPath(path)) throw bad('setattrs', `entry ${i}: path must be a string of at most ${MAX_PATH_BYTES} characters`, where);
+    if (mode !== null && !isUint(mode, 0o7777)) throw bad('setattrs', `entry ${i}: mode must be null or an integer 0 .. 0o7777`, where);
+    if (mtime !== null && (typeof mtime !== 'number' || !Number.isFinite(mtime))) throw bad('setattrs', `entry ${i}: mtime must be null or a finite number`, where);
+    if (uid !== null && !isUint(uid, 0xffffffff)) throw bad('setattrs', `entry ${i}: uid must be null or an integer 0 .. 2^32 - 1`, where);
+    if (gid !== null && !isUint(gid, 0xffffffff)) throw bad('setattrs', `entry ${i}: gid must be null or an integer 0 .. 2^32 - 1`, where);
+    return { path, mode: mode ?? undefined, mtime: mtime ?? undefined, uid: uid ?? undefined, gid: gid ?? undefined } as SetattrEntry;
   });
 }

@@ -7,7 +7,8 @@
  * fan-out alike skip the same deletions and report them once per destination (MAX_DELETE).
  */
 import type { AgentClient } from './agent-client.js';
-import { ProtocolError, TransportError } from './errors.js';
+import { MAX_SETATTRS, SETATTRS_CAPABILITY } from './batch.js';
+import { ProtocolError, RemoteError, TransportError } from './errors.js';
 import type { SyncEvent, SyncSummary } from './events.js';
 import { depth, limitDeletes, type Change, type Plan } from './plan.js';
 import type { SourceEntry } from './tree.js';
@@ -60,6 +61,9 @@ export function recordFailure(
   summary.errors.push({ path, code, message });
   onEvent?.({ type: 'error', destination, path, code, message });
 }
+
+/** Header bytes the paths of one `setattrs` may take (the frame header cap is 64 KiB). */
+const SETATTRS_HEADER_BYTES = 40 * 1024;
 
 export class DestinationRun {
   readonly summary: SyncSummary;
@@ -199,19 +203,59 @@ export class DestinationRun {
             .then(() => void summary.symlinks++, (e) => this.fail(c.path, e));
         }),
     );
+    // After every change inside: creating entries moves a directory's mtime. Deepest first (a
+    // parent's new mode may shut its children's path).
+    const dirAttrs = plan.dirAttrs.filter((c) => !this.failedDirs.has(c.path) && !this.underFailed(c.path));
+    if (client.info?.capabilities.includes(SETATTRS_CAPABILITY)) {
+      // In as few requests as the header allows, applied by the agent in this order.
+      await this.setattrsInOrder(plan.attrs, () => void summary.attributes++);
+      await this.setattrsInOrder(dirAttrs, () => {});
+      return;
+    }
     await Promise.all(
       plan.attrs.map((c) => client.setattr(c.path, attributesOf(c.source!, options)).then(() => void summary.attributes++, (e) => this.fail(c.path, e))),
     );
-    // After every change inside: creating entries moves a directory's mtime. One depth at a time,
-    // deepest first (a parent's new mode may shut its children's path), each depth in parallel: one
-    // round trip per level rather than per directory.
-    const dirAttrs = plan.dirAttrs.filter((c) => !this.failedDirs.has(c.path) && !this.underFailed(c.path));
+    // An older agent: one depth at a time, each depth in parallel, one round trip per level rather
+    // than per directory.
     for (let i = 0; i < dirAttrs.length; ) {
       const d = depth(dirAttrs[i].path);
       let end = i;
       while (end < dirAttrs.length && depth(dirAttrs[end].path) === d) end++;
       await Promise.all(dirAttrs.slice(i, end).map((c) => client.setattr(c.path, attributesOf(c.source!, options)).catch((e) => this.fail(c.path, e))));
       i = end;
+    }
+  }
+
+  /** The attributes of `changes`, in this order, with `setattrs` requests one after another; `done` per success. */
+  private async setattrsInOrder(changes: readonly Change[], done: () => void): Promise<void> {
+    for (let i = 0; i < changes.length; ) {
+      let end = i;
+      let header = 0;
+      while (end < changes.length && end - i < MAX_SETATTRS) {
+        // At most three UTF-8 bytes per UTF-16 unit; the rest of an entry is under 48 bytes.
+        const entry = changes[end].path.length * 3 + 48;
+        if (end > i && header + entry > SETATTRS_HEADER_BYTES) break;
+        header += entry;
+        end++;
+      }
+      const batch = changes.slice(i, end);
+      i = end;
+      let results;
+      try {
+        results = await this.client.setattrBatch(
+          batch.map((c) => {
+            const a = attributesOf(c.source!, this.options);
+            return { path: c.path, mode: a.mode, mtime: a.mtimeMs, uid: a.uid, gid: a.gid };
+          }),
+        );
+      } catch (error) {
+        for (const c of batch) this.fail(c.path, error); // rethrows when the session failed
+        continue;
+      }
+      results.forEach((r, k) => {
+        if (r.ok) done();
+        else this.fail(batch[k].path, new RemoteError(r.code, `setattr ${batch[k].path}: ${r.message}`, { code: r.code, path: batch[k].path }));
+      });
     }
   }
 }

@@ -1,10 +1,10 @@
-import { mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { deflateRawSync } from 'node:zlib';
 import { createDelta, decodeSignature, indexSignature } from '@deltacast/core';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { AgentClient } from '../src/agent-client.js';
-import { BATCH_CAPABILITY, MAX_BATCH_BASIS, MAX_BATCH_FILES } from '../src/batch.js';
+import { BATCH_CAPABILITY, MAX_BATCH_BASIS, MAX_BATCH_FILES, MAX_SETATTRS, SETATTRS_CAPABILITY } from '../src/batch.js';
 import type { Header } from '../src/frame.js';
 import { inProcessAgent } from '../src/local.js';
 import { leftovers, pseudoRandom, runSync, sha256, useTempDirs, writeTree } from './helpers/tree.js';
@@ -138,6 +138,78 @@ describe('the agent takes batches of small files', () => {
   });
 });
 
+describe('the agent sets attributes in batches (setattrs)', () => {
+  let c: RawClient;
+  beforeEach(async () => {
+    c = new RawClient();
+    expect((await c.hello(root)).caps).toContain(SETATTRS_CAPABILITY);
+  });
+
+  it('applies each entry in order, null fields left alone, a symlink itself and never its target', async () => {
+    await mkdir(join(root, 'd/e'), { recursive: true });
+    await writeFile(join(root, 'd/e/f'), 'x', { mode: 0o644 });
+    await writeFile(join(root, 'target'), 't', { mode: 0o600 });
+    await symlink('../target', join(root, 'd/link'));
+    const before = await stat(join(root, 'target'));
+    const reply = await c.request({
+      t: 'setattrs',
+      id: 1,
+      f: [
+        ['d/e/f', 0o640, MTIME, null, null],
+        ['d/e', 0o750, MTIME + 1000, null, null],
+        ['d/link', 0o777, MTIME + 2000, null, null],
+        ['d', null, MTIME + 3000, null, null],
+        ['d', 0o700, null, null, null],
+        // The same path twice: the later entry wins, so they are applied in order.
+        ['d/e/f', null, MTIME + 4000, null, null],
+      ],
+    });
+    expect(reply).toEqual({ t: 'ok', id: 1, r: [0, 0, 0, 0, 0, 0] });
+    const f = await stat(join(root, 'd/e/f'));
+    expect([f.mode & 0o7777, f.mtimeMs]).toEqual([0o640, MTIME + 4000]);
+    const e = await stat(join(root, 'd/e'));
+    expect([e.mode & 0o7777, e.mtimeMs]).toEqual([0o750, MTIME + 1000]);
+    const d = await stat(join(root, 'd'));
+    expect([d.mode & 0o7777, d.mtimeMs]).toEqual([0o700, MTIME + 3000]);
+    expect((await lstat(join(root, 'd/link'))).mtimeMs).toBe(MTIME + 2000);
+    const target = await stat(join(root, 'target'));
+    expect([target.mode & 0o7777, target.mtimeMs]).toEqual([0o600, before.mtimeMs]);
+    expect(await c.bye()).toBeUndefined();
+  });
+
+  it('fails an entry alone: a missing path, a path out of the root, a symlinked parent', async () => {
+    const outside = tempDir();
+    await writeFile(join(outside, 'o'), 'outside', { mode: 0o644 });
+    await symlink(outside, join(root, 'link'));
+    await writeFile(join(root, 'a'), 'a');
+    const reply = await c.request({
+      t: 'setattrs',
+      id: 1,
+      f: [
+        ['missing', 0o600, MTIME, null, null],
+        ['../escape', 0o600, MTIME, null, null],
+        ['link/o', 0o600, MTIME, null, null],
+        ['a', 0o600, MTIME, null, null],
+      ],
+    });
+    expect(reply.r).toEqual([['ENOENT', expect.any(String)], ['PATH_ESCAPE', expect.any(String)], ['PATH_SYMLINK', expect.any(String)], 0]);
+    expect((await stat(join(outside, 'o'))).mode & 0o7777).toBe(0o644);
+    expect((await stat(join(root, 'a'))).mtimeMs).toBe(MTIME);
+    expect(await c.bye()).toBeUndefined();
+  });
+
+  it('records a staged batch, applied at commit', async () => {
+    await mkdir(join(root, 'd'));
+    const before = (await stat(join(root, 'd'))).mtimeMs;
+    expect(await c.request({ t: 'setattrs', id: 1, f: [['d', 0o711, MTIME, null, null]], stage: 'run1' })).toEqual({ t: 'ok', id: 1, r: [0] });
+    expect((await stat(join(root, 'd'))).mtimeMs).toBe(before);
+    expect(await c.request({ t: 'commit', id: 2, stage: 'run1' })).toMatchObject({ t: 'ok' });
+    const d = await stat(join(root, 'd'));
+    expect([d.mode & 0o7777, d.mtimeMs]).toEqual([0o711, MTIME]);
+    expect(await c.bye()).toBeUndefined();
+  });
+});
+
 describe('the agent refuses malformed batches and ends the session', () => {
   const cases: [string, (c: RawClient) => Promise<void>][] = [
     ['a file list that is not a list', (c) => c.send({ t: 'puts', id: 1, f: 'x' })],
@@ -151,6 +223,11 @@ describe('the agent refuses malformed batches and ends the session', () => {
     ['a delta that is not verifiable (rdiff format)', (c) => c.send({ t: 'puts', id: 1, f: [['a', 0, 0o644, 0, null, null, false, 5]] }, Uint8Array.from([0x72, 0x73, 0x02, 0x36, 0x00]))],
     ['a sigs path list that is not strings', (c) => c.send({ t: 'sigs', id: 1, paths: [1, 2], seed: '1', block: null })],
     ['a sigs seed that is not a u64', (c) => c.send({ t: 'sigs', id: 1, paths: ['a'], seed: '-1', block: null })],
+    ['an empty setattrs list', (c) => c.send({ t: 'setattrs', id: 1, f: [] })],
+    [`more than ${MAX_SETATTRS} setattrs entries`, (c) => c.send({ t: 'setattrs', id: 1, f: Array.from({ length: MAX_SETATTRS + 1 }, (_, i) => [`f${i}`, null, null, null, null]) })],
+    ['a setattrs entry of the wrong shape', (c) => c.send({ t: 'setattrs', id: 1, f: [['a', 0o644, 0, null]] })],
+    ['a setattrs mode past 7777', (c) => c.send({ t: 'setattrs', id: 1, f: [['a', 0o10000, 0, null, null]] })],
+    ['a setattrs mtime that is not a number', (c) => c.send({ t: 'setattrs', id: 1, f: [['a', null, '0', null, null]] })],
   ];
   for (const [name, send] of cases) {
     it(name, async () => {
