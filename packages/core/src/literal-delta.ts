@@ -14,6 +14,7 @@ import {
   NATIVE_END_LENGTH,
   nativeLiteralHeadLength,
 } from './delta-format.js';
+import type { DeltaStats } from './delta.js';
 import { DeltaError } from './errors.js';
 import { sha256 } from './sha256.js';
 
@@ -39,19 +40,20 @@ export function writeLiteralDelta(data: Uint8Array, out: Uint8Array, offset: num
 }
 
 /**
- * literalDelta for a new file read in pieces: `next(piece)` gives the delta bytes for each piece as it
- * is read (the header first, then the piece as one LITERAL) in a buffer of their own, the piece
- * copied once (it may sit in a read buffer used again); `end()` gives the END with the target length
- * and SHA-256. One LITERAL per piece, where literalDelta has one for the whole file: the same data.
+ * literalDelta for a new file read in pieces, with DeltaBuilder's interface: `update(piece)` gives the
+ * delta bytes for each piece as it is read (the header first, then the piece as one LITERAL) in a
+ * buffer of their own, the piece copied once (it may sit in a read buffer used again); `final()`
+ * gives the END with the target length and SHA-256. One LITERAL per piece, where literalDelta has
+ * one for the whole file: the same data.
  */
 export class LiteralDeltaStream {
+  readonly stats: DeltaStats = { targetLength: 0, literalBytes: 0, literalCommands: 0, copiedBytes: 0, copyCommands: 0 };
   private readonly hash = createHash('sha256');
-  private targetLength = 0;
   private started = false;
-  private ended = false;
+  private finished = false;
 
-  next(piece: Uint8Array): Uint8Array {
-    if (this.ended) throw new DeltaError('FINISHED', 'delta already finished', {});
+  update(piece: Uint8Array): Uint8Array {
+    if (this.finished) throw new DeltaError('FINISHED', 'delta already finished', {});
     const n = piece.length;
     const out = new Uint8Array((this.started ? 0 : NATIVE_DELTA_HEADER_LENGTH) + (n > 0 ? nativeLiteralHeadLength(n) + n : 0));
     let at = this.started ? 0 : encodeNativeHeader(0, out, 0);
@@ -60,23 +62,20 @@ export class LiteralDeltaStream {
       at = encodeNativeLiteralHead(n, out, at);
       out.set(piece, at);
       this.hash.update(piece);
-      this.targetLength += n;
+      this.stats.targetLength += n;
+      this.stats.literalBytes += n;
+      this.stats.literalCommands++;
     }
     return out;
   }
 
-  end(): Uint8Array {
-    if (this.ended) throw new DeltaError('FINISHED', 'delta already finished', {});
-    this.ended = true;
+  final(): Uint8Array {
+    if (this.finished) throw new DeltaError('FINISHED', 'delta already finished', {});
+    this.finished = true;
     const out = new Uint8Array((this.started ? 0 : NATIVE_DELTA_HEADER_LENGTH) + NATIVE_END_LENGTH);
     const at = this.started ? 0 : encodeNativeHeader(0, out, 0);
     this.started = true;
-    encodeNativeEnd(this.targetLength, this.hash.digest(), out, at);
+    encodeNativeEnd(this.stats.targetLength, this.hash.digest(), out, at);
     return out;
-  }
-
-  /** The bytes of new data given so far. */
-  get length(): number {
-    return this.targetLength;
   }
 }

@@ -353,28 +353,28 @@ describe('literalDelta (a new file in one literal)', () => {
       let from = 0;
       for (const to of ends) {
         reused.set(data.subarray(from, to));
-        out.push(stream.next(reused.subarray(0, to - from)));
+        out.push(stream.update(reused.subarray(0, to - from)));
         reused.fill(0xaa); // the delta bytes handed out must not change with it
         from = to;
       }
-      out.push(stream.end());
+      out.push(stream.final());
       const made = concat(...out);
       expect(Buffer.from(applyDelta(new Uint8Array(0), made)).equals(Buffer.from(data)), `cuts ${cuts}`).toBe(true);
       expect(decodeCommands(made).filter((c) => c.type === 'literal')).toHaveLength(ends.filter((to, i) => to > (i === 0 ? 0 : ends[i - 1])).length);
       // The same END (length and SHA-256) as the delta in one buffer.
       const whole = literalDelta(data);
       expect(hex(made.subarray(made.length - 41))).toBe(hex(whole.subarray(whole.length - 41)));
-      expect(stream.length).toBe(data.length);
+      expect(stream.stats).toMatchObject({ targetLength: data.length, literalBytes: data.length, copiedBytes: 0 });
     }
   });
 
-  it('LiteralDeltaStream: an empty file is literalDelta\'s bytes, and nothing follows the END', () => {
+  it('LiteralDeltaStream: an empty file is literalDelta\'s bytes, and nothing follows the final END', () => {
     const empty = new LiteralDeltaStream();
-    expect(hex(empty.end())).toBe(hex(literalDelta(new Uint8Array(0))));
-    expect(asDeltacastError(thrown(() => empty.next(new Uint8Array(1)))).code).toBe('FINISHED');
-    expect(asDeltacastError(thrown(() => empty.end())).code).toBe('FINISHED');
+    expect(hex(empty.final())).toBe(hex(literalDelta(new Uint8Array(0))));
+    expect(asDeltacastError(thrown(() => empty.update(new Uint8Array(1)))).code).toBe('FINISHED');
+    expect(asDeltacastError(thrown(() => empty.final())).code).toBe('FINISHED');
     const one = new LiteralDeltaStream();
-    const made = concat(one.next(new Uint8Array(0)), one.end());
+    const made = concat(one.update(new Uint8Array(0)), one.final());
     expect(hex(made)).toBe(hex(literalDelta(new Uint8Array(0))));
   });
 

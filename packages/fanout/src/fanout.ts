@@ -9,7 +9,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { fstatSync, openSync, closeSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
-import { createDelta, decodeSignature, indexSignature, loadStrongSums, signature, type DeltaStats, type SignatureIndex } from '@deltacast/core/deferred';
+import { createDelta, decodeSignature, indexSignature, LiteralDeltaStream, loadStrongSums, type DeltaStats, type SignatureIndex } from '@deltacast/core/deferred';
 import {
   buildFilter,
   connectForTransfer,
@@ -132,14 +132,14 @@ const MAX_READS = 3;
 interface Group {
   targets: Target[];
   basis: 'new' | 'shared';
-  index: SignatureIndex;
+  /** The basis's index; none for destinations lacking the file (their delta is all literal). */
+  index: SignatureIndex | undefined;
 }
 
 class SourceChangedError extends Error {
   readonly code = 'SOURCE_CHANGED';
 }
 
-const EMPTY_INDEX = indexSignature(signature(new Uint8Array(0), { format: 'native', seed: 0n }));
 
 /** Runs a fan-out; per-destination outcomes are in the result, never thrown. */
 export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
@@ -490,7 +490,7 @@ async function groupByBasis(
     }
     groups.push({ targets: members, basis: 'shared', index: indexSignature(sig) });
   }
-  if (fresh.length > 0) groups.push({ targets: fresh, basis: 'new', index: EMPTY_INDEX });
+  if (fresh.length > 0) groups.push({ targets: fresh, basis: 'new', index: undefined });
   return groups;
 }
 
@@ -508,7 +508,8 @@ function readOnce(
 ): { group: Group; spool: Spool; stats: DeltaStats }[] | undefined {
   const prepared = groups.map((group) => ({
     group,
-    builder: createDelta(group.index, { expectedLength: before.size }),
+    // A new file's delta is its bytes: a LITERAL per chunk read, nothing to match.
+    builder: group.index ? createDelta(group.index, { expectedLength: before.size }) : new LiteralDeltaStream(),
     spool: new Spool(),
   }));
   try {

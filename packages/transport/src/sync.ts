@@ -237,11 +237,11 @@ export async function sendFile(change: Change, client: AgentClient, seed: bigint
     }
     const literal = new LiteralDeltaStream();
     function* literalChunks(): Generator<Uint8Array> {
-      for (const chunk of readChunks(source.local, source.size)) yield literal.next(chunk);
-      yield literal.end();
+      for (const chunk of readChunks(source.local, source.size)) yield literal.update(chunk);
+      yield literal.final();
     }
     const result = await client.put(change.path, attributes, literalChunks(), { basis: false, compress: options.compress });
-    return { size: result.size, literalBytes: literal.length, matchedBytes: 0, sentBytes: result.sentBytes };
+    return { size: result.size, literalBytes: literal.stats.literalBytes, matchedBytes: 0, sentBytes: result.sentBytes };
   }
   const sig = decodeSignature(await client.signature(change.path, seed));
   if (sig.format !== 'native' || sig.seed !== seed) {
