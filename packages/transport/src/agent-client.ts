@@ -630,7 +630,11 @@ export class AgentClient {
     const closed = new Promise<void>((resolve) => this.session.onClose(() => resolve()));
     await this.session.send({ t: 'bye' }).catch(() => {});
     this.session.end();
-    await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
+    // The agent closes its output once it has finished everything, its lock released: what its
+    // process does after that (a large file's old blocks freed as its last descriptor closes,
+    // ~0.7 s for 1 GiB on ext4) and its exit status are not waited for.
+    const ended = this.session.streams.outputEnded;
+    await Promise.race([closed, ...(ended ? [ended] : []), new Promise((r) => setTimeout(r, 5000).unref())]);
     this.session.destroy();
   }
 

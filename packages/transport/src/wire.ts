@@ -15,6 +15,11 @@ export interface ByteStreams {
   writable: Writable;
   /** Ends the underlying transport (kills a child, closes a channel). */
   close?: () => void;
+  /**
+   * Settles once the peer's output has ended, where that comes before `readable` ends: a remote
+   * agent's stdout ends when it closes it, but `readable` waits for its exit status too.
+   */
+  outputEnded?: Promise<void>;
 }
 
 export type FrameHandler = (frame: Frame) => void;

@@ -3,7 +3,7 @@
  * ways the remote agent starts (explicit command, `deltacast` on PATH, uploaded bundle).
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +13,7 @@ import { connectSsh } from '../src/ssh/connect.js';
 import { AgentClient } from '../src/agent-client.js';
 import { bundleCacheName, defaultBundlePath, startRemoteAgent, type RemoteAgentStreams } from '../src/ssh/remote-agent.js';
 import { hasSshd, sshdSkipReason, startSshd, type Sshd } from './helpers/sshd.js';
+import { requireBuiltAgent } from './helpers/tree.js';
 
 function exec(client: Client, command: string): Promise<{ code: number | null; stdout: string }> {
   return new Promise((resolve, reject) => {
@@ -112,6 +113,23 @@ describe.skipIf(!hasSshd)(`OpenSSH server ${sshdSkipReason}`, () => {
     );
     expect(error).toBeInstanceOf(ConnectError);
     expect((error as ConnectError).message).toContain('exited with status 3 before the session started: agent: cannot start');
+  });
+
+  it('ends a session once the agent has closed its output, without waiting for its process to exit', async () => {
+    const root = join(sshd.dir, `root-${randomBytes(4).toString('hex')}`);
+    mkdirSync(root);
+    const marker = join(sshd.dir, `exited-${randomBytes(4).toString('hex')}`);
+    // The agent, then a process that lives on with its output closed (as an agent freeing a large
+    // file's old blocks at its last close does), then a mark that it went on.
+    const streams = await startRemoteAgent(client, {
+      remoteCommand: `${process.execPath} ${requireBuiltAgent()}; exec >/dev/null 2>&1; sleep 3; touch ${marker}`,
+    });
+    const agent = await AgentClient.connect(streams, { root });
+    await agent.mkdir('made', 0o755);
+    await agent.close();
+    expect(existsSync(marker)).toBe(false);
+    expect(statSync(join(root, 'made')).isDirectory()).toBe(true);
+    expect(readdirSync(root)).toEqual(['made']); // the lock is gone: the agent released it before closing its output
   });
 
   it('uploads the bundle once into ~/.cache/deltacast when the remote lacks deltacast, then reuses it', async () => {

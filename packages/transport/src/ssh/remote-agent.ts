@@ -239,8 +239,11 @@ function watchAgent(channel: ClientChannel, command: string, kind: RemoteAgentKi
       readable.destroy(sawData ? new TransportError('IO', message, { command, stderr }) : new ConnectError('CONNECT', message, { command, stderr }));
     });
   };
+  let outputEnded!: () => void;
+  const outputDone = new Promise<void>((resolve) => (outputEnded = resolve));
   channel.on('end', () => {
     ended = true;
+    outputEnded();
     settle();
   });
   channel.on('exit', (code: number | null, signal?: string) => {
@@ -250,6 +253,7 @@ function watchAgent(channel: ClientChannel, command: string, kind: RemoteAgentKi
   channel.on('close', () => {
     closed = true;
     ended = true; // ssh2 emits 'close' only after the readable side ended (or was destroyed)
+    outputEnded();
     settle();
   });
   channel.on('error', (error: Error) => readable.destroy(new TransportError('IO', `remote agent channel: ${error.message}`, { command })));
@@ -257,6 +261,7 @@ function watchAgent(channel: ClientChannel, command: string, kind: RemoteAgentKi
   return {
     readable,
     writable: channel,
+    outputEnded: outputDone,
     close: () => {
       closedByUs = true;
       channel.close();
