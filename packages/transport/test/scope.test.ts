@@ -5,12 +5,11 @@
  */
 import { symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { AgentClient, type RemoteEntry } from '../src/agent-client.js';
 import { PathError, ProtocolError, RemoteError } from '../src/errors.js';
 import { PathFilter, type FilterRule } from '../src/filter.js';
-import { encodeFrameHead, FrameDecoder, type Frame, type Header } from '../src/frame.js';
+import type { Header } from '../src/frame.js';
 import { inProcessAgent } from '../src/local.js';
 import { LIST_PATHS_CAPABILITY, MAX_LIST_PATHS, PROTOCOL_VERSION } from '../src/messages.js';
 import { planChanges, type Plan } from '../src/plan.js';
@@ -18,6 +17,7 @@ import { normalizeScope, Scope } from '../src/scope.js';
 import { syncTree } from '../src/sync.js';
 import { scanSource, type SourceEntry, type SourceTree } from '../src/tree.js';
 import { FrameSession, type ByteStreams } from '../src/wire.js';
+import { hideCapability, relayedAgent } from './helpers/relay.js';
 import { dir, file, link, snapshotTree, useTempDirs, writeTree, type TreeSpec } from './helpers/tree.js';
 
 const tempDir = useTempDirs('deltacast-scope-');
@@ -324,32 +324,14 @@ class RawSession {
  * requests as the client sent them.
  */
 function olderAgent(): ByteStreams & { lists: Header[]; done: Promise<void> } {
-  const agent = inProcessAgent();
   const lists: Header[] = [];
-  const relay = (from: NodeJS.ReadableStream, to: NodeJS.WritableStream, rewrite: (h: Header) => Header) => {
-    const decoder = new FrameDecoder();
-    from.on('data', (chunk: Buffer) => {
-      decoder.push(chunk);
-      for (let frame: Frame | undefined; (frame = decoder.next()); ) {
-        const header = rewrite(frame.header);
-        to.write(encodeFrameHead(header, frame.payload?.length ?? 0));
-        if (frame.payload) to.write(frame.payload.slice());
-      }
-    });
-    from.on('end', () => to.end());
-  };
-  const toAgent = new PassThrough();
-  const fromAgent = new PassThrough();
-  relay(toAgent, agent.writable, (h) => {
+  const streams = relayedAgent((h) => {
     if (h.t !== 'list') return h;
     lists.push(h);
     const { paths: _ignored, ...rest } = h;
     return rest as Header;
-  });
-  relay(agent.readable, fromAgent, (h) =>
-    h.t === 'hello' && Array.isArray(h.caps) ? { ...h, caps: h.caps.filter((c) => c !== LIST_PATHS_CAPABILITY) } : h,
-  );
-  return { readable: fromAgent, writable: toAgent, close: () => toAgent.end(), lists, done: agent.done };
+  }, hideCapability(LIST_PATHS_CAPABILITY));
+  return { ...streams, lists };
 }
 
 describe('an agent without list-paths', () => {

@@ -4,42 +4,25 @@
  * does not; the tree ends the same either way.
  */
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { SETATTRS_CAPABILITY } from '../src/batch.js';
-import { encodeFrameHead, FrameDecoder, type Frame, type Header } from '../src/frame.js';
-import { inProcessAgent } from '../src/local.js';
 import type { ByteStreams } from '../src/wire.js';
+import { hideCapability, relayedAgent } from './helpers/relay.js';
 import { BASE_MTIME_MS, diffTrees, dir, file, runSync, useTempDirs, writeTree, type TreeSpec } from './helpers/tree.js';
 
 const tempDir = useTempDirs();
 
-/** An in-process agent behind a relay that records the client's request types; `older` hides `setattrs`. */
-function relayedAgent(older: boolean): ByteStreams & { types: string[]; done: Promise<void> } {
-  const agent = inProcessAgent();
+/** An in-process agent whose requests are recorded; `older` hides `setattrs` from the client. */
+function recordedAgent(older: boolean): ByteStreams & { types: string[]; done: Promise<void> } {
   const types: string[] = [];
-  const relay = (from: NodeJS.ReadableStream, to: NodeJS.WritableStream, rewrite: (h: Header) => Header) => {
-    const decoder = new FrameDecoder();
-    from.on('data', (chunk: Buffer) => {
-      decoder.push(chunk);
-      for (let frame: Frame | undefined; (frame = decoder.next()); ) {
-        const header = rewrite(frame.header);
-        to.write(encodeFrameHead(header, frame.payload?.length ?? 0));
-        if (frame.payload) to.write(frame.payload.slice());
-      }
-    });
-    from.on('end', () => to.end());
-  };
-  const toAgent = new PassThrough();
-  const fromAgent = new PassThrough();
-  relay(toAgent, agent.writable, (h) => {
-    types.push(String(h.t));
-    return h;
-  });
-  relay(agent.readable, fromAgent, (h) =>
-    older && h.t === 'hello' && Array.isArray(h.caps) ? { ...h, caps: h.caps.filter((c) => c !== SETATTRS_CAPABILITY) } : h,
+  const streams = relayedAgent(
+    (h) => {
+      types.push(String(h.t));
+      return h;
+    },
+    older ? hideCapability(SETATTRS_CAPABILITY) : (h) => h,
   );
-  return { readable: fromAgent, writable: toAgent, close: () => toAgent.end(), types, done: agent.done };
+  return { ...streams, types };
 }
 
 /** 300 directories three deep, a file in each, and a few files whose mode alone differs later. */
@@ -64,14 +47,14 @@ describe('directory attributes at the end of a sync', () => {
       const src = join(tempDir(), 'src');
       const dst = join(tempDir(), 'dst');
       await writeTree(src, tree(BASE_MTIME_MS));
-      const first = relayedAgent(older);
+      const first = recordedAgent(older);
       expect((await runSync(`${src}/`, dst, {}, first)).ok).toBe(true);
       expect(await diffTrees(src, dst)).toEqual([]);
       // Every file changes and some modes: every directory's mtime moves and is set back.
       const changed = tree(BASE_MTIME_MS + 5000);
       for (const key of Object.keys(changed)) if (key.endsWith('.txt')) changed[key] = file(`changed ${key}`, { mode: key.includes('f3') ? 0o600 : 0o644, mtimeMs: BASE_MTIME_MS + 9000 });
       await writeTree(src, changed);
-      const second = relayedAgent(older);
+      const second = recordedAgent(older);
       const summary = await runSync(`${src}/`, dst, {}, second);
       expect(summary.ok).toBe(true);
       expect(await diffTrees(src, dst)).toEqual([]);
