@@ -26,6 +26,8 @@ import {
   readChunks,
   hasBasis,
   batchEnd,
+  BATCH_CAPABILITY,
+  changedSmallFiles,
   SMALL_FILE,
   recordFailure,
   scanSource,
@@ -162,6 +164,8 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
   const opened = new Map<DestinationRun, OpenedDestination>();
   const releaseOptions = options.release === true ? {} : options.release || undefined;
   const releaseId = releaseOptions ? (releaseOptions.id ?? newReleaseId()) : undefined;
+  /** The seed of every signature of the run: one for all destinations, so equal bases sign alike. */
+  const seed = randomBytes(8).readBigUInt64BE();
   const sourceHashes = new Map<string, string>(); // --checksum: each source file hashed once
   const remoteFiles = new Map<string, (path: string) => boolean>(); // whether each destination had a regular file there when listed
   await limit(options.destinations, parallel, async (name) => {
@@ -189,6 +193,8 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
       }
       // An agent that compares our listing (encoded once for all) sends back only what differs.
       const listing = await listRemote(client, tree, { extraneous: options.delete ?? false, checksum: options.checksum });
+      // The agent signs the small files it found changed while the other destinations are planned.
+      if (!options.dryRun && (client.info?.capabilities.includes(BATCH_CAPABILITY) ?? false)) client.prefetchSignatures(changedSmallFiles(tree, listing), seed);
       const files = new Set(listing.entries.filter((r) => r.type === 'f').map((r) => r.path));
       remoteFiles.set(name, (path) => files.has(path) || heldUnchanged(listing, tree, path));
       const sameContent = options.checksum ? await contentComparer(tree, listing.entries, client, sourceHashes) : undefined;
@@ -266,7 +272,6 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
     }
     const order = tree.entries.filter((e) => byPath.has(e.path));
     files = order.length;
-    const seed = randomBytes(8).readBigUInt64BE();
     const targetsOf = (entry: SourceEntry) => byPath.get(entry.path)!.filter((t) => live.has(t.run));
     /** One file alone: signatures, groups, one read (again if it changed), a put per destination. */
     const sendEntry = async (entry: SourceEntry, given: Target[]) => {

@@ -19,7 +19,7 @@ import {
   type EntryType,
 } from './messages.js';
 import { wirePathComponents } from './paths.js';
-import { decodeBatchResults, encodeBatchFiles, encodeSetattrs, type BatchFile, type BatchResult, type SetattrEntry } from './batch.js';
+import { decodeBatchResults, encodeBatchFiles, encodeSetattrs, MAX_BATCH_FILES, type BatchFile, type BatchResult, type SetattrEntry } from './batch.js';
 import { normalizeScope, Scope } from './scope.js';
 import { bitIsSet, bitmapBytes, encodeListing, sourceIndex } from './listing.js';
 import type { SourceEntry } from './tree.js';
@@ -81,6 +81,9 @@ export class AgentClient {
   private readonly session: FrameSession;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
+  /** Signatures asked for ahead (prefetchSignatures), by seed and path, each taken once. */
+  private readonly ahead = new Map<string, Promise<SignatureResult>>();
+  private aheadSeed: bigint | undefined;
   private closeError: TransportError | undefined;
   info: AgentInfo | undefined;
   /**
@@ -388,9 +391,43 @@ export class AgentClient {
   /**
    * Signatures of several small files in one request (docs/protocol.md, Batches), in `paths` order:
    * each a native signature with our seed, or the failure of that file alone (TOO_LARGE: ask for it
-   * alone).
+   * alone). Those asked for ahead (prefetchSignatures, same seed) are taken from there.
    */
-  async signatureBatch(paths: readonly string[], seed: bigint): Promise<({ ok: true; signature: Uint8Array } | Extract<BatchResult, { ok: false }>)[]> {
+  async signatureBatch(paths: readonly string[], seed: bigint): Promise<SignatureResult[]> {
+    const taken = paths.map((path) => {
+      const key = aheadKey(seed, path);
+      const ahead = this.ahead.get(key);
+      if (ahead) this.ahead.delete(key);
+      return ahead;
+    });
+    const rest = paths.filter((_, i) => taken[i] === undefined);
+    const fresh = rest.length > 0 ? await this.requestSignatures(rest, seed) : [];
+    const results: SignatureResult[] = [];
+    let next = 0;
+    for (const ahead of taken) results.push(ahead ? await ahead : fresh[next++]);
+    return results;
+  }
+
+  /**
+   * Asks now, MAX_BATCH_FILES to a request, for the signatures that later signatureBatch calls with
+   * this seed will want: the agent makes them while this side plans (a sync asks for those of the
+   * small files its compared listing found changed). Each is taken once; a failed request fails the
+   * signatureBatch that takes its results.
+   */
+  prefetchSignatures(paths: readonly string[], seed: bigint): void {
+    // A run has one seed: what an earlier run (a kept session) asked for and never took goes.
+    if (seed !== this.aheadSeed) this.ahead.clear();
+    this.aheadSeed = seed;
+    for (let i = 0; i < paths.length; i += MAX_BATCH_FILES) {
+      const chunk = paths.slice(i, i + MAX_BATCH_FILES);
+      const reply = this.requestSignatures(chunk, seed);
+      reply.catch(() => {}); // awaited by the signatureBatch that takes it, if any
+      chunk.forEach((path, k) => this.ahead.set(aheadKey(seed, path), reply.then((results) => results[k])));
+    }
+  }
+
+  /** One `sigs` request. */
+  private async requestSignatures(paths: readonly string[], seed: bigint): Promise<SignatureResult[]> {
     const parts: Uint8Array[] = [];
     let total = 0;
     const final = await this.request(
@@ -642,6 +679,13 @@ export class AgentClient {
   abort(error?: TransportError): void {
     this.session.destroy(error);
   }
+}
+
+/** A small file's signature from a batch, or why that file failed (TOO_LARGE: ask for it alone). */
+export type SignatureResult = { ok: true; signature: Uint8Array } | Extract<BatchResult, { ok: false }>;
+
+function aheadKey(seed: bigint, path: string): string {
+  return `${seed}/${path}`;
 }
 
 const DEFAULT_IDLE_TIMEOUT = 60_000;

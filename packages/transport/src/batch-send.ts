@@ -7,9 +7,11 @@
  */
 import { createDelta, decodeSignature, indexSignature, literalDeltaLength, loadStrongSums, writeLiteralDelta } from '@deltacast/core/deferred';
 import type { AgentClient } from './agent-client.js';
-import { MAX_BATCH_BYTES, MAX_BATCH_FILES, TOO_LARGE } from './batch.js';
+import { MAX_BATCH_BASIS, MAX_BATCH_BYTES, MAX_BATCH_FILES, TOO_LARGE } from './batch.js';
+import { sourceIndex, type RemoteListing } from './listing.js';
 import { ProtocolError, RemoteError } from './errors.js';
 import { hasBasis, type Change } from './plan.js';
+import type { SourceTree } from './tree.js';
 
 /** A file under this size (at the scan) goes in a batch. */
 export const SMALL_FILE = 64 * 1024;
@@ -53,6 +55,25 @@ export function batchEnd<T>(items: readonly T[], start: number, small: (item: T)
     end++;
   }
   return end;
+}
+
+/**
+ * The paths whose signatures the batches will ask for, as a compared listing tells them before any
+ * plan: small source files (under SMALL_FILE at the scan) that the destination holds, different, as
+ * regular files of at most MAX_BATCH_BASIS. In source order, the order the batches go in. None for a
+ * listing that was not compared: every entry is in it.
+ */
+export function changedSmallFiles(tree: SourceTree, remote: RemoteListing): string[] {
+  if (!remote.unchanged) return [];
+  const index = sourceIndex(tree.entries);
+  const found: number[] = [];
+  for (const e of remote.entries) {
+    if (e.type !== 'f' || e.size > MAX_BATCH_BASIS) continue;
+    const i = index.get(e.path);
+    if (i !== undefined && tree.entries[i].type === 'f' && tree.entries[i].size < SMALL_FILE) found.push(i);
+  }
+  found.sort((a, b) => a - b);
+  return found.map((i) => tree.entries[i].path);
 }
 
 /** A change's path and size when it can go in a batch. */

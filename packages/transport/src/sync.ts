@@ -19,7 +19,7 @@ import { scanSource, type SourceEntry, type SourceTree } from './tree.js';
 import { listRemote, type RemoteListing } from './listing.js';
 import { InFlightBytes } from './in-flight.js';
 import { BATCH_CAPABILITY } from './batch.js';
-import { batchable, batchEnd, sendBatch, smallChange } from './batch-send.js';
+import { batchable, batchEnd, changedSmallFiles, sendBatch, smallChange } from './batch-send.js';
 import type { ByteStreams } from './wire.js';
 import { openDestination, type DestinationOptions } from './open-destination.js';
 
@@ -127,17 +127,19 @@ export async function syncTree(
   try {
     const tree = await scanned;
     const remote = await (early ?? listRemote(client, tree, { extraneous: options.delete ?? false }));
+    const seed = randomBytes(8).readBigUInt64BE();
+    const batches = client.info?.capabilities.includes(BATCH_CAPABILITY) ?? false;
+    // The agent signs the small files it found changed while this side plans.
+    if (batches && !options.dryRun) client.prefetchSignatures(changedSmallFiles(tree, remote), seed);
     const sameContent = options.checksum ? await contentComparer(tree, remote.entries, client) : undefined;
     const plan = planChanges(tree, remote.entries, filter, { delete: options.delete ?? false, sameContent, unchanged: remote.unchanged });
     run = new DestinationRun(target.name, client, plan, options);
     run.announce();
     if (!options.dryRun) {
       await run.prepare();
-      const seed = randomBytes(8).readBigUInt64BE();
       const queue = run.files();
       const workers = Math.max(1, Math.min(options.concurrency ?? DEFAULT_CONCURRENCY, queue.length));
       const bytes = new InFlightBytes(IN_FLIGHT_BYTES);
-      const batches = client.info?.capabilities.includes(BATCH_CAPABILITY) ?? false;
       const alone = async (change: Change) => {
         const size = change.source?.size ?? 0;
         await bytes.acquire(size);

@@ -7,7 +7,8 @@ import { AgentClient } from '../src/agent-client.js';
 import { BATCH_CAPABILITY, MAX_BATCH_BASIS, MAX_BATCH_FILES, MAX_SETATTRS, SETATTRS_CAPABILITY } from '../src/batch.js';
 import type { Header } from '../src/frame.js';
 import { inProcessAgent } from '../src/local.js';
-import { leftovers, pseudoRandom, runSync, sha256, useTempDirs, writeTree } from './helpers/tree.js';
+import { relayedAgent } from './helpers/relay.js';
+import { BASE_MTIME_MS, diffTrees, file, leftovers, pseudoRandom, runSync, sha256, useTempDirs, writeTree, type TreeSpec } from './helpers/tree.js';
 import { newFileDelta, RawClient } from './helpers/raw-client.js';
 
 const tempDir = useTempDirs();
@@ -264,6 +265,64 @@ describe('the client sends small files in batches', () => {
     expect(sha256(await readFile(join(root, 'new')))).toBe(sha256(data));
     await client.close();
     await agent.done;
+  });
+
+  it('signatures asked for ahead are taken by signatureBatch, each once, in order with those asked now', async () => {
+    const types: string[] = [];
+    const agent = relayedAgent(
+      (h) => {
+        types.push(`${String(h.t)}${Array.isArray(h.paths) ? `:${h.paths.join(',')}` : ''}`);
+        return h;
+      },
+      (h) => h,
+    );
+    const client = await AgentClient.connect(agent, { root });
+    for (const name of ['a', 'b', 'c']) await writeFile(join(root, name), pseudoRandom(3000, name.charCodeAt(0)));
+    const direct = await client.signatureBatch(['a', 'b', 'c'], 9n);
+    client.prefetchSignatures(['c'], 8n); // an earlier run's seed, forgotten at the next
+    client.prefetchSignatures(['a', 'missing', 'c'], 9n);
+    const mixed = await client.signatureBatch(['c', 'b', 'missing', 'a'], 9n);
+    expect(mixed.map((r) => (r.ok ? sha256(r.signature) : r.code))).toEqual([
+      sha256((direct[2] as { signature: Uint8Array }).signature),
+      sha256((direct[1] as { signature: Uint8Array }).signature),
+      'PATH_INVALID',
+      sha256((direct[0] as { signature: Uint8Array }).signature),
+    ]);
+    // Taken once: asking again makes a request of its own.
+    await client.signatureBatch(['a'], 9n);
+    expect(types.filter((t) => t.startsWith('sigs'))).toEqual(['sigs:a,b,c', 'sigs:c', 'sigs:a,missing,c', 'sigs:b', 'sigs:a']);
+    expect(await client.signatureBatch(['c'], 8n)).toHaveLength(1); // asked anew: the seed-8 one was dropped
+    expect(types.filter((t) => t.startsWith('sigs'))).toHaveLength(6);
+    await client.close();
+    await agent.done;
+  });
+
+  it('a sync asks for the signatures of the small files its compared listing found changed before it plans', async () => {
+    const src = join(tempDir(), 'src');
+    const files: Record<string, Uint8Array> = {};
+    for (let i = 0; i < 5; i++) files[`f${i}`] = pseudoRandom(4000, 20 + i);
+    await writeTree(src, files);
+    expect((await runSync(`${src}/`, root)).ok).toBe(true);
+    const changed: TreeSpec = {};
+    for (let i = 0; i < 5; i += 2) changed[`f${i}`] = file(Uint8Array.from(files[`f${i}`]).fill(7, 100, 200), { mtimeMs: BASE_MTIME_MS + 5000 });
+    changed['newdir/x'] = 'x';
+    await writeTree(src, changed);
+    const types: string[] = [];
+    const agent = relayedAgent(
+      (h) => {
+        types.push(`${String(h.t)}${Array.isArray(h.paths) ? `:${h.paths.join(',')}` : ''}`);
+        return h;
+      },
+      (h) => h,
+    );
+    const summary = await runSync(`${src}/`, root, {}, agent);
+    expect(summary).toMatchObject({ ok: true, updated: 3, created: 1 });
+    expect(await diffTrees(src, root)).toEqual([]);
+    // Asked for right after the compare, before the plan's first change (the new directory).
+    const sigs = types.indexOf('sigs:f0,f2,f4');
+    expect(sigs).toBeGreaterThan(types.indexOf('compare'));
+    expect(sigs).toBeLessThan(types.indexOf('mkdir'));
+    expect(types.filter((t) => t.startsWith('sigs'))).toHaveLength(1);
   });
 
   it('a sync sends a small file whose destination basis is too large for a batch alone, and gets it right', async () => {
