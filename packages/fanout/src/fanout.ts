@@ -28,6 +28,7 @@ import {
   batchEnd,
   BATCH_CAPABILITY,
   changedSmallFiles,
+  nextTurn,
   SMALL_FILE,
   recordFailure,
   scanSource,
@@ -193,8 +194,11 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
       }
       // An agent that compares our listing (encoded once for all) sends back only what differs.
       const listing = await listRemote(client, tree, { extraneous: options.delete ?? false, checksum: options.checksum });
-      // The agent signs the small files it found changed while the other destinations are planned.
-      if (!options.dryRun && (client.info?.capabilities.includes(BATCH_CAPABILITY) ?? false)) client.prefetchSignatures(changedSmallFiles(tree, listing), seed);
+      // The agent signs the small files it found changed while this destination and the others are
+      // planned; the requests leave before the plan holds this thread.
+      if (!options.dryRun && (client.info?.capabilities.includes(BATCH_CAPABILITY) ?? false) && client.prefetchSignatures(changedSmallFiles(tree, listing), seed) > 0) {
+        await nextTurn();
+      }
       const files = new Set(listing.entries.filter((r) => r.type === 'f').map((r) => r.path));
       remoteFiles.set(name, (path) => files.has(path) || heldUnchanged(listing, tree, path));
       const sameContent = options.checksum ? await contentComparer(tree, listing.entries, client, sourceHashes) : undefined;

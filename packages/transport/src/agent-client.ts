@@ -412,9 +412,10 @@ export class AgentClient {
    * Asks now, MAX_BATCH_FILES to a request, for the signatures that later signatureBatch calls with
    * this seed will want: the agent makes them while this side plans (a sync asks for those of the
    * small files its compared listing found changed). Each is taken once; a failed request fails the
-   * signatureBatch that takes its results.
+   * signatureBatch that takes its results. Returns the number of requests made; they leave with the
+   * session's next batch of frames (the next turn of the event loop).
    */
-  prefetchSignatures(paths: readonly string[], seed: bigint): void {
+  prefetchSignatures(paths: readonly string[], seed: bigint): number {
     // A run has one seed: what an earlier run (a kept session) asked for and never took goes.
     if (seed !== this.aheadSeed) this.ahead.clear();
     this.aheadSeed = seed;
@@ -424,6 +425,7 @@ export class AgentClient {
       reply.catch(() => {}); // awaited by the signatureBatch that takes it, if any
       chunk.forEach((path, k) => this.ahead.set(aheadKey(seed, path), reply.then((results) => results[k])));
     }
+    return Math.ceil(paths.length / MAX_BATCH_FILES);
   }
 
   /** One `sigs` request. */

@@ -129,8 +129,9 @@ export async function syncTree(
     const remote = await (early ?? listRemote(client, tree, { extraneous: options.delete ?? false }));
     const seed = randomBytes(8).readBigUInt64BE();
     const batches = client.info?.capabilities.includes(BATCH_CAPABILITY) ?? false;
-    // The agent signs the small files it found changed while this side plans.
-    if (batches && !options.dryRun) client.prefetchSignatures(changedSmallFiles(tree, remote), seed);
+    // The agent signs the small files it found changed while this side plans. The requests leave
+    // first: the plan holds this thread, and they would wait for it in the session's batch.
+    if (batches && !options.dryRun && client.prefetchSignatures(changedSmallFiles(tree, remote), seed) > 0) await nextTurn();
     const sameContent = options.checksum ? await contentComparer(tree, remote.entries, client) : undefined;
     const plan = planChanges(tree, remote.entries, filter, { delete: options.delete ?? false, sameContent, unchanged: remote.unchanged });
     run = new DestinationRun(target.name, client, plan, options);
@@ -193,6 +194,11 @@ export async function syncTree(
   summary.durationMs = performance.now() - started;
   options.onEvent?.({ type: 'summary', destination: target.name, result: summary });
   return summary;
+}
+
+/** Resolves after the event loop's next turn, once what this one queued (batched frames, corked writes) has gone out. */
+export function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /**
