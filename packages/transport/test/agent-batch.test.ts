@@ -7,7 +7,7 @@ import { AgentClient } from '../src/agent-client.js';
 import { BATCH_CAPABILITY, MAX_BATCH_BASIS, MAX_BATCH_FILES, MAX_SETATTRS, SETATTRS_CAPABILITY } from '../src/batch.js';
 import type { Header } from '../src/frame.js';
 import { inProcessAgent } from '../src/local.js';
-import { relayedAgent } from './helpers/relay.js';
+import { recordingAgent } from './helpers/relay.js';
 import { BASE_MTIME_MS, diffTrees, file, leftovers, pseudoRandom, runSync, sha256, useTempDirs, writeTree, type TreeSpec } from './helpers/tree.js';
 import { newFileDelta, RawClient } from './helpers/raw-client.js';
 
@@ -32,12 +32,19 @@ async function puts(c: RawClient, id: number, files: { path: string; data: Uint8
   return c.reply(id);
 }
 
+/** A request as `type` or `type:path,path` for those that carry paths. */
+const typeAndPaths = (h: Header) => `${String(h.t)}${Array.isArray(h.paths) ? `:${h.paths.join(',')}` : ''}`;
+
+/** A raw client whose hello the agent answered, listing `capability`. */
+async function clientOffering(capability: string): Promise<RawClient> {
+  const c = new RawClient();
+  expect((await c.hello(root)).caps).toContain(capability);
+  return c;
+}
+
 describe('the agent takes batches of small files', () => {
   let c: RawClient;
-  beforeEach(async () => {
-    c = new RawClient();
-    expect((await c.hello(root)).caps).toContain(BATCH_CAPABILITY);
-  });
+  beforeEach(async () => void (c = await clientOffering(BATCH_CAPABILITY)));
 
   it('writes every file of a puts with its mode and mtime, and answers with their sizes', async () => {
     const files = [
@@ -141,10 +148,7 @@ describe('the agent takes batches of small files', () => {
 
 describe('the agent sets attributes in batches (setattrs)', () => {
   let c: RawClient;
-  beforeEach(async () => {
-    c = new RawClient();
-    expect((await c.hello(root)).caps).toContain(SETATTRS_CAPABILITY);
-  });
+  beforeEach(async () => void (c = await clientOffering(SETATTRS_CAPABILITY)));
 
   it('applies each entry in order, null fields left alone, a symlink itself and never its target', async () => {
     await mkdir(join(root, 'd/e'), { recursive: true });
@@ -268,14 +272,8 @@ describe('the client sends small files in batches', () => {
   });
 
   it('signatures asked for ahead are taken by signatureBatch, each once, in order with those asked now', async () => {
-    const types: string[] = [];
-    const agent = relayedAgent(
-      (h) => {
-        types.push(`${String(h.t)}${Array.isArray(h.paths) ? `:${h.paths.join(',')}` : ''}`);
-        return h;
-      },
-      (h) => h,
-    );
+    const agent = recordingAgent(typeAndPaths);
+    const types = agent.requests;
     const client = await AgentClient.connect(agent, { root });
     for (const name of ['a', 'b', 'c']) await writeFile(join(root, name), pseudoRandom(3000, name.charCodeAt(0)));
     const direct = await client.signatureBatch(['a', 'b', 'c'], 9n);
@@ -307,14 +305,8 @@ describe('the client sends small files in batches', () => {
     for (let i = 0; i < 5; i += 2) changed[`f${i}`] = file(Uint8Array.from(files[`f${i}`]).fill(7, 100, 200), { mtimeMs: BASE_MTIME_MS + 5000 });
     changed['newdir/x'] = 'x';
     await writeTree(src, changed);
-    const types: string[] = [];
-    const agent = relayedAgent(
-      (h) => {
-        types.push(`${String(h.t)}${Array.isArray(h.paths) ? `:${h.paths.join(',')}` : ''}`);
-        return h;
-      },
-      (h) => h,
-    );
+    const agent = recordingAgent(typeAndPaths);
+    const types = agent.requests;
     const summary = await runSync(`${src}/`, root, {}, agent);
     expect(summary).toMatchObject({ ok: true, updated: 3, created: 1 });
     expect(await diffTrees(src, root)).toEqual([]);

@@ -6,24 +6,10 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SETATTRS_CAPABILITY } from '../src/batch.js';
-import type { ByteStreams } from '../src/wire.js';
-import { hideCapability, relayedAgent } from './helpers/relay.js';
+import { hideCapability, recordingAgent } from './helpers/relay.js';
 import { BASE_MTIME_MS, diffTrees, dir, file, runSync, useTempDirs, writeTree, type TreeSpec } from './helpers/tree.js';
 
 const tempDir = useTempDirs();
-
-/** An in-process agent whose requests are recorded; `older` hides `setattrs` from the client. */
-function recordedAgent(older: boolean): ByteStreams & { types: string[]; done: Promise<void> } {
-  const types: string[] = [];
-  const streams = relayedAgent(
-    (h) => {
-      types.push(String(h.t));
-      return h;
-    },
-    older ? hideCapability(SETATTRS_CAPABILITY) : (h) => h,
-  );
-  return { ...streams, types };
-}
 
 /** 300 directories three deep, a file in each, and a few files whose mode alone differs later. */
 function tree(mtimeMs: number): TreeSpec {
@@ -47,18 +33,18 @@ describe('directory attributes at the end of a sync', () => {
       const src = join(tempDir(), 'src');
       const dst = join(tempDir(), 'dst');
       await writeTree(src, tree(BASE_MTIME_MS));
-      const first = recordedAgent(older);
+      const first = recordingAgent(undefined, older ? hideCapability(SETATTRS_CAPABILITY) : undefined);
       expect((await runSync(`${src}/`, dst, {}, first)).ok).toBe(true);
       expect(await diffTrees(src, dst)).toEqual([]);
       // Every file changes and some modes: every directory's mtime moves and is set back.
       const changed = tree(BASE_MTIME_MS + 5000);
       for (const key of Object.keys(changed)) if (key.endsWith('.txt')) changed[key] = file(`changed ${key}`, { mode: key.includes('f3') ? 0o600 : 0o644, mtimeMs: BASE_MTIME_MS + 9000 });
       await writeTree(src, changed);
-      const second = recordedAgent(older);
+      const second = recordingAgent(undefined, older ? hideCapability(SETATTRS_CAPABILITY) : undefined);
       const summary = await runSync(`${src}/`, dst, {}, second);
       expect(summary.ok).toBe(true);
       expect(await diffTrees(src, dst)).toEqual([]);
-      const count = (t: string) => second.types.filter((x) => x === t).length;
+      const count = (t: string) => second.requests.filter((x) => x === t).length;
       if (older) {
         expect(count('setattrs')).toBe(0);
         expect(count('setattr')).toBeGreaterThanOrEqual(333);

@@ -35,3 +35,16 @@ export function relayedAgent(toAgent: Rewrite, fromAgent: Rewrite): ByteStreams 
 export function hideCapability(capability: string): Rewrite {
   return (h) => (h.t === 'hello' && Array.isArray(h.caps) ? { ...h, caps: h.caps.filter((c) => c !== capability) } : h);
 }
+
+/** An agent whose requests are recorded in order, each as `describe` gives it (its type by default). */
+export function recordingAgent(
+  describe: (header: Header) => string = (h) => String(h.t),
+  fromAgent: Rewrite = (h) => h,
+): ByteStreams & { requests: string[]; done: Promise<void> } {
+  const requests: string[] = [];
+  const streams = relayedAgent((h) => {
+    requests.push(describe(h));
+    return h;
+  }, fromAgent);
+  return { ...streams, requests };
+}
