@@ -423,7 +423,11 @@ export class AgentClient {
       const chunk = paths.slice(i, i + MAX_BATCH_FILES);
       const reply = this.requestSignatures(chunk, seed);
       reply.catch(() => {}); // awaited by the signatureBatch that takes it, if any
-      chunk.forEach((path, k) => this.ahead.set(aheadKey(seed, path), reply.then((results) => results[k])));
+      chunk.forEach((path, k) => {
+        const result = reply.then((results) => results[k]);
+        result.catch(() => {}); // one never taken (the session failed first) must not go unhandled
+        this.ahead.set(aheadKey(seed, path), result);
+      });
     }
     return Math.ceil(paths.length / MAX_BATCH_FILES);
   }

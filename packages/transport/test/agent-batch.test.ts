@@ -295,6 +295,18 @@ describe('the client sends small files in batches', () => {
     await agent.done;
   });
 
+  it('signatures asked for ahead and never taken leave nothing unhandled when the session fails', async () => {
+    const agent = inProcessAgent();
+    const client = await AgentClient.connect(agent, { root });
+    await writeFile(join(root, 'a'), pseudoRandom(3000, 1));
+    expect(client.prefetchSignatures(['a'], 3n)).toBe(1);
+    client.abort();
+    await expect(client.signatureBatch(['a'], 3n)).rejects.toThrow();
+    expect(client.prefetchSignatures(['b', 'c'], 4n)).toBe(1); // asked on a closed session: fails, unhandled by no one
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await agent.done.catch(() => {});
+  });
+
   it('a sync asks for the signatures of the small files its compared listing found changed before it plans', async () => {
     const src = join(tempDir(), 'src');
     const files: Record<string, Uint8Array> = {};
