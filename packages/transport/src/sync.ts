@@ -165,7 +165,7 @@ export async function syncTree(
             await bytes.acquire(size);
             let outcomes;
             try {
-              outcomes = await sendBatch(group, client, seed, options, (c) => readSmallFile(c.source!.local));
+              outcomes = await sendBatch(group, client, seed, options, (c) => readSmallFile(c.source!.local, c.source!.size));
             } catch (error) {
               for (const c of group) run!.fail(c.path, error);
               continue;
@@ -237,7 +237,7 @@ export async function sendFile(change: Change, client: AgentClient, seed: bigint
   if (!hasBasis(change)) {
     // A new file: its delta is its bytes, nothing to match. A small one is read whole, its delta made
     // in one buffer of its size; a large one goes a LITERAL per chunk read.
-    const whole = source.size >= READ_CHUNK ? undefined : readSmallFile(source.local);
+    const whole = source.size >= READ_CHUNK ? undefined : readSmallFile(source.local, source.size);
     if (whole) {
       const literalBytes = whole.length;
       const result = await client.put(change.path, attributes, [literalDelta(whole)], { basis: false, compress: options.compress });
@@ -327,9 +327,10 @@ let readBuffer: Uint8Array | undefined;
 
 /**
  * A file read whole into readChunks' shared buffer (valid as its chunks are), or undefined when it
- * holds READ_CHUNK bytes or more now: then it is read in chunks after all.
+ * holds READ_CHUNK bytes or more now: then it is read in chunks after all. `expected`: its size at
+ * the scan.
  */
-function readSmallFile(path: string): Uint8Array | undefined {
+function readSmallFile(path: string, expected: number): Uint8Array | undefined {
   const fd = openSync(path, 'r');
   try {
     readBuffer ??= new Uint8Array(READ_CHUNK);
@@ -338,8 +339,9 @@ function readSmallFile(path: string): Uint8Array | undefined {
       const want = READ_CHUNK - length;
       const n = readSync(fd, readBuffer, length, want, null);
       length += n;
-      // A regular file reads short only at its end: no second read to be told so.
-      if (n < want) return readBuffer.subarray(0, length);
+      // A short read that brings the file to its scanned size is its end (on a local file system a
+      // regular file reads short only there): no second read to be told so. Any other is checked.
+      if (n === 0 || (n < want && length === expected)) return readBuffer.subarray(0, length);
       if (length === READ_CHUNK) return undefined;
     }
   } finally {
@@ -361,11 +363,15 @@ export function* readChunks(path: string, sizeHint: number): Generator<Uint8Arra
     readBuffer ??= new Uint8Array(READ_CHUNK);
     // Up to a little past the expected size (so a file that grew is seen at once), in READ_CHUNK pieces.
     const want = Math.min(READ_CHUNK, Math.max(4096, sizeHint + 1));
+    let total = 0;
     for (;;) {
       const n = readSync(fd, readBuffer, 0, want, null);
-      if (n > 0) yield readBuffer.subarray(0, n);
-      // A regular file reads short only at its end (the chunk just given is the last).
-      if (n < want) return;
+      if (n === 0) return;
+      total += n;
+      yield readBuffer.subarray(0, n);
+      // A short read that brings the file to its expected size is its end (on a local file system a
+      // regular file reads short only there): no read more to be told so. Any other is checked.
+      if (n < want && total === sizeHint) return;
     }
   } finally {
     closeSync(fd);
