@@ -422,7 +422,6 @@ export class AgentClient {
     for (let i = 0; i < paths.length; i += MAX_BATCH_FILES) {
       const chunk = paths.slice(i, i + MAX_BATCH_FILES);
       const reply = this.requestSignatures(chunk, seed);
-      reply.catch(() => {}); // awaited by the signatureBatch that takes it, if any
       chunk.forEach((path, k) => {
         const result = reply.then((results) => results[k]);
         result.catch(() => {}); // one never taken (the session failed first) must not go unhandled
