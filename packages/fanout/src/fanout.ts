@@ -20,6 +20,7 @@ import {
   heldUnchanged,
   isSessionFailure,
   listRemote,
+  encodeAhead,
   openDestination,
   planChanges,
   ProtocolError,
@@ -153,10 +154,15 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
   const parallel = Math.max(1, options.parallel ?? DEFAULT_PARALLEL);
   const filter = await buildFilter(options);
   await lstat(options.source); // a missing source is reported before connecting anywhere
-  // Scanned while the destinations connect (the scan yields to the event loop now and then), so the
-  // remote shells and agents start during it; each destination waits for it before its listing. A
-  // scan that fails ends the run with its error once the sessions opened meanwhile are let go.
-  const scanned = scanSource(options.source, filter, { paths: options.paths });
+  // Scanned while the destinations connect (the scan gives the event loop a turn every millisecond),
+  // so the remote shells and agents start during it; the listing is then encoded, once for all, while
+  // the agents start. Each destination waits for it before its listing. A scan that fails ends the
+  // run with its error once the sessions opened meanwhile are let go.
+  const scanned = scanSource(options.source, filter, { paths: options.paths }).then(async (tree) => {
+    await nextTurn();
+    encodeAhead(tree, options);
+    return tree;
+  });
   scanned.catch(() => {});
   const results = new Map<string, SyncSummary>(options.destinations.map((d) => [d, emptySummary(options.dryRun ?? false)]));
 

@@ -9,7 +9,7 @@ export { AgentClient, type RemoteEntry, type HelloOptions, type AgentInfo, type 
 export { scanSource, type ScanOptions, type SourceEntry, type SourceTree } from './tree.js';
 export { PathFilter, parseFilterFile, type FilterRule } from './filter.js';
 export { hasBasis, planChanges, quickCheck, type Plan, type Change, type ChangeKind } from './plan.js';
-export { listRemote, heldUnchanged, encodeListing, decodeListing, type RemoteListing, type Listing } from './listing.js';
+export { listRemote, encodeAhead, heldUnchanged, encodeListing, decodeListing, type RemoteListing, type Listing } from './listing.js';
 export { inProcessAgent, childProcessAgent, agentEntryPath } from './local.js';
 export { FrameSession, type ByteStreams } from './wire.js';
 export { FrameDecoder, encodeFrameHead, MAX_HEADER_LENGTH, MAX_PAYLOAD_LENGTH, type Frame, type Header } from './frame.js';

@@ -470,10 +470,26 @@ export async function listRemote(
   options: { extraneous: boolean; checksum?: boolean },
 ): Promise<RemoteListing> {
   const scope = tree.scope;
-  const fits = scope === undefined || (scope.length <= MAX_LIST_PATHS && scope.reduce((n, p) => n + p.length, 0) <= COMPARE_PATHS_BYTES);
   const capable = client.info?.capabilities.includes(LIST_COMPARE_CAPABILITY) ?? false;
-  if (!capable || options.checksum || !fits || tree.entries.length > MAX_LISTING_ENTRIES) return { entries: await client.list(scope) };
+  if (!capable || !comparable(tree, options)) return { entries: await client.list(scope) };
   return client.compare(tree.entries, { paths: scope, extraneous: options.extraneous });
+}
+
+/**
+ * Encodes the listing a compare will send (encodeListing keeps it for those entries) as soon as the
+ * scan is done: a sync or fan-out then does it while it waits for the agents' hellos, not after. Only
+ * where listRemote would compare (not with --checksum, not beyond MAX_LISTING_ENTRIES); an agent
+ * without the capability is listed the old way, and the bytes go unused.
+ */
+export function encodeAhead(tree: SourceTree, options: { checksum?: boolean }): void {
+  if (comparable(tree, options)) encodeListing(tree.entries);
+}
+
+/** Whether a capable agent is sent this tree as a compared listing (else it is listed): see listRemote. */
+function comparable(tree: SourceTree, options: { checksum?: boolean }): boolean {
+  const scope = tree.scope;
+  const fits = scope === undefined || (scope.length <= MAX_LIST_PATHS && scope.reduce((n, p) => n + p.length, 0) <= COMPARE_PATHS_BYTES);
+  return !options.checksum && fits && tree.entries.length <= MAX_LISTING_ENTRIES;
 }
 
 /** Whether a compared listing says the destination holds source entry `path` unchanged. */

@@ -16,7 +16,7 @@ import { DestinationRun, emptySummary, isSessionFailure, recordFailure } from '.
 import { parseFilterFile, PathFilter, type FilterRule } from './filter.js';
 import { hasBasis, planChanges, type Change } from './plan.js';
 import { scanSource, type SourceEntry, type SourceTree } from './tree.js';
-import { listRemote, type RemoteListing } from './listing.js';
+import { encodeAhead, listRemote, type RemoteListing } from './listing.js';
 import { InFlightBytes } from './in-flight.js';
 import { BATCH_CAPABILITY } from './batch.js';
 import { batchable, batchEnd, changedSmallFiles, sendBatch, smallChange } from './batch-send.js';
@@ -312,11 +312,24 @@ export interface SyncOptions extends TransferOptions, DestinationOptions {
 export async function sync(options: SyncOptions): Promise<SyncSummary> {
   const filter = await buildFilter(options);
   await lstat(options.source); // a missing source is reported before connecting anywhere
-  const destination = await openDestination(options.destination, options);
+  // Scanned while the session is set up: the scan gives the event loop a turn every millisecond, so
+  // the handshake goes on, and the listing is encoded before the agent has even started.
+  const stop = new AbortController();
+  const scanned = scanSource(options.source, filter, { paths: options.paths, signal: stop.signal }).then(async (tree) => {
+    await nextTurn();
+    encodeAhead(tree, options);
+    return tree;
+  });
+  scanned.catch(() => {}); // awaited by syncTree; not if the connection fails first
+  let destination: Awaited<ReturnType<typeof openDestination>>;
   try {
-    // Scanned once the agent has its requests (the scan blocks this thread: before connecting, it held up the SSH handshake).
-    const scan = () => scanSource(options.source, filter, { paths: options.paths });
-    return await syncTree(scan, { name: destination.name, streams: destination.streams, root: destination.root }, filter, options);
+    destination = await openDestination(options.destination, options);
+  } catch (error) {
+    stop.abort(error);
+    throw error;
+  }
+  try {
+    return await syncTree(scanned, { name: destination.name, streams: destination.streams, root: destination.root }, filter, options);
   } finally {
     await destination.close(); // a local agent has let go of the lock when sync() settles, also after an error
   }

@@ -27,8 +27,13 @@ export interface SourceEntry {
   linkTarget?: string;
 }
 
-/** Entries scanned between two turns of the event loop. */
-const YIELD_EVERY = 1024;
+/**
+ * The scan gives the event loop a turn once it has held the thread this long: a sync scans while
+ * its SSH session is set up, and each step of the handshake waits at most this for the scan.
+ */
+const YIELD_AFTER_MS = 1;
+/** Entries between two looks at the clock. */
+const CLOCK_EVERY = 32;
 
 export interface SourceTree {
   /** The local directory whose contents map to the destination root. */
@@ -53,6 +58,8 @@ export interface ScanOptions {
    * are entries too (not walked). Excluded paths stay excluded.
    */
   paths?: readonly string[];
+  /** Ends the scan (it rejects with the signal's reason) at its next turn of the event loop. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -79,15 +86,22 @@ export async function scanSource(source: string, filter = new PathFilter([]), op
   const typeOf = (s: Awaited<ReturnType<typeof lstat>>): EntryType | undefined =>
     s.isDirectory() ? 'd' : s.isSymbolicLink() ? 'l' : s.isFile() ? 'f' : undefined;
 
-  let sinceYield = 0;
+  // A turn of the event loop every millisecond or so: connections being set up meanwhile (sync and
+  // the fan-out connect while they scan) go on at once, not after the scan.
+  let sinceClock = 0;
+  let held = performance.now();
+  const turn = async (): Promise<void> => {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    options.signal?.throwIfAborted();
+    held = performance.now();
+  };
+  /** A promise when the scan has held the thread long enough: awaited, it gives the event loop a turn. */
+  const pause = (): Promise<void> | undefined => {
+    if (++sinceClock < CLOCK_EVERY) return undefined;
+    sinceClock = 0;
+    return performance.now() - held >= YIELD_AFTER_MS ? turn() : undefined;
+  };
   const walk = async (dir: string, wire: string): Promise<void> => {
-    // A turn of the event loop now and then: connections being set up meanwhile (a fan-out connects
-    // while it scans) go on. Every 1024 entries: a few hundred microseconds of scan.
-    sinceYield += 1;
-    if (sinceYield >= YIELD_EVERY) {
-      sinceYield = 0;
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
     let names: string[];
     try {
       names = readdirSync(dir).sort();
@@ -99,6 +113,8 @@ export async function scanSource(source: string, filter = new PathFilter([]), op
     // `dir` is normalized and a name has no "/": joined without path.join's normalizing pass.
     const prefix = dir.endsWith('/') ? dir : `${dir}/`;
     for (let i = 0; i < names.length; i++) {
+      const paused = pause();
+      if (paused) await paused;
       const name = names[i];
       const local = prefix + name;
       // Synchronous: a cached lstat costs a few microseconds, a thread-pool round trip far more.
@@ -111,7 +127,6 @@ export async function scanSource(source: string, filter = new PathFilter([]), op
         continue;
       }
       if (filter.excludes(path, type === 'd')) continue;
-      sinceYield += 1;
       const entry = toEntry(path, local, s, type);
       if (type === 'l') entry.linkTarget = await readlink(local);
       entries.push(entry);

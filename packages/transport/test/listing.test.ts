@@ -6,11 +6,11 @@ import { AgentClient, type RemoteEntry } from '../src/agent-client.js';
 import { PathError, ProtocolError, TransportError } from '../src/errors.js';
 import type { Frame, Header } from '../src/frame.js';
 import { PathFilter } from '../src/filter.js';
-import { decodeListing, encodeListing, listRemote, LISTING_MAGIC, MAX_LISTING_BYTES } from '../src/listing.js';
+import { decodeListing, encodeAhead, encodeListing, listRemote, LISTING_MAGIC, MAX_LISTING_BYTES } from '../src/listing.js';
 import { inProcessAgent } from '../src/local.js';
 import { LIST_COMPARE_CAPABILITY, PROTOCOL_VERSION } from '../src/messages.js';
 import { planChanges, quickCheck, type Plan } from '../src/plan.js';
-import { scanSource, type SourceEntry } from '../src/tree.js';
+import { scanSource, type SourceEntry, type SourceTree } from '../src/tree.js';
 import { FrameSession, type ByteStreams } from '../src/wire.js';
 import { dir, file, link, useTempDirs, writeTree, BASE_MTIME_MS } from './helpers/tree.js';
 
@@ -48,6 +48,24 @@ describe('the compared listing encoding', () => {
     expect(encodeListing(entries)).toBe(bytes);
     // 11 fixed bytes, a 1-byte size and about 4 path bytes an entry, against 33 for the whole path.
     expect(bytes.length).toBeLessThan(entries.length * 20);
+  });
+
+  it('encodes ahead exactly the listings a compare would send', () => {
+    const encodedBefore = (tree: SourceTree, options: { checksum?: boolean }): boolean => {
+      encodeAhead(tree, options);
+      // What is encoded now is kept: a later change to the entries does not show in the bytes.
+      const original = tree.entries[0].path;
+      tree.entries[0].path = 'renamed';
+      const kept = decodeListing(encodeListing(tree.entries)).paths[0] === original;
+      tree.entries[0].path = original;
+      return kept;
+    };
+    const tree = (scope?: string[]): SourceTree => ({ base: '/src', root: undefined, entries: SAMPLE.map((e) => ({ ...e })), skipped: [], scope });
+    expect(encodedBefore(tree(), {})).toBe(true);
+    expect(encodedBefore(tree(['a', 'z']), {})).toBe(true);
+    // --checksum lists the destination whole; so does a scope too long to send with a compare.
+    expect(encodedBefore(tree(), { checksum: true })).toBe(false);
+    expect(encodedBefore(tree(Array.from({ length: 2000 }, (_, i) => `scope/path-${'x'.repeat(20)}-${i}`)), {})).toBe(false);
   });
 
   it('refuses every truncation and trailing bytes', () => {
