@@ -37,6 +37,7 @@ import { normalizeScope } from './scope.js';
 import { decodeListing, MAX_LISTING_BYTES, MAX_LISTING_ENTRIES } from './listing.js';
 import { ListingComparer } from './listing-comparer.js';
 import { WalkGate } from './walk-gate.js';
+import { entryTypeOf, lstatFields, type EntryStat } from './lstat-fields.js';
 import { parsePartialName, parseTempName, partialPathFor, processAlive, tempPathFor } from './tempfile.js';
 import { FrameSession, type ByteStreams } from './wire.js';
 import { parseStageName, Stage } from './stage.js';
@@ -393,8 +394,8 @@ class Agent {
     // What the walk sees is what later requests check against: directories known before it are not.
     this.dirs.clear();
     /** Lists one entry; false for devices, sockets and fifos, which are not synced. */
-    const push = (path: string, full: string, st: Stats): EntryType | undefined | Promise<EntryType | undefined> => {
-      const type = st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : st.isFile() ? 'f' : undefined;
+    const push = (path: string, full: string, st: EntryStat): EntryType | undefined | Promise<EntryType | undefined> => {
+      const type = entryTypeOf(st.mode);
       if (!type) return undefined;
       const sent = emit(path, type, st, type === 'l' ? readlinkSync(full) : undefined);
       return sent ? sent.then(() => type) : type;
@@ -411,7 +412,7 @@ class Agent {
         const full = childPath(dir, name);
         // The lock, staging directories, temp and partial files all start with a dot.
         if (name.charCodeAt(0) === 0x2e && (await this.walkHidden(dir, wire, name, full, emit))) continue;
-        const st = lstatSync(full, MAY_BE_GONE);
+        const st = lstatFields(full);
         if (!st) continue; // vanished while listing
         const path = joinWire(wire, name);
         let type = push(path, full, st);
@@ -438,7 +439,7 @@ class Agent {
         if (hiddenFromListing(name, wire)) return;
         const full = join(dir, name);
         const here = joinWire(wire, name);
-        const st = lstatSync(full, MAY_BE_GONE);
+        const st = lstatFields(full);
         if (i === parts.length - 1) {
           if (st) {
             if ((await push(here, full, st)) === 'd') await walk(full, here);
@@ -451,14 +452,15 @@ class Agent {
           return;
         }
         if (!st) return;
-        if (st.isSymbolicLink()) {
+        const type = entryTypeOf(st.mode);
+        if (type === 'l') {
           throw new PathError('PATH_SYMLINK', `parent of ${JSON.stringify(path)} is a symlink: ${JSON.stringify(here)}`, { path, symlink: here });
         }
         if (!ancestorsListed.has(here)) {
           ancestorsListed.add(here);
           await push(here, full, st);
         }
-        if (!st.isDirectory()) return;
+        if (type !== 'd') return;
         dir = full;
         wire = here;
       }
@@ -1033,8 +1035,6 @@ class Walked {
   }
 }
 
-/** What a listing sends of an entry's lstat. */
-type EntryStat = Pick<Stats, 'size' | 'mtimeMs' | 'mode' | 'uid' | 'gid'>;
 
 /** An entry found by the walk; a promise when the caller must wait (a full batch being sent). */
 type EmitEntry = (path: string, type: EntryType | 'p', st: EntryStat, linkTarget: string | undefined) => Promise<void> | undefined;

@@ -4,13 +4,14 @@
  * fifos are skipped and reported. A scoped scan (`paths`) looks only at those paths and the
  * directories above them (src/scope.ts).
  */
-import { lstatSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { lstat, readlink } from 'node:fs/promises';
 import { basename, join, normalize } from 'node:path';
 import type { EntryType } from './messages.js';
 import { PathFilter } from './filter.js';
 import { PathError } from './errors.js';
 import { joinWire } from './paths.js';
+import { entryTypeOf, lstatFields, type EntryStat } from './lstat-fields.js';
 import { ancestorsOf, normalizeScope } from './scope.js';
 
 export interface SourceEntry {
@@ -72,19 +73,18 @@ export async function scanSource(source: string, filter = new PathFilter([]), op
   const st = await lstat(source);
   const entries: SourceEntry[] = [];
   const skipped: SourceTree['skipped'] = [];
-  const toEntry = (path: string, local: string, s: Awaited<ReturnType<typeof lstat>>, type: EntryType): SourceEntry => ({
+  const toEntry = (path: string, local: string, s: EntryStat, type: EntryType): SourceEntry => ({
     path,
     local,
     type,
-    size: type === 'f' ? Number(s.size) : 0,
-    mtimeMs: Number(s.mtimeMs),
-    mode: Number(s.mode) & 0o7777,
-    uid: Number(s.uid),
-    gid: Number(s.gid),
+    size: type === 'f' ? s.size : 0,
+    mtimeMs: s.mtimeMs,
+    mode: s.mode & 0o7777,
+    uid: s.uid,
+    gid: s.gid,
   });
 
-  const typeOf = (s: Awaited<ReturnType<typeof lstat>>): EntryType | undefined =>
-    s.isDirectory() ? 'd' : s.isSymbolicLink() ? 'l' : s.isFile() ? 'f' : undefined;
+  const typeOf = (s: EntryStat): EntryType | undefined => entryTypeOf(s.mode);
 
   // A turn of the event loop every millisecond or so: connections being set up meanwhile (sync and
   // the fan-out connect while they scan) go on at once, not after the scan.
@@ -118,7 +118,7 @@ export async function scanSource(source: string, filter = new PathFilter([]), op
       const name = names[i];
       const local = prefix + name;
       // Synchronous: a cached lstat costs a few microseconds, a thread-pool round trip far more.
-      const s = lstatSync(local, { throwIfNoEntry: false });
+      const s = lstatFields(local);
       if (!s) continue; // vanished during the scan
       const path = joinWire(wire, name);
       const type = typeOf(s);
@@ -145,15 +145,15 @@ export async function scanSource(source: string, filter = new PathFilter([]), op
     for (let i = skipAncestors; i < ancestors.length; i++) {
       const a = ancestors[i];
       if (filter.excludes(a, true)) return;
-      const s = lstatSync(local(a), { throwIfNoEntry: false });
-      if (!s?.isDirectory()) return;
+      const s = lstatFields(local(a));
+      if (!s || entryTypeOf(s.mode) !== 'd') return;
       if (!seen.has(a)) {
         seen.add(a);
         entries.push(toEntry(a, local(a), s, 'd'));
       }
     }
     const full = local(path);
-    const s = lstatSync(full, { throwIfNoEntry: false });
+    const s = lstatFields(full);
     if (!s) return; // removed at the source: with delete, the destination's copy goes too
     const type = typeOf(s);
     if (!type) {
