@@ -10,6 +10,7 @@ import { ProtocolError, RemoteError, TransportError } from './errors.js';
 import {
   CAPABILITIES,
   DATA_CHUNK,
+  LIST_COMPARE_ZLIB_CAPABILITY,
   LIST_PATHS_CAPABILITY,
   MAX_LIST_PATHS,
   MIN_PROTOCOL_VERSION,
@@ -21,7 +22,7 @@ import {
 import { wirePathComponents } from './paths.js';
 import { decodeBatchResults, encodeBatchFiles, encodeSetattrs, MAX_BATCH_FILES, type BatchFile, type BatchResult, type SetattrEntry } from './batch.js';
 import { normalizeScope, Scope } from './scope.js';
-import { bitIsSet, bitmapBytes, encodeListing, sourceIndex } from './listing.js';
+import { bitIsSet, bitmapBytes, deflatedListing, encodeListing, sourceIndex } from './listing.js';
 import type { SourceEntry } from './tree.js';
 import { FrameSession, type ByteStreams } from './wire.js';
 
@@ -312,6 +313,10 @@ export class AgentClient {
   ): Promise<{ entries: RemoteEntry[]; unchanged: Uint8Array }> {
     if (this.closeError) throw this.closeError;
     const listing = encodeListing(source);
+    // Deflated for an agent that takes it so (made once for all agents, usually while they started).
+    const packed = this.info?.capabilities.includes(LIST_COMPARE_ZLIB_CAPABILITY) ? await deflatedListing(source) : undefined;
+    if (this.closeError) throw this.closeError;
+    const sent = packed ?? listing;
     const id = this.nextId++;
     const entries: RemoteEntry[] = [];
     const reply = new Promise<Uint8Array>((resolve, reject) => {
@@ -341,11 +346,15 @@ export class AgentClient {
       });
     });
     reply.catch(() => {});
-    const header: Header = { t: 'compare', id, n: source.length, size: listing.length, extra: options.extraneous };
+    const header: Header = { t: 'compare', id, n: source.length, size: sent.length, extra: options.extraneous };
+    if (packed) {
+      header.z = true;
+      header.raw = listing.length;
+    }
     if (options.paths !== undefined) header.paths = [...options.paths];
     await this.session.send(header);
-    for (let at = 0; at < listing.length; at += DATA_CHUNK) {
-      await this.session.send({ t: 'data', id }, listing.subarray(at, at + DATA_CHUNK));
+    for (let at = 0; at < sent.length; at += DATA_CHUNK) {
+      await this.session.send({ t: 'data', id }, sent.subarray(at, at + DATA_CHUNK));
       this.lastFrame = performance.now();
     }
     await this.session.send({ t: 'end', id });

@@ -34,7 +34,7 @@ import {
 import { joinWire, resolveInRootSync } from './paths.js';
 import { decodeBatchFiles, decodeSetattrs, encodeBatchResults, MAX_BATCH_BASIS, MAX_BATCH_FILES, TOO_LARGE, type BatchFile, type BatchResult, type SetattrEntry } from './batch.js';
 import { normalizeScope } from './scope.js';
-import { decodeListing, MAX_LISTING_BYTES, MAX_LISTING_ENTRIES } from './listing.js';
+import { decodeListing, inflateListing, MAX_LISTING_BYTES, MAX_LISTING_ENTRIES } from './listing.js';
 import { ListingComparer } from './listing-comparer.js';
 import { WalkGate } from './walk-gate.js';
 import { entryTypeOf, lstatFields, type EntryStat } from './lstat-fields.js';
@@ -346,6 +346,9 @@ class Agent {
     const n = uint(h, 'n', MAX_LISTING_ENTRIES);
     const size = uint(h, 'size', MAX_LISTING_BYTES);
     const extraneous = bool(h, 'extra');
+    // Deflated (list-compare-zlib): `size` bytes on the wire that inflate to exactly `raw`.
+    const deflated = bool(h, 'z');
+    const raw = deflated ? uint(h, 'raw', MAX_LISTING_BYTES) : size;
     if (!queue) throw new ProtocolError('BAD_MESSAGE', `compare ${id}: no queue`, { id });
     const scope = normalizeScope(requested);
     const parts: Uint8Array[] = [];
@@ -356,7 +359,8 @@ class Agent {
       parts.push(chunk);
     }
     if (received !== size) throw new ProtocolError('BAD_MESSAGE', `compare ${id}: ${received} bytes, ${size} announced`, { id, size });
-    const listing = decodeListing(Buffer.concat(parts, size));
+    const bytes = Buffer.concat(parts, size);
+    const listing = decodeListing(deflated ? inflateListing(bytes, raw) : bytes);
     if (listing.paths.length !== n) throw new ProtocolError('BAD_MESSAGE', `compare ${id}: listing holds ${listing.paths.length} entries, ${n} announced`, { id, n });
     const comparer = new ListingComparer(listing, extraneous);
     const out = new EntryBatcher(this.session, id);

@@ -1,14 +1,15 @@
 import { mkdir, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import { deflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { AgentClient, type RemoteEntry } from '../src/agent-client.js';
 import { PathError, ProtocolError, TransportError } from '../src/errors.js';
 import type { Frame, Header } from '../src/frame.js';
 import { PathFilter } from '../src/filter.js';
-import { decodeListing, encodeAhead, encodeListing, listRemote, LISTING_MAGIC, MAX_LISTING_BYTES } from '../src/listing.js';
+import { decodeListing, deflatedListing, encodeAhead, encodeListing, inflateListing, listRemote, LISTING_MAGIC, MAX_LISTING_BYTES } from '../src/listing.js';
 import { inProcessAgent } from '../src/local.js';
-import { LIST_COMPARE_CAPABILITY, PROTOCOL_VERSION } from '../src/messages.js';
+import { LIST_COMPARE_CAPABILITY, LIST_COMPARE_ZLIB_CAPABILITY, PROTOCOL_VERSION } from '../src/messages.js';
 import { planChanges, quickCheck, type Plan } from '../src/plan.js';
 import { scanSource, type SourceEntry, type SourceTree } from '../src/tree.js';
 import { FrameSession, type ByteStreams } from '../src/wire.js';
@@ -48,6 +49,32 @@ describe('the compared listing encoding', () => {
     expect(encodeListing(entries)).toBe(bytes);
     // 11 fixed bytes, a 1-byte size and about 4 path bytes an entry, against 33 for the whole path.
     expect(bytes.length).toBeLessThan(entries.length * 20);
+  });
+
+  it('deflates a listing once, to bytes that inflate back to the listing', async () => {
+    const entries = Array.from({ length: 2000 }, (_, i) => entry(`dir-${i % 7}/sub/file-${String(i).padStart(5, '0')}.txt`, 'f', { size: i * 37 }));
+    const bytes = encodeListing(entries);
+    const packed = await deflatedListing(entries);
+    expect(deflatedListing(entries)).toBe(deflatedListing(entries));
+    expect(packed.length).toBeLessThan(bytes.length / 2);
+    expect(Buffer.from(inflateListing(packed, bytes.length)).equals(Buffer.from(bytes))).toBe(true);
+  });
+
+  it.each([
+    ['not deflate data', () => new Uint8Array([0xff, 0xfe, 0xfd, 0xfc]), 8, /invalid or inflates past 8/],
+    ['inflating past the size announced', () => deflateRawSync(encodeListing(SAMPLE)), 16, /invalid or inflates past 16/],
+    ['inflating to less than announced', () => deflateRawSync(encodeListing([])), 100, /inflates to 8 bytes, 100 announced/],
+    ['cut short', () => deflateRawSync(encodeListing(SAMPLE)).subarray(0, 10), encodeListing(SAMPLE).length, /invalid/],
+  ])('refuses a deflated listing %s with BAD_MESSAGE', (_name, packed, raw, message) => {
+    const error = (() => {
+      try {
+        inflateListing(packed(), raw);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(ProtocolError);
+    expect(error).toMatchObject({ code: 'BAD_MESSAGE', message: expect.stringMatching(message) });
   });
 
   it('encodes ahead exactly the listings a compare would send', () => {
@@ -421,6 +448,26 @@ describe('the agent refuses malformed compare requests, ending the session', () 
       },
       /holds 1 entries, 2 announced/,
     ],
+    ['a deflated listing whose size is past the cap', (s) => s.send({ t: 'compare', id: 1, n: 0, size: 8, z: true, raw: MAX_LISTING_BYTES + 1, extra: false }), /"raw"/],
+    [
+      'a deflated listing that does not inflate',
+      async (s) => {
+        await s.send({ t: 'compare', id: 1, n: 0, size: 4, z: true, raw: 8, extra: false });
+        await s.send({ t: 'data', id: 1 }, new Uint8Array([0xff, 0xfe, 0xfd, 0xfc]));
+        await s.send({ t: 'end', id: 1 });
+      },
+      /deflated listing is invalid/,
+    ],
+    [
+      'a deflated listing larger than announced',
+      async (s) => {
+        const packed = deflateRawSync(encodeListing([entry('a', 'f')]));
+        await s.send({ t: 'compare', id: 1, n: 1, size: packed.length, z: true, raw: 8, extra: false });
+        await s.send({ t: 'data', id: 1 }, packed);
+        await s.send({ t: 'end', id: 1 });
+      },
+      /inflates past 8 bytes/,
+    ],
     [
       'a listing that does not decode',
       async (s) => {
@@ -442,14 +489,28 @@ describe('the agent refuses malformed compare requests, ending the session', () 
   });
 });
 
-/** A fake agent offering list-compare that answers a compare with the frames the test gives. */
-function fakeComparingAgent(answer: (h: Header, session: FrameSession) => Promise<void>): ByteStreams {
+/**
+ * A fake agent offering list-compare (and what `caps` adds) that answers a compare with the frames
+ * the test gives; `received` gets the compare's header and its data, concatenated.
+ */
+function fakeComparingAgent(
+  answer: (h: Header, session: FrameSession) => Promise<void>,
+  caps: string[] = [],
+  received?: (h: Header, data: Uint8Array) => void,
+): ByteStreams {
   const toAgent = new PassThrough();
   const fromAgent = new PassThrough();
   const session = new FrameSession({ readable: toAgent, writable: fromAgent });
+  let compare: Header | undefined;
+  const data: Uint8Array[] = [];
   session.onFrame((f) => {
-    if (f.header.t === 'hello') void session.send({ t: 'hello', v: 1, caps: [LIST_COMPARE_CAPABILITY], root: '/fake', version: 'fake', uid: 0 });
-    else if (f.header.t === 'end') void answer(f.header, session);
+    if (f.header.t === 'hello') void session.send({ t: 'hello', v: 1, caps: [LIST_COMPARE_CAPABILITY, ...caps], root: '/fake', version: 'fake', uid: 0 });
+    else if (f.header.t === 'compare') compare = f.header;
+    else if (f.header.t === 'data' && f.payload) data.push(f.payload.slice());
+    else if (f.header.t === 'end') {
+      received?.(compare!, Buffer.concat(data));
+      void answer(f.header, session);
+    }
   });
   return { readable: fromAgent, writable: toAgent, close: () => fromAgent.end() };
 }
@@ -485,6 +546,27 @@ describe('the client against a malicious agent answering compare', () => {
     });
     expect(error).toBeInstanceOf(ProtocolError);
     expect(error).toMatchObject({ code: 'BAD_MESSAGE' });
+  });
+
+  it('deflates the listing for an agent that takes it so, and only for one', async () => {
+    const sent: { z: unknown; raw: unknown; size: unknown; bytes: Uint8Array }[] = [];
+    const answer = async (h: Header, s: FrameSession) => {
+      await s.send({ t: 'compared', id: h.id, n: 0 }, new Uint8Array([0b111]));
+    };
+    for (const caps of [[LIST_COMPARE_ZLIB_CAPABILITY], []]) {
+      const client = await AgentClient.connect(
+        fakeComparingAgent(answer, caps, (h, bytes) => sent.push({ z: h.z, raw: h.raw, size: h.size, bytes })),
+        { root: '/x' },
+      );
+      const { unchanged } = await client.compare(source, { extraneous: false });
+      expect([...unchanged]).toEqual([0b111]);
+      client.abort(); // the fake agent answers nothing but compare
+    }
+    const listing = encodeListing(source);
+    expect(sent[0]).toMatchObject({ z: true, raw: listing.length, size: sent[0].bytes.length });
+    expect(Buffer.from(inflateListing(sent[0].bytes, listing.length)).equals(Buffer.from(listing))).toBe(true);
+    expect(sent[1]).toMatchObject({ z: undefined, raw: undefined, size: listing.length });
+    expect(Buffer.from(sent[1].bytes).equals(Buffer.from(listing))).toBe(true);
   });
 
   it('refuses entries that leave the root with a PathError', async () => {
