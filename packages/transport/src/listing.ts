@@ -515,9 +515,9 @@ export async function listRemote(
 /**
  * Encodes the listing a compare will send (encodeListing keeps it for those entries) and starts its
  * deflate as soon as the scan is done: a sync or fan-out then does both while it waits for the
- * agents' hellos, not after. Only
- * where listRemote would compare (not with --checksum, not beyond MAX_LISTING_ENTRIES); an agent
- * without the capability is listed the old way, and the bytes go unused.
+ * agents' hellos, not after. Only where listRemote would compare (not with --checksum, not beyond
+ * MAX_LISTING_ENTRIES); an agent without the capability is listed the old way, and the bytes go
+ * unused.
  */
 export function encodeAhead(tree: SourceTree, options: { checksum?: boolean }): void {
   if (comparable(tree, options)) void deflatedListing(tree.entries);
