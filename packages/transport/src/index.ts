@@ -5,6 +5,7 @@ export { DestinationRun, attributesOf, emptySummary, recordFailure, isSessionFai
 export type { SyncEvent, SyncSummary, EventListener } from './events.js';
 export { openDestination, type DestinationOptions, type OpenedDestination, type SshOptions, type HookResult } from './open-destination.js';
 export { serveAgent, type AgentOptions } from './agent.js';
+export { releaseStdio } from './stdio-release.js';
 export { AgentClient, type RemoteEntry, type HelloOptions, type AgentInfo, type FileAttributes } from './agent-client.js';
 export { scanSource, type ScanOptions, type SourceEntry, type SourceTree } from './tree.js';
 export { PathFilter, parseFilterFile, type FilterRule } from './filter.js';

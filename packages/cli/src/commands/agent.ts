@@ -1,5 +1,5 @@
 /** `deltacast agent`: the destination side of `sync`, speaking the wire protocol on stdin/stdout. */
-import { serveAgent } from '@deltacast/transport';
+import { releaseStdio, serveAgent } from '@deltacast/transport';
 import { Command } from 'commander';
 import type { MainIO } from '../io.js';
 
@@ -13,5 +13,8 @@ export function agentCommand(io: MainIO, version: string): Command {
     .option('--root <dir>', 'only serve roots inside this directory')
     .action(async (opts: { root?: string }) => {
       await serveAgent({ readable: io.stdin, writable: io.stdout }, { allowedRoot: opts.root, version });
+      // The client takes the end of our output as the end of the session: give it that before the
+      // process's exit, which waits for the thread pool (stdio-release.ts).
+      if (io.stdout === process.stdout) releaseStdio();
     });
 }
