@@ -38,6 +38,8 @@ export const NATIVE_WEAK_ROLLSUM = 2;
 export const NATIVE_STRONG_XXH64 = 1;
 export const NATIVE_XXH64_LENGTH = 8;
 export const SHA256_LENGTH = 32;
+/** Native delta flags: the END carries XXH3-128 (16 bytes), not SHA-256. */
+export const NATIVE_FLAG_XXH128 = 0x01;
 
 /** Upper bound on a block length (16 MiB): delta buffers are a few blocks long. rsync stops at 128 KiB. */
 export const MAX_BLOCK_LENGTH = 1 << 24;

@@ -1,7 +1,8 @@
 /**
  * The package's API without waiting, at import, for the WebAssembly hash modules: call
  * `await loadStrongSums()` before building signatures or deltas (decoding, indexing and patching
- * need no hashes of these kinds). The main entry (index.ts) is this plus that wait.
+ * need no hashes of these kinds), and `await loadFileHashes()` before making or patching deltas
+ * whose END carries XXH3-128. The main entry (index.ts) is this plus those waits.
  */
 export {
   RS_BLAKE2_SIG_MAGIC,
@@ -17,6 +18,15 @@ export { DeltacastError, SignatureError, DeltaError, PatchError, type ErrorCode,
 export { RabinKarp, rabinKarpSum, RABINKARP_MULT, RABINKARP_SEED } from './rabinkarp.js';
 export { Rollsum, rollsumSum, ROLLSUM_CHAR_OFFSET } from './rollsum.js';
 export { blake2b256, md4, xxh64, strongSumMaxLength, loadStrongSums, strongSumsLoaded } from './strong-sum.js';
+export {
+  createFileHasher,
+  fileHash,
+  fileHashLength,
+  fileHashLoaded,
+  loadFileHashes,
+  type FileHashKind,
+  type FileHasher,
+} from './file-hash.js';
 export { nativeBlockLength, rdiffBlockLength, rdiffMinStrongLength } from './block-length.js';
 export {
   createSignature,

@@ -3,12 +3,13 @@
  * incremental decoder that reads them back from chunks of any size. All integers are big-endian.
  *   rdiff:  0x72730236 | commands (librsync prototab.c opcodes 0x00-0x54)
  *   native: "DCDL" | version u8 | flags u8 | reserved u16 | basis_len u64 | commands (LEB128 varints)
- *           | END: 0x00 | target_len u64 | sha256[32]
+ *           | END: 0x00 | target_len u64 | whole-file hash (SHA-256, 32 bytes; XXH3-128, 16, with flag 0x01)
  */
 import {
   MAX_SAFE_LENGTH,
   NATIVE_DELTA_HEADER_LENGTH,
   NATIVE_DELTA_MAGIC,
+  NATIVE_FLAG_XXH128,
   NATIVE_OP_COPY,
   NATIVE_OP_END,
   NATIVE_OP_LITERAL,
@@ -20,9 +21,9 @@ import {
   RS_OP_LITERAL_64,
   RS_OP_LITERAL_N1,
   RS_OP_LITERAL_N8,
-  SHA256_LENGTH,
 } from './constants.js';
 import { PatchError } from './errors.js';
+import { fileHashLength, type FileHashKind } from './file-hash.js';
 import type { SignatureFormat } from './signature.js';
 
 const EMPTY = new Uint8Array(0);
@@ -44,23 +45,23 @@ function varintLength(value: number): number {
 }
 
 /** Bytes of the native delta that makes `length` bytes from nothing: header, one literal (none for 0), END. */
-export function literalDeltaLength(length: number): number {
-  return NATIVE_DELTA_HEADER_LENGTH + (length > 0 ? 1 + varintLength(length) + length : 0) + 1 + 8 + SHA256_LENGTH;
+export function literalDeltaLength(length: number, fileHash: FileHashKind = 'sha256'): number {
+  return NATIVE_DELTA_HEADER_LENGTH + (length > 0 ? 1 + varintLength(length) + length : 0) + nativeEndLength(fileHash);
 }
 
 /**
- * Writes the native delta that makes `data` (whose SHA-256 is `sha256`) from nothing into `out` at
- * `offset`, the bytes DeltaEncoder would write for it; returns its length (literalDeltaLength). `out`
- * must have the room.
+ * Writes the native delta that makes `data` (whose whole-file hash of kind `fileHash` is `digest`)
+ * from nothing into `out` at `offset`, the bytes DeltaEncoder would write for it; returns its length
+ * (literalDeltaLength). `out` must have the room.
  */
-export function encodeLiteralDelta(data: Uint8Array, sha256: Uint8Array, out: Uint8Array, offset: number): number {
-  let at = encodeNativeHeader(0, out, offset);
+export function encodeLiteralDelta(data: Uint8Array, fileHash: FileHashKind, digest: Uint8Array, out: Uint8Array, offset: number): number {
+  let at = encodeNativeHeader(0, out, offset, fileHash);
   if (data.length > 0) {
     at = encodeNativeLiteralHead(data.length, out, at);
     out.set(data, at);
     at += data.length;
   }
-  return encodeNativeEnd(data.length, sha256, out, at) - offset;
+  return encodeNativeEnd(data.length, digest, out, at) - offset;
 }
 
 /** Bytes of a native LITERAL's opcode and length for `length` bytes of data. */
@@ -68,15 +69,25 @@ export function nativeLiteralHeadLength(length: number): number {
   return 1 + varintLength(length);
 }
 
-/** Bytes of a native END: opcode, target length, SHA-256. */
-export const NATIVE_END_LENGTH = 1 + 8 + SHA256_LENGTH;
+/** Bytes of a native END: opcode, target length, whole-file hash. */
+export function nativeEndLength(fileHash: FileHashKind): number {
+  return 1 + 8 + fileHashLength(fileHash);
+}
 
-/** Writes the native delta header (against a basis of `basisLength` bytes) at `at`; returns the end. */
-export function encodeNativeHeader(basisLength: number, out: Uint8Array, at: number): number {
+/** The header's flags byte for deltas whose END carries `fileHash`. */
+function nativeFlags(fileHash: FileHashKind): number {
+  return fileHash === 'xxh128' ? NATIVE_FLAG_XXH128 : 0;
+}
+
+/**
+ * Writes the native delta header (against a basis of `basisLength` bytes, its END to carry
+ * `fileHash`) at `at`; returns the end.
+ */
+export function encodeNativeHeader(basisLength: number, out: Uint8Array, at: number, fileHash: FileHashKind = 'sha256'): number {
   const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
   view.setUint32(at, NATIVE_DELTA_MAGIC);
   out[at + 4] = NATIVE_VERSION;
-  out[at + 5] = 0; // flags
+  out[at + 5] = nativeFlags(fileHash);
   out[at + 6] = 0; // reserved
   out[at + 7] = 0;
   view.setUint32(at + 8, Math.floor(basisLength / TWO_32)); // u64
@@ -96,27 +107,30 @@ export function encodeNativeLiteralHead(length: number, out: Uint8Array, at: num
   return at;
 }
 
-/** Writes a native END (target length, SHA-256) at `at`; returns the end. */
-export function encodeNativeEnd(targetLength: number, sha256: Uint8Array, out: Uint8Array, at: number): number {
+/** Writes a native END (target length, whole-file hash) at `at`; returns the end. */
+export function encodeNativeEnd(targetLength: number, digest: Uint8Array, out: Uint8Array, at: number): number {
   const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
   out[at++] = NATIVE_OP_END;
   view.setUint32(at, Math.floor(targetLength / TWO_32));
   view.setUint32(at + 4, targetLength >>> 0);
   at += 8;
-  out.set(sha256, at);
-  return at + SHA256_LENGTH;
+  out.set(digest, at);
+  return at + digest.length;
 }
 
 /** Writes delta commands into a growing buffer; `take()` hands over what was written so far. */
 export class DeltaEncoder {
   readonly format: SignatureFormat;
+  /** The whole-file hash a native END carries (rdiff deltas carry none). */
+  readonly fileHash: FileHashKind;
   private out: Uint8Array;
   private length = 0;
 
   private readonly capacity: number;
 
-  constructor(format: SignatureFormat, initialCapacity = 1 << 16) {
+  constructor(format: SignatureFormat, initialCapacity = 1 << 16, fileHash: FileHashKind = 'sha256') {
     this.format = format;
+    this.fileHash = fileHash;
     this.capacity = Math.max(64, initialCapacity);
     this.out = new Uint8Array(this.capacity);
   }
@@ -129,7 +143,7 @@ export class DeltaEncoder {
     this.u32(NATIVE_DELTA_MAGIC);
     this.reserve(12);
     this.out[this.length++] = NATIVE_VERSION;
-    this.out[this.length++] = 0; // flags
+    this.out[this.length++] = nativeFlags(this.fileHash);
     this.out[this.length++] = 0; // reserved
     this.out[this.length++] = 0;
     this.u64(basisLength);
@@ -171,17 +185,19 @@ export class DeltaEncoder {
     }
   }
 
-  /** The END command; the native one carries the target's length and SHA-256. */
-  end(targetLength: number, sha256: Uint8Array): void {
-    this.reserve(1 + 8 + SHA256_LENGTH);
+  /** The END command; the native one carries the target's length and its whole-file hash (`digest`). */
+  end(targetLength: number, digest: Uint8Array | undefined): void {
     if (this.format === 'rdiff') {
+      this.reserve(1);
       this.out[this.length++] = RS_OP_END;
       return;
     }
+    if (digest?.length !== fileHashLength(this.fileHash)) throw new RangeError(`a native END needs the ${this.fileHash} of the output`);
+    this.reserve(nativeEndLength(this.fileHash));
     this.out[this.length++] = NATIVE_OP_END;
     this.u64(targetLength);
-    this.out.set(sha256, this.length);
-    this.length += SHA256_LENGTH;
+    this.out.set(digest, this.length);
+    this.length += digest.length;
   }
 
   get pending(): number {
@@ -246,7 +262,7 @@ export class DeltaEncoder {
 export type DeltaCommand =
   | { readonly type: 'literal'; readonly data: Uint8Array }
   | { readonly type: 'copy'; readonly offset: number; readonly length: number }
-  | { readonly type: 'end'; readonly targetLength?: number; readonly sha256?: Uint8Array };
+  | { readonly type: 'end'; readonly targetLength?: number; readonly fileHash?: FileHashKind; readonly digest?: Uint8Array };
 
 const enum State {
   Magic,
@@ -273,6 +289,8 @@ export class DeltaDecoder {
   format: SignatureFormat | undefined;
   /** The basis length a native delta was made against. */
   basisLength: number | undefined;
+  /** The whole-file hash a native delta's END carries (from its flags). */
+  fileHash: FileHashKind | undefined;
   /** Bytes of delta consumed so far. */
   consumed = 0;
 
@@ -341,9 +359,10 @@ export class DeltaDecoder {
               version: b[0],
             });
           }
-          if (b[1] !== 0 || b[2] !== 0 || b[3] !== 0) {
+          if ((b[1] & ~NATIVE_FLAG_XXH128) !== 0 || b[2] !== 0 || b[3] !== 0) {
             throw new PatchError('BAD_COMMAND', `unknown delta flags 0x${b[1].toString(16)}`, { flags: b[1] });
           }
+          this.fileHash = b[1] & NATIVE_FLAG_XXH128 ? 'xxh128' : 'sha256';
           this.basisLength = this.readUint(b, 4, 8, 'basis length');
           this.state = State.Opcode;
           break;
@@ -436,12 +455,13 @@ export class DeltaDecoder {
           return { type: 'literal', data };
         }
         case State.NativeTrailer: {
-          const b = this.need(8 + SHA256_LENGTH);
+          const fileHash = this.fileHash ?? 'sha256';
+          const b = this.need(8 + fileHashLength(fileHash));
           if (!b) return undefined;
           const targetLength = this.readUint(b, 0, 8, 'target length');
-          const sha256 = b.slice(8, 8 + SHA256_LENGTH);
+          const digest = b.slice(8);
           this.state = State.Done;
-          return { type: 'end', targetLength, sha256 };
+          return { type: 'end', targetLength, fileHash, digest };
         }
         case State.Done: {
           if (this.offset < this.chunk.length) {

@@ -5,9 +5,9 @@
  * Streaming: the new data arrives in chunks and the delta leaves in chunks; memory is a buffer of a
  * few blocks (1 MiB at most unless blocks are larger), whatever the new data's length.
  */
-import { createHash, type Hash } from 'node:crypto';
 import { DeltaEncoder } from './delta-format.js';
 import { DeltaError } from './errors.js';
+import { createFileHasher, type FileHashKind, type FileHasher } from './file-hash.js';
 import { RABINKARP_ADJ, RABINKARP_MULT, RabinKarp, rabinKarpPower, rabinKarpSum } from './rabinkarp.js';
 import { ROLLSUM_CHAR_OFFSET, Rollsum, rollsumSum } from './rollsum.js';
 import type { Signature } from './signature.js';
@@ -92,6 +92,12 @@ export interface DeltaOptions {
    * allocate (and collect) a full buffer each. Any length still works.
    */
   expectedLength?: number;
+  /**
+   * The whole-file hash a native delta's END carries (docs/format.md): 'sha256' (the default, read
+   * by every deltacast) or 'xxh128' (~3x faster; needs `loadFileHashes()` and a reader that knows
+   * the flag). rdiff deltas carry none, and their new data is not hashed.
+   */
+  fileHash?: FileHashKind;
 }
 
 /** What a delta is made of, for reports and tests. */
@@ -111,7 +117,8 @@ export class DeltaBuilder {
   private readonly signature: Signature;
   private readonly blockLength: number;
   private readonly encoder: DeltaEncoder;
-  private readonly sha256: Hash;
+  /** Hashes the new data for a native END; undefined for rdiff. */
+  private readonly hasher: FileHasher | undefined;
   private readonly strongBuffer: Uint8Array;
   /** Length of the last block when known to be short (native signatures), else 0. */
   private readonly shortLastBlock: number;
@@ -143,9 +150,10 @@ export class DeltaBuilder {
     this.signature = sig;
     this.blockLength = sig.blockLength;
     const expected = options.expectedLength;
-    this.encoder = new DeltaEncoder(sig.format, expected !== undefined ? Math.min(1 << 16, expected + 64) : undefined);
+    const fileHash = options.fileHash ?? 'sha256';
+    this.encoder = new DeltaEncoder(sig.format, expected !== undefined ? Math.min(1 << 16, expected + 64) : undefined, fileHash);
     this.encoder.header(sig.basisLength ?? 0);
-    this.sha256 = createHash('sha256');
+    this.hasher = sig.format === 'native' ? createFileHasher(fileHash) : undefined;
     this.strongBuffer = new Uint8Array(sig.strongLength);
     this.shortLastBlock = sig.basisLength !== undefined ? sig.basisLength % sig.blockLength : 0;
     this.lastFullBlock = this.shortLastBlock > 0 ? sig.blockCount - 1 : sig.blockCount;
@@ -158,7 +166,7 @@ export class DeltaBuilder {
   /** Adds new data; returns the delta bytes completed so far (often empty). */
   update(chunk: Uint8Array): Uint8Array {
     if (this.finished) throw new DeltaError('FINISHED', 'delta already finished', {});
-    this.sha256.update(chunk);
+    this.hasher?.update(chunk);
     this.stats.targetLength += chunk.length;
     let i = 0;
     while (i < chunk.length) {
@@ -186,7 +194,7 @@ export class DeltaBuilder {
     this.matchTail();
     this.flushLiteral(this.end);
     this.flushCopy();
-    this.encoder.end(this.stats.targetLength, this.sha256.digest());
+    this.encoder.end(this.stats.targetLength, this.hasher?.digest());
     return this.encoder.take();
   }
 
@@ -427,15 +435,15 @@ export class DeltaBuilder {
  * Starts an incremental delta against a signature (or its index, to reuse the lookup table).
  * Untrusted signatures: decode them with `decodeSignature()`, which bounds every field; a crafted
  * signature can at worst make this slower (candidates per offset are capped), never wrong: the
- * native delta carries the new data's SHA-256, which `patch` checks.
+ * native delta carries the new data's whole-file hash, which `patch` checks.
  */
 export function createDelta(signatureOrIndex: Signature | SignatureIndex, options: DeltaOptions = {}): DeltaBuilder {
   return new DeltaBuilder(signatureOrIndex, options);
 }
 
 /** One-shot delta of new data held in memory. */
-export function delta(signatureOrIndex: Signature | SignatureIndex, newData: Uint8Array): Uint8Array {
-  const builder = new DeltaBuilder(signatureOrIndex, { expectedLength: newData.length });
+export function delta(signatureOrIndex: Signature | SignatureIndex, newData: Uint8Array, options: Omit<DeltaOptions, 'expectedLength'> = {}): Uint8Array {
+  const builder = new DeltaBuilder(signatureOrIndex, { ...options, expectedLength: newData.length });
   const body = builder.update(newData);
   const tail = builder.final();
   const out = new Uint8Array(body.length + tail.length);
@@ -448,8 +456,9 @@ export function delta(signatureOrIndex: Signature | SignatureIndex, newData: Uin
 export async function* deltaStream(
   signatureOrIndex: Signature | SignatureIndex,
   newData: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  options: DeltaOptions = {},
 ): AsyncGenerator<Uint8Array> {
-  const builder = new DeltaBuilder(signatureOrIndex);
+  const builder = new DeltaBuilder(signatureOrIndex, options);
   for await (const chunk of newData) {
     const out = builder.update(chunk);
     if (out.length > 0) yield out;

@@ -2,12 +2,12 @@
  * Patch: apply a delta to a basis. The delta is parsed incrementally; COPY reads the basis at random
  * offsets through `BasisReader` (a buffer, a file handle, later a remote handle), in pieces of at most
  * 1 MiB so a long copy never needs a long buffer. Every COPY is bounds-checked, the output can be
- * capped, and a native delta's target length and SHA-256 are checked when its END arrives.
+ * capped, and a native delta's target length and whole-file hash are checked when its END arrives.
  */
-import { createHash, timingSafeEqual, type Hash } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { DeltaDecoder, type DeltaCommand } from './delta-format.js';
 import { PatchError } from './errors.js';
-import { sha256 } from './sha256.js';
+import { createFileHasher, fileHash, type FileHashKind, type FileHasher } from './file-hash.js';
 
 /** Random access to the basis. `read` returns up to `length` bytes at `position` (fewer only at EOF). */
 export interface BasisReader {
@@ -25,7 +25,8 @@ export interface PatchOptions {
   /** Fail with OUTPUT_LIMIT before the output would exceed this many bytes. */
   maxOutputLength?: number;
   /**
-   * For a native delta: require the END's target length and SHA-256 to match the output (default true).
+   * For a native delta: require the END's target length and whole-file hash to match the output
+   * (default true). A delta whose END carries XXH3-128 needs `loadFileHashes()` first.
    * rdiff deltas carry no hash; check the result by other means.
    */
   verify?: boolean;
@@ -41,8 +42,10 @@ export interface PatchOptions {
 export interface PatchResult {
   format: 'native' | 'rdiff';
   outputLength: number;
-  /** SHA-256 of the output (computed for both formats). */
-  sha256: Uint8Array;
+  /** The kind of `digest`: the native delta's whole-file hash, SHA-256 for an rdiff delta. */
+  fileHash: FileHashKind;
+  /** The output's hash of that kind (computed for both formats). */
+  digest: Uint8Array;
   /** True when a native END's length and hash were compared and matched. */
   verified: boolean;
 }
@@ -80,12 +83,15 @@ export function fileHandleBasis(handle: FileHandleLike, size?: number): BasisRea
  */
 class PatchState {
   readonly decoder = new DeltaDecoder();
-  /** The output hashed as it is written; undefined when the output is kept whole (`kept`). */
-  private readonly hash: Hash | undefined;
+  /**
+   * The output hashed as it is written, made at the first write (the delta's header, read by then,
+   * names the kind); never when the output is kept whole (`kept`).
+   */
+  private hash: FileHasher | undefined;
   outputLength = 0;
   verified = false;
-  /** The output's SHA-256, once taken (at a native END): nothing is written after the END. */
-  private digest: Buffer | undefined;
+  /** The output's hash, once taken (at a native END): nothing is written after the END. */
+  private digest: Uint8Array | undefined;
 
   /**
    * `kept`: the caller keeps every piece written, unchanged, until the patch is over (patchPieces),
@@ -96,8 +102,11 @@ class PatchState {
     private readonly basisSize: number | undefined,
     private readonly options: PatchOptions,
     private readonly kept?: readonly Uint8Array[],
-  ) {
-    this.hash = kept === undefined ? createHash('sha256') : undefined;
+  ) {}
+
+  /** The whole-file hash of this delta: its END's kind, SHA-256 for rdiff. */
+  private get fileHash(): FileHashKind {
+    return this.decoder.fileHash ?? 'sha256';
   }
 
   /** Accounts for `n` more output bytes, failing first if that passes the limit. */
@@ -112,18 +121,17 @@ class PatchState {
   }
 
   wrote(bytes: Uint8Array): void {
-    this.hash?.update(bytes);
+    if (this.kept === undefined) (this.hash ??= createFileHasher(this.fileHash)).update(bytes);
     this.outputLength += bytes.length;
   }
 
-  /** The SHA-256 of everything written (taken once: nothing is written after it). */
-  private outputDigest(): Buffer {
+  /** The hash of everything written (taken once: nothing is written after it). */
+  private outputDigest(): Uint8Array {
     if (this.digest !== undefined) return this.digest;
     const kept = this.kept;
-    if (kept === undefined) return (this.digest = this.hash!.digest());
-    if (kept.length === 1) return (this.digest = sha256(kept[0]));
-    const hash = createHash('sha256');
-    for (const piece of kept) hash.update(piece);
+    if (kept !== undefined && kept.length === 1) return (this.digest = fileHash(this.fileHash, kept[0]));
+    const hash = this.hash ?? createFileHasher(this.fileHash);
+    if (kept !== undefined) for (const piece of kept) hash.update(piece);
     return (this.digest = hash.digest());
   }
 
@@ -158,10 +166,12 @@ class PatchState {
       });
     }
     const actual = this.outputDigest();
-    if (!command.sha256 || !timingSafeEqual(actual, command.sha256)) {
-      throw new PatchError('HASH_MISMATCH', 'patched output does not have the SHA-256 the delta carries (wrong basis?)', {
-        expected: Buffer.from(command.sha256 ?? []).toString('hex'),
-        actual: actual.toString('hex'),
+    const expected = command.digest;
+    if (!expected || expected.length !== actual.length || !timingSafeEqual(actual, expected)) {
+      throw new PatchError('HASH_MISMATCH', `patched output does not have the ${this.fileHash} the delta carries (wrong basis?)`, {
+        fileHash: this.fileHash,
+        expected: Buffer.from(expected ?? []).toString('hex'),
+        actual: Buffer.from(actual).toString('hex'),
       });
     }
     this.verified = true;
@@ -172,7 +182,8 @@ class PatchState {
     return {
       format: this.decoder.format ?? 'rdiff',
       outputLength: this.outputLength,
-      sha256: new Uint8Array(this.outputDigest()),
+      fileHash: this.fileHash,
+      digest: new Uint8Array(this.outputDigest()),
       verified: this.verified,
     };
   }

@@ -7,10 +7,14 @@ import { describe, expect, it } from 'vitest';
 import {
   blake2b256,
   createDelta,
+  createFileHasher,
   createSignature,
   encodeSignature,
+  fileHash,
+  fileHashLoaded,
   indexSignature,
   literalDelta,
+  loadFileHashes,
   loadStrongSums,
   md4,
   signature,
@@ -69,5 +73,20 @@ describe('@deltacast/core/deferred', () => {
     expect(builder.stats.copiedBytes).toBe(data.length);
     const incremental = createSignature({ format: 'native', seed: 5n, blockLength: 1024 });
     expect(hex(encodeSignature(incremental.update(data).digest()))).toBe(hex(encodeSignature(sig)));
+  });
+
+  it('refuses XXH3-128 whole-file hashes until loadFileHashes() has resolved; SHA-256 needs nothing', async () => {
+    const data = pseudoRandom(1_000, 9);
+    expect(fileHashLoaded('xxh128')).toBe(false);
+    expect(fileHashLoaded('sha256')).toBe(true);
+    for (const use of [() => fileHash('xxh128', data), () => createFileHasher('xxh128'), () => literalDelta(data, 'xxh128')]) {
+      expect(use).toThrow(expect.objectContaining({ code: 'NOT_READY', name: 'DeltacastError' }));
+    }
+    expect(fileHash('sha256', data)).toHaveLength(32);
+    const loading = loadFileHashes();
+    expect(loadFileHashes()).toBe(loading);
+    await loading;
+    expect(fileHashLoaded('xxh128')).toBe(true);
+    expect(hex(fileHash('xxh128', new Uint8Array(0)))).toBe('99aa06d3014798d86001c324468d497f');
   });
 });

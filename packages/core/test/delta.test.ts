@@ -95,9 +95,10 @@ describe.each(FORMATS)('delta (%s format)', (format) => {
     expect(shape(commands)).toEqual([['E']]);
     expect(applyDelta(basis, d).length).toBe(0);
     if (format === 'native') {
-      const end = commands[0] as { targetLength: number; sha256: Uint8Array };
+      const end = commands[0] as { targetLength: number; fileHash: string; digest: Uint8Array };
       expect(end.targetLength).toBe(0);
-      expect(hex(end.sha256)).toBe(createHash('sha256').digest('hex'));
+      expect(end.fileHash).toBe('sha256');
+      expect(hex(end.digest)).toBe(createHash('sha256').digest('hex'));
     }
   });
 

@@ -192,7 +192,8 @@ describe('rdiff deltas patch to the new file', () => {
       expectSameBytes(concat(...chunks), target, `patchStream() fed the delta in ${label}`);
       expect(result.format).toBe('rdiff');
       expect(result.outputLength).toBe(target.length);
-      expect(Buffer.from(result.sha256).toString('hex')).toBe(byPath.get(p.new)?.sha256);
+      expect(result.fileHash).toBe('sha256');
+      expect(Buffer.from(result.digest).toString('hex')).toBe(byPath.get(p.new)?.sha256);
     }
   });
 });

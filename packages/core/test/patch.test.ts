@@ -57,7 +57,8 @@ describe('applyDelta and patchStream', () => {
       const { chunks, result } = await drain(patchStream(bufferBasis(basis), [d]));
       expect(hex(concat(...chunks))).toBe(hex(target));
       expect(result.outputLength).toBe(target.length);
-      expect(hex(result.sha256)).toBe(createHash('sha256').update(target).digest('hex'));
+      expect(result.fileHash).toBe('sha256');
+      expect(hex(result.digest)).toBe(createHash('sha256').update(target).digest('hex'));
     }
   });
 
@@ -99,7 +100,7 @@ describe('applyDelta and patchStream', () => {
       const { pieces, result } = patchPieces(d === one ? new Uint8Array(0) : concat(data.subarray(0, 30_000), pseudoRandom(5_000, 6)), d);
       expect(pieces.length > 1).toBe(d === several);
       expect(result.verified).toBe(true);
-      expect(hex(result.sha256)).toBe(createHash('sha256').update(data).digest('hex'));
+      expect(hex(result.digest)).toBe(createHash('sha256').update(data).digest('hex'));
     }
     // A wrong SHA-256 in the END is found for a single piece too.
     const bad = one.slice();

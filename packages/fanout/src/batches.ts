@@ -10,6 +10,7 @@
 import { createDelta, decodeSignature, indexSignature, literalDeltaLength, writeLiteralDelta } from '@deltacast/core/deferred';
 import {
   BATCH_CAPABILITY,
+  deltaFileHash,
   isSessionFailure,
   PayloadBuffer,
   ProtocolError,
@@ -124,8 +125,9 @@ export async function sendSmallFiles(items: { entry: SourceEntry; targets: Targe
     const groups: Group[] = [];
     const fresh = active.filter((t) => !hasBasis(t.change));
     if (fresh.length > 0) {
-      const delta = new Uint8Array(literalDeltaLength(bytes.length));
-      writeLiteralDelta(bytes, delta, 0);
+      const fileHash = deltaFileHash(fresh.map((t) => t.run.client));
+      const delta = new Uint8Array(literalDeltaLength(bytes.length, fileHash));
+      writeLiteralDelta(bytes, delta, 0, fileHash);
       groups.push({ targets: fresh, basis: 'new', delta, literalBytes: bytes.length, matchedBytes: 0 });
     }
     // Destinations with the same signature (byte for byte: a small file's is short) share a delta.
@@ -141,7 +143,7 @@ export async function sendSmallFiles(items: { entry: SourceEntry; targets: Targe
         for (const t of members) t.run.fail(entry.path, new ProtocolError('BAD_MESSAGE', `signature for ${entry.path} is not native with our seed`, {}));
         continue;
       }
-      const builder = createDelta(indexSignature(sig), { expectedLength: bytes.length });
+      const builder = createDelta(indexSignature(sig), { expectedLength: bytes.length, fileHash: deltaFileHash(members.map((t) => t.run.client)) });
       const head = builder.update(bytes);
       const tail = builder.final();
       const delta = head.length === 0 ? tail : Buffer.concat([head, tail]);

@@ -9,9 +9,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { fstatSync, openSync, closeSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
-import { createDelta, decodeSignature, indexSignature, LiteralDeltaStream, loadStrongSums, type DeltaStats, type SignatureIndex } from '@deltacast/core/deferred';
+import { createDelta, decodeSignature, indexSignature, LiteralDeltaStream, type DeltaStats, type FileHashKind, type SignatureIndex } from '@deltacast/core/deferred';
 import {
   buildFilter,
+  deltaFileHash,
+  loadDeltaHashes,
   connectForTransfer,
   comparesWholeTree,
   contentComparer,
@@ -149,7 +151,7 @@ class SourceChangedError extends Error {
 export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
   const started = performance.now();
   // Deltas need the hash modules: set up while the sessions start, not at the first changed file.
-  loadStrongSums(['xxh64']).catch(() => {});
+  loadDeltaHashes().catch(() => {});
   const emit = (event: FanoutEvent) => options.onEvent?.(event);
   const parallel = Math.max(1, options.parallel ?? DEFAULT_PARALLEL);
   const filter = await buildFilter(options);
@@ -316,7 +318,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
         const groups = await groupByBasis(entry, active, seed, (t, e) => (isSessionFailure(e) ? drop(t.run, e) : t.run.fail(t.change.path, e)));
         if (groups.length === 0) return;
         sourceReads++;
-        await loadStrongSums(['xxh64']); // the deltas hash blocks to match them
+        await loadDeltaHashes(); // the deltas hash blocks to match them
         try {
           prepared = readOnce(entry, groups, now);
         } catch (error) {
@@ -468,7 +470,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
 /**
  * Signatures from every destination that has a basis, all with one seed; destinations whose
  * signature bytes are equal have the same basis (to the strength of the strong sums, and the
- * whole-file SHA-256 checks the result) and form one group. Destinations lacking the file form the
+ * whole-file hash checks the result) and form one group. Destinations lacking the file form the
  * 'new' group.
  */
 async function groupByBasis(
@@ -523,8 +525,11 @@ function readOnce(
 ): { group: Group; spool: Spool; stats: DeltaStats }[] | undefined {
   const prepared = groups.map((group) => ({
     group,
-    // A new file's delta is its bytes: a LITERAL per chunk read, nothing to match.
-    builder: group.index ? createDelta(group.index, { expectedLength: before.size }) : new LiteralDeltaStream(),
+    // A new file's delta is its bytes: a LITERAL per chunk read, nothing to match. One delta for the
+    // group: its END carries XXH3-128 only if every destination of the group takes it.
+    builder: group.index
+      ? createDelta(group.index, { expectedLength: before.size, fileHash: groupFileHash(group) })
+      : new LiteralDeltaStream(groupFileHash(group)),
     spool: new Spool(),
   }));
   try {
@@ -543,6 +548,11 @@ function readOnce(
   }
   for (const p of prepared) p.spool.dispose();
   return undefined;
+}
+
+/** The whole-file hash of a group's delta, which every destination of the group receives. */
+function groupFileHash(group: Group): FileHashKind {
+  return deltaFileHash(group.targets.map((t) => t.run.client));
 }
 
 function statOf(path: string): { size: number; mtimeMs: number } {

@@ -2,7 +2,7 @@
  * The agent: the destination side of a session. It serves one destination root over any pair of
  * byte streams (stdin/stdout of `deltacast agent`, an SSH exec channel, an in-process pipe). It lists
  * the tree, makes signatures of basis files, and applies deltas into temporary files beside their
- * targets, verifying each file's SHA-256 before renaming it into place. Every path it is sent goes
+ * targets, verifying each file's whole-file hash before renaming it into place. Every path it is sent goes
  * through `resolveInRoot`; every field through the readers in messages.ts.
  */
 import { chmodSync, chownSync, close, closeSync, constants, createReadStream, lchownSync, lutimesSync, mkdirSync, readdirSync, readlinkSync, utimesSync, fchmodSync, fchownSync, futimesSync, lstatSync, openSync, readSync, renameSync, rmSync, writeSync, writevSync, type Stats } from 'node:fs';
@@ -10,7 +10,17 @@ import { lchown, lstat, lutimes, mkdir, realpath, rename, rm, symlink, unlink } 
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
-import { bufferBasis, encodeSignature, loadStrongSums, patchPieces, patchStream, DeltacastError, type BasisReader } from '@deltacast/core/deferred';
+import {
+  bufferBasis,
+  encodeSignature,
+  fileHashLoaded,
+  loadFileHashes,
+  loadStrongSums,
+  patchPieces,
+  patchStream,
+  DeltacastError,
+  type BasisReader,
+} from '@deltacast/core/deferred';
 import { fileSignature } from './file-signature.js';
 import { ByteBudget, ChunkQueue } from './chunk-queue.js';
 import type { Frame, Header } from './frame.js';
@@ -295,6 +305,7 @@ class Agent {
     // Signatures need the hash modules: set up now, off this thread's back while it walks or waits,
     // not when the first signature request arrives (a failure is reported by that request).
     loadStrongSums(['xxh64']).catch(() => {});
+    loadFileHashes().catch(() => {}); // deltas whose END carries XXH3-128 (delta-xxh128)
     if (bool(h, 'walk')) {
       const entries = new Walked();
       // Once the reply is out. It never overlaps a request that changes the tree (walk-gate.ts).
@@ -553,10 +564,12 @@ class Agent {
 
   /**
    * Receives a file: data frames carry a native delta (against the basis, or against nothing for a
-   * new file). Patched into a temp file beside the target, verified (length and SHA-256), given its
+   * new file). Patched into a temp file beside the target, verified (length and whole-file hash), given its
    * mode and mtime, then renamed over the target.
    */
   private async put(id: number, h: Header, queue?: ChunkQueue): Promise<void> {
+    // Set up at hello; a failure fails only the deltas that carry XXH3-128 (NOT_READY).
+    if (!fileHashLoaded('xxh128')) await loadFileHashes().catch(() => {});
     const path = str(h, 'path');
     const size = uint(h, 'size');
     const mode = uint(h, 'mode', 0o7777);
@@ -627,6 +640,7 @@ class Agent {
    * failing alone. Synchronous from the first file to the reply: a batch is one turn of work.
    */
   private async putBatch(id: number, h: Header, _queue?: ChunkQueue, payload?: Uint8Array): Promise<void> {
+    if (!fileHashLoaded('xxh128')) await loadFileHashes().catch(() => {});
     const files = decodeBatchFiles(h);
     const total = files.reduce((n, f) => n + f.length, 0);
     let data = payload ?? new Uint8Array(0);

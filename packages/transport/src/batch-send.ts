@@ -5,9 +5,10 @@
  * is TOO_LARGE for a batch) is handed back to be sent alone; every other file gets its own outcome, as
  * its own requests would have given it.
  */
-import { createDelta, decodeSignature, indexSignature, literalDeltaLength, loadStrongSums, writeLiteralDelta } from '@deltacast/core/deferred';
+import { createDelta, decodeSignature, indexSignature, literalDeltaLength, writeLiteralDelta } from '@deltacast/core/deferred';
 import type { AgentClient } from './agent-client.js';
 import { MAX_BATCH_BASIS, MAX_BATCH_BYTES, MAX_BATCH_FILES, TOO_LARGE } from './batch.js';
+import { deltaFileHash, loadDeltaHashes } from './delta-hash.js';
 import { sourceIndex, type RemoteListing } from './listing.js';
 import { ProtocolError, RemoteError } from './errors.js';
 import { hasBasis, type Change } from './plan.js';
@@ -108,13 +109,14 @@ export async function sendBatch(
       if (r.ok) signatures.set(i, r.signature);
       else outcomes[i] = r.code === TOO_LARGE ? { alone: true } : { error: remoteFailure(r.code, r.message, changes[i].path) };
     });
-    await loadStrongSums(['xxh64']); // matching blocks hashes them
+    await loadDeltaHashes(); // matching blocks hashes them
   }
+  const fileHash = deltaFileHash(client);
   const files: { path: string; attributes: { size: number; mode: number; mtimeMs: number; uid?: number; gid?: number }; basis: boolean; length: number }[] = [];
   const members: { index: number; literalBytes: number; matchedBytes: number }[] = [];
   // Every delta side by side in one buffer, the payload as it goes out: new files are written
   // straight into it, with no buffer of their own, and full SSH packets carry it.
-  const payload = new PayloadBuffer(changes.reduce((n, c) => n + literalDeltaLength(c.source!.size), 0));
+  const payload = new PayloadBuffer(changes.reduce((n, c) => n + literalDeltaLength(c.source!.size, fileHash), 0));
   for (let i = 0; i < changes.length; i++) {
     if (outcomes[i]) continue;
     const change = changes[i];
@@ -134,7 +136,7 @@ export async function sendBatch(
         if (sig.format !== 'native' || sig.seed !== seed) {
           throw new ProtocolError('BAD_MESSAGE', `signature for ${change.path} is not native with our seed`, { path: change.path });
         }
-        const builder = createDelta(indexSignature(sig), { expectedLength: bytes.length });
+        const builder = createDelta(indexSignature(sig), { expectedLength: bytes.length, fileHash });
         const head = builder.update(bytes);
         const tail = builder.final();
         length = head.length + tail.length;
@@ -147,12 +149,12 @@ export async function sendBatch(
         literalBytes = builder.stats.literalBytes;
         matchedBytes = builder.stats.copiedBytes;
       } else {
-        length = literalDeltaLength(bytes.length);
+        length = literalDeltaLength(bytes.length, fileHash);
         if (payload.length + length > MAX_BATCH_BYTES) {
           outcomes[i] = { alone: true };
           continue;
         }
-        writeLiteralDelta(bytes, payload.room(length), 0);
+        writeLiteralDelta(bytes, payload.room(length), 0, fileHash);
         payload.length += length;
       }
       const attributes = {

@@ -10,7 +10,7 @@ export const PROTOCOL_VERSION = 1;
 export const MIN_PROTOCOL_VERSION = 1;
 
 /** Capabilities this build offers in its hello. */
-export const CAPABILITIES = ['native-delta', 'zlib', 'checksum', 'owner', 'partial', 'list-paths', 'list-compare', 'list-compare-zlib', 'batch', 'setattrs'] as const;
+export const CAPABILITIES = ['native-delta', 'zlib', 'checksum', 'owner', 'partial', 'list-paths', 'list-compare', 'list-compare-zlib', 'batch', 'setattrs', 'delta-xxh128'] as const;
 
 /** An agent offering this lists only the `paths` a `list` request names (a scoped sync). */
 export const LIST_PATHS_CAPABILITY = 'list-paths';
@@ -20,6 +20,9 @@ export const LIST_COMPARE_CAPABILITY = 'list-compare';
 
 /** An agent offering this also takes the listing of a `compare` deflated (`z`, `raw`). */
 export const LIST_COMPARE_ZLIB_CAPABILITY = 'list-compare-zlib';
+
+/** An agent offering this patches native deltas whose END carries XXH3-128 (flag 0x01, docs/format.md). */
+export const DELTA_XXH128_CAPABILITY = 'delta-xxh128';
 
 /** Paths in one `list` request; a client splits a longer scope over several requests. */
 export const MAX_LIST_PATHS = 1024;

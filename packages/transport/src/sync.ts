@@ -2,13 +2,14 @@
  * One source tree to a destination, the way `rsync -a` users expect: scan the source, list the
  * destination, plan, then delete / mkdir / send files (pipelined, several in flight) / symlinks /
  * directory attributes. A changed file costs one signature from the agent and one native delta to it;
- * a new file is sent as literal data. The agent verifies each file's SHA-256 before it renames it
- * into place, so a failure leaves the old file (never a partial one) and is reported per path.
+ * a new file is sent as literal data. The agent verifies each file's whole-file hash before it
+ * renames it into place, so a failure leaves the old file (never a partial one) and is reported per
+ * path.
  */
 import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
 import { lstat, readFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
-import { createDelta, decodeSignature, indexSignature, literalDelta, LiteralDeltaStream, loadStrongSums } from '@deltacast/core/deferred';
+import { createDelta, decodeSignature, indexSignature, literalDelta, LiteralDeltaStream } from '@deltacast/core/deferred';
 import { AgentClient, type RemoteEntry } from './agent-client.js';
 import { ProtocolError, TransportError } from './errors.js';
 import type { EventListener, SyncSummary } from './events.js';
@@ -19,6 +20,7 @@ import { scanSource, type SourceEntry, type SourceTree } from './tree.js';
 import { encodeAhead, listRemote, type RemoteListing } from './listing.js';
 import { InFlightBytes } from './in-flight.js';
 import { BATCH_CAPABILITY } from './batch.js';
+import { deltaFileHash, loadDeltaHashes } from './delta-hash.js';
 import { batchable, batchEnd, changedSmallFiles, sendBatch, smallChange } from './batch-send.js';
 import type { ByteStreams } from './wire.js';
 import { openDestination, type DestinationOptions } from './open-destination.js';
@@ -105,7 +107,7 @@ export async function syncTree(
 ): Promise<SyncSummary> {
   const started = performance.now();
   // Deltas need the hash modules: set up while the session starts, not at the first changed file.
-  loadStrongSums(['xxh64']).catch(() => {});
+  loadDeltaHashes().catch(() => {});
   const { client, ready } = AgentClient.open(target.streams, helloOptions(target.root, options, comparesWholeTree(options)));
   // --checksum needs the whole listing: asked for at once, it is walked while the source is scanned.
   // Otherwise the agent compares the source listing once it has it (listRemote; `list` for an agent
@@ -240,10 +242,10 @@ export async function sendFile(change: Change, client: AgentClient, seed: bigint
     const whole = source.size >= READ_CHUNK ? undefined : readSmallFile(source.local, source.size);
     if (whole) {
       const literalBytes = whole.length;
-      const result = await client.put(change.path, attributes, [literalDelta(whole)], { basis: false, compress: options.compress });
+      const result = await client.put(change.path, attributes, [literalDelta(whole, deltaFileHash(client))], { basis: false, compress: options.compress });
       return { size: result.size, literalBytes, matchedBytes: 0, sentBytes: result.sentBytes };
     }
-    const literal = new LiteralDeltaStream();
+    const literal = new LiteralDeltaStream(deltaFileHash(client));
     function* literalChunks(): Generator<Uint8Array> {
       for (const chunk of readChunks(source.local, source.size)) yield literal.update(chunk);
       yield literal.final();
@@ -255,8 +257,8 @@ export async function sendFile(change: Change, client: AgentClient, seed: bigint
   if (sig.format !== 'native' || sig.seed !== seed) {
     throw new ProtocolError('BAD_MESSAGE', `signature for ${change.path} is not native with our seed`, { path: change.path });
   }
-  await loadStrongSums(['xxh64']); // matching blocks hashes them
-  const builder = createDelta(indexSignature(sig), { expectedLength: source.size });
+  await loadDeltaHashes(); // matching blocks hashes them
+  const builder = createDelta(indexSignature(sig), { expectedLength: source.size, fileHash: deltaFileHash(client) });
   async function* deltaChunks(): AsyncGenerator<Uint8Array> {
     for (const chunk of readChunks(source.local, source.size)) {
       const out = builder.update(chunk);

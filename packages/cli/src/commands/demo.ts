@@ -176,7 +176,7 @@ export async function runDemo(options: DemoOptions, io: MainIO): Promise<boolean
     const [delta, tDelta] = await timed(() => writeDelta(path('basis.sig'), path('new.bin'), path('new.delta'), { force: true }, io));
     const [patch, tPatch] = await timed(() => writePatch(path('basis.bin'), path('new.delta'), path('patched.bin'), { force: true }, io));
     const [[expected, actual], tVerify] = await timed(() => Promise.all([sha256File(path('new.bin')), sha256File(path('patched.bin'))]));
-    const ok = expected === actual && Buffer.from(patch.sha256).toString('hex') === expected;
+    const ok = expected === actual && patch.fileHash === 'sha256' && Buffer.from(patch.digest).toString('hex') === expected;
 
     const s = delta.stats;
     const kinds = (kind: Edit['kind']): number => edits.filter((edit) => edit.kind === kind).length;

@@ -59,11 +59,11 @@ export function patchCommand(io: MainIO): Command {
   return command.action(async (basis: string, delta: string | undefined, newFile: string | undefined, opts: PatchCommandOptions) => {
     const report = await writePatch(basis, delta, newFile, { force: opts.force, fsync: opts.fsync, maxOutputLength: opts.maxOutput }, io);
     if (opts.statistics) {
-      const check = report.verified ? 'sha256 verified' : report.format === 'rdiff' ? 'rdiff deltas carry no hash' : 'not verified';
+      const check = report.verified ? `${report.fileHash} verified` : report.format === 'rdiff' ? 'rdiff deltas carry no hash' : 'not verified';
       printStatistics(
         io,
         'patch',
-        `basis[${report.basisLength} bytes] output[${report.outputLength} bytes, sha256 ${Buffer.from(report.sha256).toString('hex')}] ` +
+        `basis[${report.basisLength} bytes] output[${report.outputLength} bytes, ${report.fileHash} ${Buffer.from(report.digest).toString('hex')}] ` +
           `format[${report.format}, ${check}]`,
       );
     }
