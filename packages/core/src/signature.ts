@@ -7,6 +7,7 @@ import { nativeBlockLength, rdiffBlockLength } from './block-length.js';
 import { MAX_BLOCK_LENGTH } from './constants.js';
 import { SignatureError } from './errors.js';
 import { rabinKarpSum } from './rabinkarp.js';
+import { rabinKarpBlockSums } from './rabinkarp-wasm.js';
 import { rollsumSum } from './rollsum.js';
 import { strongSumMaxLength, writeStrongSum, type StrongSumKind } from './strong-sum.js';
 
@@ -144,6 +145,14 @@ export class SignatureBuilder {
       this.addBlock(this.pending, 0, L);
       this.pendingLength = 0;
     }
+    const whole = Math.floor((n - i) / L);
+    if (whole > 1 && this.weakSum === 'rabinkarp') {
+      // The run of whole blocks: weak sums in one SIMD pass, then a strong sum each.
+      while (this.blockCount + whole > this.weakSums.length) this.grow();
+      if (rabinKarpBlockSums(chunk, i, L, whole, this.weakSums, this.blockCount)) {
+        for (const stop = i + whole * L; i < stop; i += L) this.addStrong(chunk, i, i + L);
+      }
+    }
     for (; i + L <= n; i += L) this.addBlock(chunk, i, i + L);
     if (i < n) {
       this.pending.set(chunk.subarray(i), 0);
@@ -175,6 +184,12 @@ export class SignatureBuilder {
     const i = this.blockCount;
     if (i === this.weakSums.length) this.grow();
     this.weakSums[i] = this.weakSum === 'rabinkarp' ? rabinKarpSum(data, start, end) : rollsumSum(data, start, end);
+    this.addStrong(data, start, end);
+  }
+
+  /** The strong sum of the next block, whose weak sum is in place; counts the block. */
+  private addStrong(data: Uint8Array, start: number, end: number): void {
+    const i = this.blockCount;
     writeStrongSum(this.strongSum, data.subarray(start, end), this.seed, this.strongSums, i * this.strongLength, this.strongLength);
     this.blockCount = i + 1;
   }
