@@ -13,7 +13,7 @@
  *                           [--parallel N] [--json FILE] [--dir DIR] [--keep] [--cli PATH] [--rsync PATH]
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { defaultCliPath, findExecutable, findGnuTime, formatSize, formatTable, median, parseSize, repoRoot, runChecked } from './lib/run.mjs';
@@ -93,16 +93,53 @@ const sshdPid = Number(readFileSync(join(server.configFile, '..', 'sshd.pid'), '
 const clockTicks = Number(runChecked(['getconf', 'CLK_TCK']).stdout);
 
 /**
- * CPU time of the server side so far (ms): sshd's per-connection processes wait for what they run
- * (the agents, rsync --server) and sshd reaps them, so their time adds up in its cutime + cstime
- * (/proc/PID/stat, in clock ticks) once every connection has ended, which this waits for.
+ * Where this machine lets us (root, cgroup v1's cpuacct mounted writable), sshd runs in a cgroup of
+ * its own, so that everything it starts is counted, also a process that outlives its connection:
+ * an agent closes its output before it exits (its exit can wait for the kernel to free a replaced
+ * file's blocks), the client then ends the connection, and the per-connection sshd no longer reaps
+ * the agent. Elsewhere the server side's time is what sshd reaps (serverCpuMs says which).
+ */
+const CPUACCT = '/sys/fs/cgroup/cpuacct';
+const cgroup = (() => {
+  const path = join(CPUACCT, `deltacast-bench-${process.pid}`);
+  try {
+    mkdirSync(path);
+  } catch {
+    return undefined;
+  }
+  try {
+    writeFileSync(join(path, 'tasks'), String(sshdPid));
+  } catch {
+    rmdirSync(path);
+    return undefined;
+  }
+  // Removed once sshd is gone (its stop() runs at exit, before this listener: registered earlier).
+  process.on('exit', () => {
+    try {
+      for (const pid of readFileSync(join(path, 'tasks'), 'utf8').split('\n').filter(Boolean)) writeFileSync(join(CPUACCT, 'tasks'), pid);
+      rmdirSync(path);
+    } catch {
+      // a process still exiting: the empty group is left behind, harmless
+    }
+  });
+  return path;
+})();
+const serverCpuSource = cgroup ? 'the cgroup of sshd and all it starts (cpuacct.usage)' : "what sshd reaps (its cutime + cstime)";
+
+/**
+ * CPU time of the server side so far (ms), once every connection has ended and, with the cgroup,
+ * everything the connections started has exited. Without it: sshd's per-connection processes wait
+ * for what they run (the agents, rsync --server) and sshd reaps them, so their time adds up in its
+ * cutime + cstime (/proc/PID/stat, in clock ticks); a process that outlives its connection is missed.
  */
 async function serverCpuMs() {
   const children = `/proc/${sshdPid}/task/${sshdPid}/children`;
-  for (let waited = 0; readFileSync(children, 'utf8').trim() !== ''; waited += 10) {
-    if (waited > 10_000) throw new Error(`sshd (pid ${sshdPid}) still has connections 10 s after the client exited`);
+  const busy = () => (cgroup ? readFileSync(join(cgroup, 'tasks'), 'utf8').trim() !== String(sshdPid) : readFileSync(children, 'utf8').trim() !== '');
+  for (let waited = 0; busy(); waited += 10) {
+    if (waited > 10_000) throw new Error(`sshd (pid ${sshdPid}) still has connections or their processes 10 s after the client exited`);
     await new Promise((r) => setTimeout(r, 10));
   }
+  if (cgroup) return Number(readFileSync(join(cgroup, 'cpuacct.usage'), 'utf8')) / 1e6;
   const stat = readFileSync(`/proc/${sshdPid}/stat`, 'utf8');
   // Fields after the command name: state is field 3, cutime 16, cstime 17.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -354,7 +391,7 @@ console.log(
 console.log('');
 console.log('ratios = case / deltacast to 1 destination (< 1: less); medians of the runs.');
 console.log('origin CPU = user + system time of the client processes (rsync: with the ssh it starts; deltacast does SSH in-process).');
-console.log('server CPU = the same for the server side (sshd sessions, the agents or rsync --server), which shares this machine\'s cores: not in the ratios.');
+console.log(`server CPU = the same for the server side (sshd sessions, the agents or rsync --server), which shares this machine's cores: not in the ratios; from ${serverCpuSource}.`);
 const fanoutReport = results.find((r) => r.key === 'fanout').samples.at(-1).fanout;
 console.log(
   `fan-out: ${fanoutReport.files} changed files, ${fanoutReport.deltasComputed} deltas computed for ${fanoutReport.destinationFiles} destination-files, ${fanoutReport.sourceReads} source reads`,
@@ -374,6 +411,7 @@ if (opts.json) {
     destinations: D,
     parallel: parallel ?? null,
     repeat,
+    serverCpu: serverCpuSource,
     cases: results,
     fanout: fanoutReport,
     verified,
