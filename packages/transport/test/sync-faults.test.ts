@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,19 +39,44 @@ function probe(command: string, args: (dir: string) => string[][], undo: (dir: s
   }
 }
 
-/** A child agent killed (SIGKILL) once `limit` bytes of frames went its way. */
-function agentKilledAfter(limit: number) {
+/**
+ * A child agent killed (SIGKILL) once `limit` bytes of frames went its way. With `written`, the
+ * frames after `limit` are held back instead, and the agent is killed once a temporary file in
+ * `written.dir` holds `written.bytes` bytes: it has written out what it was sent, whatever the
+ * machine's speed.
+ */
+function agentKilledAfter(limit: number, written?: { dir: string; bytes: number }) {
   const { child, exited } = spawnAgent();
   const sent = { bytes: 0 };
+  const kill = () => {
+    if (child.exitCode === null && !child.killed) child.kill('SIGKILL');
+  };
+  let watching: NodeJS.Timeout | undefined;
+  const watch = (dir: string, bytes: number) => {
+    const started = Date.now();
+    watching = setInterval(() => {
+      const temps = readdirSync(dir).filter((name) => name.includes('.dctmp-'));
+      const largest = Math.max(0, ...temps.map((name) => statSync(join(dir, name), { throwIfNoEntry: false })?.size ?? 0));
+      if (largest >= bytes || Date.now() - started > 10_000) {
+        clearInterval(watching);
+        kill();
+      }
+    }, 2);
+  };
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
+      if (sent.bytes > limit && written) return callback(); // held back: the agent never gets it
       sent.bytes += chunk.length;
-      if (sent.bytes > limit && child.exitCode === null && !child.killed) child.kill('SIGKILL');
+      if (sent.bytes > limit) {
+        if (written) watch(written.dir, written.bytes);
+        else kill();
+      }
       callback(null, chunk);
     },
   });
   counter.pipe(child.stdin);
-  return { streams: { readable: child.stdout, writable: counter, close: () => child.kill('SIGKILL') }, exited, sent };
+  void exited.then(() => clearInterval(watching));
+  return { streams: { readable: child.stdout, writable: counter, close: kill }, exited, sent };
 }
 
 describe('a connection killed in the middle of a large file', () => {
@@ -92,7 +117,8 @@ describe('a connection killed in the middle of a large file', () => {
     const src = tempDir();
     const dst = tempDir();
     await writeTree(src, { 'big-new.bin': file(randomBytes(8 * MiB)) });
-    const agent = agentKilledAfter(4 * MiB);
+    // Killed once it has written 2 MiB of the 4 MiB it was sent (the rest is held back).
+    const agent = agentKilledAfter(4 * MiB, { dir: dst, bytes: 2 * MiB });
     expect((await runSync(`${src}/`, dst, { partial: true }, agent.streams)).ok).toBe(false);
     await agent.exited;
 
