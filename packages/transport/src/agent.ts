@@ -82,6 +82,14 @@ export function serveAgent(streams: ByteStreams, options: AgentOptions = {}): Pr
   return new Agent(streams, options).done;
 }
 
+/**
+ * Waits, before a put patches anything, for XXH3-128 (set up at hello) in case its deltas carry it.
+ * A failure to set it up fails only such deltas (NOT_READY), not the SHA-256 ones.
+ */
+async function fileHashesReady(): Promise<void> {
+  if (!fileHashLoaded('xxh128')) await loadFileHashes().catch(() => {});
+}
+
 class Agent {
   readonly done: Promise<void>;
   private readonly session: FrameSession;
@@ -568,8 +576,7 @@ class Agent {
    * mode and mtime, then renamed over the target.
    */
   private async put(id: number, h: Header, queue?: ChunkQueue): Promise<void> {
-    // Set up at hello; a failure fails only the deltas that carry XXH3-128 (NOT_READY).
-    if (!fileHashLoaded('xxh128')) await loadFileHashes().catch(() => {});
+    await fileHashesReady();
     const path = str(h, 'path');
     const size = uint(h, 'size');
     const mode = uint(h, 'mode', 0o7777);
@@ -640,7 +647,7 @@ class Agent {
    * failing alone. Synchronous from the first file to the reply: a batch is one turn of work.
    */
   private async putBatch(id: number, h: Header, _queue?: ChunkQueue, payload?: Uint8Array): Promise<void> {
-    if (!fileHashLoaded('xxh128')) await loadFileHashes().catch(() => {});
+    await fileHashesReady();
     const files = decodeBatchFiles(h);
     const total = files.reduce((n, f) => n + f.length, 0);
     let data = payload ?? new Uint8Array(0);
