@@ -12,6 +12,7 @@ import {
   BATCH_CAPABILITY,
   deltaFileHash,
   isSessionFailure,
+  loadDeltaHashes,
   PayloadBuffer,
   ProtocolError,
   readChunks,
@@ -68,6 +69,9 @@ export async function sendSmallFiles(items: { entry: SourceEntry; targets: Targe
     else alone.set(entry, [...targets]);
   };
 
+  // The deltas' hash modules are set up while the signatures come.
+  const hashes = loadDeltaHashes();
+  hashes.catch(() => {});
   // Each destination's signatures, in one request per destination.
   const wanted = new Map<DestinationRun, { entry: SourceEntry; target: Target }[]>();
   for (const { entry, targets } of items) {
@@ -95,6 +99,7 @@ export async function sendSmallFiles(items: { entry: SourceEntry; targets: Targe
     }),
   );
 
+  await hashes;
   // Each file read once, its deltas made once per distinct basis.
   const prepared: { entry: SourceEntry; groups: Group[] }[] = [];
   for (const { entry, targets } of items) {

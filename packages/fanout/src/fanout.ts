@@ -9,7 +9,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { fstatSync, openSync, closeSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
-import { createDelta, decodeSignature, indexSignature, LiteralDeltaStream, type DeltaStats, type FileHashKind, type SignatureIndex } from '@deltacast/core/deferred';
+import { createDelta, decodeSignature, indexSignature, LiteralDeltaStream, loadStrongSums, type DeltaStats, type FileHashKind, type SignatureIndex } from '@deltacast/core/deferred';
 import {
   buildFilter,
   deltaFileHash,
@@ -150,8 +150,8 @@ class SourceChangedError extends Error {
 /** Runs a fan-out; per-destination outcomes are in the result, never thrown. */
 export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
   const started = performance.now();
-  // Deltas need the hash modules: set up while the sessions start, not at the first changed file.
-  loadDeltaHashes().catch(() => {});
+  // Deltas need xxh64: set up while the sessions start, not at the first changed file.
+  loadStrongSums(['xxh64']).catch(() => {});
   const emit = (event: FanoutEvent) => options.onEvent?.(event);
   const parallel = Math.max(1, options.parallel ?? DEFAULT_PARALLEL);
   const filter = await buildFilter(options);
@@ -163,6 +163,8 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
   const scanned = scanSource(options.source, filter, { paths: options.paths }).then(async (tree) => {
     await nextTurn();
     encodeAhead(tree, options);
+    // XXH3-128 for the deltas, set up while the agents walk and compare (this side waits then).
+    if (!options.dryRun) loadDeltaHashes().catch(() => {});
     return tree;
   });
   scanned.catch(() => {});

@@ -83,8 +83,9 @@ export function serveAgent(streams: ByteStreams, options: AgentOptions = {}): Pr
 }
 
 /**
- * Waits, before a put patches anything, for XXH3-128 (set up at hello) in case its deltas carry it.
- * A failure to set it up fails only such deltas (NOT_READY), not the SHA-256 ones.
+ * Waits, before a put patches anything, for XXH3-128 in case its deltas carry it: set up at the
+ * first put or signature request, not at hello (~10 ms of CPU a session with nothing to patch does
+ * not spend). A failure to set it up fails only such deltas (NOT_READY), not the SHA-256 ones.
  */
 async function fileHashesReady(): Promise<void> {
   if (!fileHashLoaded('xxh128')) await loadFileHashes().catch(() => {});
@@ -313,7 +314,6 @@ class Agent {
     // Signatures need the hash modules: set up now, off this thread's back while it walks or waits,
     // not when the first signature request arrives (a failure is reported by that request).
     loadStrongSums(['xxh64']).catch(() => {});
-    loadFileHashes().catch(() => {}); // deltas whose END carries XXH3-128 (delta-xxh128)
     if (bool(h, 'walk')) {
       const entries = new Walked();
       // Once the reply is out. It never overlaps a request that changes the tree (walk-gate.ts).
@@ -398,6 +398,9 @@ class Agent {
     }
     await out.flush();
     await this.session.send({ t: 'compared', id, n: out.count }, comparer.bitmap);
+    // Files differ: puts will follow, which may carry XXH3-128 (fileHashesReady); set up now,
+    // while the client plans, not in a run with nothing to send.
+    if (!comparer.allHeld) loadFileHashes().catch(() => {});
   }
 
   /**
@@ -532,6 +535,7 @@ class Agent {
 
   /** Native signature of a basis file, seeded by the client; sent as data frames, then `sig`. */
   private async signature(id: number, h: Header): Promise<void> {
+    loadFileHashes().catch(() => {}); // the put that follows may carry XXH3-128 (fileHashesReady)
     const path = str(h, 'path');
     const target = this.resolve(path);
     const basis = this.openBasis(target, path);
@@ -743,6 +747,7 @@ class Agent {
     const paths = strList(h, 'paths', MAX_BATCH_FILES);
     const seed = seedOf(h);
     const blockLength = optUint(h, 'block', 1 << 24);
+    loadFileHashes().catch(() => {}); // the puts that follow may carry XXH3-128 (fileHashesReady)
     await loadStrongSums(['xxh64']);
     const results: BatchResult[] = [];
     const parts: Uint8Array[] = [];

@@ -96,6 +96,9 @@ export async function sendBatch(
   read: (change: Change) => Uint8Array | undefined,
 ): Promise<BatchOutcome[]> {
   const outcomes: (BatchOutcome | undefined)[] = new Array(changes.length).fill(undefined);
+  // The deltas' hash modules are set up while the signatures come (delta-hash.ts).
+  const hashes = loadDeltaHashes();
+  hashes.catch(() => {});
   // Signatures first, for the files that have a basis.
   const signatures = new Map<number, Uint8Array>();
   const needSig = changes.flatMap((c, i) => (hasBasis(c) ? [i] : []));
@@ -109,8 +112,8 @@ export async function sendBatch(
       if (r.ok) signatures.set(i, r.signature);
       else outcomes[i] = r.code === TOO_LARGE ? { alone: true } : { error: remoteFailure(r.code, r.message, changes[i].path) };
     });
-    await loadDeltaHashes(); // matching blocks hashes them
   }
+  await hashes;
   const fileHash = deltaFileHash(client);
   const files: { path: string; attributes: { size: number; mode: number; mtimeMs: number; uid?: number; gid?: number }; basis: boolean; length: number }[] = [];
   const members: { index: number; literalBytes: number; matchedBytes: number }[] = [];

@@ -2,8 +2,10 @@
  * The whole-file hash the deltas sent to agents carry (docs/format.md, Native delta): XXH3-128 for an
  * agent that lists `delta-xxh128`, ~3x faster to compute on both sides than SHA-256, which every
  * agent reads and every other one gets. A payload written to several agents (a fan-out's shared
- * delta) carries XXH3-128 only if each of them takes it. Until its WebAssembly module is set up
- * (`loadDeltaHashes`, begun as a session starts) deltas carry SHA-256: slower, never wrong.
+ * delta) carries XXH3-128 only if each of them takes it. Its WebAssembly module (~10 ms of CPU) is
+ * set up (`loadDeltaHashes`) once the source is scanned, while the agents walk and compare and this
+ * side waits; the paths that make deltas wait for it. Should it fail, deltas carry SHA-256: slower,
+ * never wrong.
  */
 import { fileHashLoaded, loadFileHashes, loadStrongSums, type FileHashKind } from '@deltacast/core/deferred';
 import type { AgentClient } from './agent-client.js';

@@ -45,7 +45,17 @@ export class ListingComparer {
     remote.mode = mode & 0o7777;
     remote.linkTarget = linkTarget;
     if (!quickCheck(source, remote)) return true;
-    this.bitmap[i >> 3] |= 1 << (i & 7);
+    const bit = 1 << (i & 7);
+    if ((this.bitmap[i >> 3] & bit) === 0) this.held++;
+    this.bitmap[i >> 3] |= bit;
     return false;
+  }
+
+  /** Source entries the destination holds unchanged (the bitmap's bits set). */
+  held = 0;
+
+  /** Whether every source entry is held unchanged: a run that will send nothing. */
+  get allHeld(): boolean {
+    return this.held === this.listing.paths.length;
   }
 }

@@ -9,7 +9,7 @@
 import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
 import { lstat, readFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
-import { createDelta, decodeSignature, indexSignature, literalDelta, LiteralDeltaStream } from '@deltacast/core/deferred';
+import { createDelta, decodeSignature, indexSignature, literalDelta, LiteralDeltaStream, loadStrongSums } from '@deltacast/core/deferred';
 import { AgentClient, type RemoteEntry } from './agent-client.js';
 import { ProtocolError, TransportError } from './errors.js';
 import type { EventListener, SyncSummary } from './events.js';
@@ -106,8 +106,8 @@ export async function syncTree(
   options: TransferOptions = {},
 ): Promise<SyncSummary> {
   const started = performance.now();
-  // Deltas need the hash modules: set up while the session starts, not at the first changed file.
-  loadDeltaHashes().catch(() => {});
+  // Deltas need xxh64: set up while the session starts, not at the first changed file.
+  loadStrongSums(['xxh64']).catch(() => {});
   const { client, ready } = AgentClient.open(target.streams, helloOptions(target.root, options, comparesWholeTree(options)));
   // --checksum needs the whole listing: asked for at once, it is walked while the source is scanned.
   // Otherwise the agent compares the source listing once it has it (listRemote; `list` for an agent
@@ -128,6 +128,8 @@ export async function syncTree(
   let summary: SyncSummary;
   try {
     const tree = await scanned;
+    // XXH3-128 for the deltas, set up while the agent walks and compares (this side waits then).
+    if (!options.dryRun) loadDeltaHashes().catch(() => {});
     const remote = await (early ?? listRemote(client, tree, { extraneous: options.delete ?? false }));
     const seed = randomBytes(8).readBigUInt64BE();
     const batches = client.info?.capabilities.includes(BATCH_CAPABILITY) ?? false;
@@ -236,6 +238,7 @@ export function comparesWholeTree(options: TransferOptions): boolean {
 export async function sendFile(change: Change, client: AgentClient, seed: bigint, options: TransferOptions) {
   const source = change.source!;
   const attributes = { size: source.size, mode: source.mode, mtimeMs: source.mtimeMs, uid: options.owner ? source.uid : undefined, gid: options.owner ? source.gid : undefined };
+  await loadDeltaHashes();
   if (!hasBasis(change)) {
     // A new file: its delta is its bytes, nothing to match. A small one is read whole, its delta made
     // in one buffer of its size; a large one goes a LITERAL per chunk read.
@@ -257,7 +260,6 @@ export async function sendFile(change: Change, client: AgentClient, seed: bigint
   if (sig.format !== 'native' || sig.seed !== seed) {
     throw new ProtocolError('BAD_MESSAGE', `signature for ${change.path} is not native with our seed`, { path: change.path });
   }
-  await loadDeltaHashes(); // matching blocks hashes them
   const builder = createDelta(indexSignature(sig), { expectedLength: source.size, fileHash: deltaFileHash(client) });
   async function* deltaChunks(): AsyncGenerator<Uint8Array> {
     for (const chunk of readChunks(source.local, source.size)) {

@@ -8,6 +8,7 @@ import { PathError, ProtocolError, TransportError } from '../src/errors.js';
 import type { Frame, Header } from '../src/frame.js';
 import { PathFilter } from '../src/filter.js';
 import { decodeListing, deflatedListing, encodeAhead, encodeListing, inflateListing, listRemote, LISTING_MAGIC, MAX_LISTING_BYTES } from '../src/listing.js';
+import { ListingComparer } from '../src/listing-comparer.js';
 import { inProcessAgent } from '../src/local.js';
 import { LIST_COMPARE_CAPABILITY, LIST_COMPARE_ZLIB_CAPABILITY, PROTOCOL_VERSION } from '../src/messages.js';
 import { planChanges, quickCheck, type Plan } from '../src/plan.js';
@@ -182,6 +183,34 @@ describe('the compared listing encoding', () => {
     const decode = (...paths: string[]) => () => decodeListing(encodeListing(paths.map((p) => entry(p, 'f'))));
     expect(decode('a', 'b', 'a', 'c/../d')).toThrow(/entry 2: "a" listed twice/);
     expect(decode('a', 'c/../d', 'a')).toThrow(/entry 1: .*leaves the root/);
+  });
+});
+
+describe('the agent\'s comparer', () => {
+  const source = [entry('a', 'd'), entry('a/f', 'f'), entry('b', 'f')];
+  const listing = () => decodeListing(encodeListing(source));
+  const check = (c: ListingComparer, e: SourceEntry, change: Partial<SourceEntry> = {}) => {
+    const d = { ...e, ...change };
+    return c.reports(d.path, d.type, d.size, d.mtimeMs, d.mode, d.linkTarget);
+  };
+
+  it('holds every entry unchanged only when each one passes the quick check, each counted once', () => {
+    const all = new ListingComparer(listing(), false);
+    for (const e of source) expect(check(all, e)).toBe(false);
+    expect(check(all, source[1])).toBe(false); // seen twice, counted once
+    expect([all.held, all.allHeld]).toEqual([3, true]);
+
+    const changed = new ListingComparer(listing(), false);
+    expect(check(changed, source[0])).toBe(false);
+    expect(check(changed, source[1], { size: 11 })).toBe(true);
+    expect(check(changed, source[2])).toBe(false);
+    expect([changed.held, changed.allHeld]).toEqual([2, false]);
+
+    const missing = new ListingComparer(listing(), true); // b absent at the destination
+    expect(check(missing, source[0])).toBe(false);
+    expect(check(missing, source[1])).toBe(false);
+    expect(check(missing, entry('extra', 'f'))).toBe(true);
+    expect(missing.allHeld).toBe(false);
   });
 });
 
