@@ -47,7 +47,6 @@ function module(): IHasher {
 
 /** A whole-file hash fed in pieces. */
 export interface FileHasher {
-  readonly kind: FileHashKind;
   update(data: Uint8Array): void;
   /** The digest, canonical (big-endian) form; once, after the last update. */
   digest(): Uint8Array;
@@ -57,7 +56,6 @@ export interface FileHasher {
 let holder: Xxh128Hasher | undefined;
 
 class Xxh128Hasher implements FileHasher {
-  readonly kind = 'xxh128';
   /** This hasher's state while another one holds the module; undefined: fresh, or in the module. */
   saved: Uint8Array | undefined;
   private readonly hasher = module();
@@ -84,7 +82,6 @@ class Xxh128Hasher implements FileHasher {
 }
 
 class Sha256Hasher implements FileHasher {
-  readonly kind = 'sha256';
   private readonly hash = crypto.createHash('sha256');
 
   update(data: Uint8Array): void {

@@ -83,12 +83,18 @@ export function serveAgent(streams: ByteStreams, options: AgentOptions = {}): Pr
 }
 
 /**
- * Waits, before a put patches anything, for XXH3-128 in case its deltas carry it: set up at the
- * first put or signature request, not at hello (~10 ms of CPU a session with nothing to patch does
- * not spend). A failure to set it up fails only such deltas (NOT_READY), not the SHA-256 ones.
+ * Waits, before a put patches anything, for XXH3-128 in case its deltas carry it: begun when a
+ * compare finds files that differ or a signature is asked for, not at hello (~10 ms of CPU a session
+ * with nothing to patch does not spend). A failure to set it up fails only such deltas (NOT_READY),
+ * not the SHA-256 ones.
  */
 async function fileHashesReady(): Promise<void> {
   if (!fileHashLoaded('xxh128')) await loadFileHashes().catch(() => {});
+}
+
+/** Begins setting XXH3-128 up ahead of the puts a request announces (fileHashesReady waits for it). */
+function beginFileHashes(): void {
+  loadFileHashes().catch(() => {});
 }
 
 class Agent {
@@ -400,7 +406,7 @@ class Agent {
     await this.session.send({ t: 'compared', id, n: out.count }, comparer.bitmap);
     // Files differ: puts will follow, which may carry XXH3-128 (fileHashesReady); set up now,
     // while the client plans, not in a run with nothing to send.
-    if (!comparer.allHeld) loadFileHashes().catch(() => {});
+    if (!comparer.allHeld) beginFileHashes();
   }
 
   /**
@@ -535,7 +541,7 @@ class Agent {
 
   /** Native signature of a basis file, seeded by the client; sent as data frames, then `sig`. */
   private async signature(id: number, h: Header): Promise<void> {
-    loadFileHashes().catch(() => {}); // the put that follows may carry XXH3-128 (fileHashesReady)
+    beginFileHashes(); // the put that follows may carry XXH3-128
     const path = str(h, 'path');
     const target = this.resolve(path);
     const basis = this.openBasis(target, path);
@@ -747,7 +753,7 @@ class Agent {
     const paths = strList(h, 'paths', MAX_BATCH_FILES);
     const seed = seedOf(h);
     const blockLength = optUint(h, 'block', 1 << 24);
-    loadFileHashes().catch(() => {}); // the puts that follow may carry XXH3-128 (fileHashesReady)
+    beginFileHashes(); // the puts that follow may carry XXH3-128
     await loadStrongSums(['xxh64']);
     const results: BatchResult[] = [];
     const parts: Uint8Array[] = [];

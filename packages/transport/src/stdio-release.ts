@@ -12,11 +12,6 @@
 import { closeSync, openSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 
-/** True when `stream` holds no bytes that have not yet reached its descriptor. */
-export function drained(stream: Writable): boolean {
-  return stream.writableLength === 0;
-}
-
 /**
  * Replaces descriptors 1 and 2 with /dev/null, closing the pipes they held. Returns false (doing
  * nothing more) where that cannot be done safely: on Windows, when output is still buffered, or when
@@ -24,7 +19,8 @@ export function drained(stream: Writable): boolean {
  */
 export function releaseStdio(streams: readonly Writable[] = [process.stdout, process.stderr]): boolean {
   if (process.platform === 'win32') return false;
-  if (!streams.every(drained)) return false;
+  // Output still buffered would be lost with its pipe.
+  if (streams.some((stream) => stream.writableLength > 0)) return false;
   for (const fd of [1, 2]) {
     try {
       closeSync(fd);
