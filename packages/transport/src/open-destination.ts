@@ -22,6 +22,8 @@ export interface SshOptions {
   acceptNewHostKeys?: boolean;
   /** Run this on the remote instead of finding or uploading the agent. */
   remoteCommand?: string;
+  /** -J: jump hosts to go through (see ConnectOptions.jumpHosts); unset: the config's ProxyJump or ProxyCommand. */
+  jumpHosts?: string;
   connectTimeoutMs?: number;
   /**
    * Send an SSH keepalive after this long without traffic (ssh's ServerAliveInterval; three unanswered
@@ -104,6 +106,7 @@ export async function openDestination(spec: string | Destination, options: Desti
       acceptNewHostKeys: ssh.acceptNewHostKeys,
       connectTimeoutMs: ssh.connectTimeoutMs,
       keepaliveIntervalMs: ssh.keepaliveIntervalMs,
+      jumpHosts: ssh.jumpHosts,
     });
   } catch (error) {
     if (error instanceof TransportError) throw error;

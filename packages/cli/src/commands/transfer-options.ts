@@ -11,6 +11,7 @@ export interface SshFlags {
   config?: string;
   acceptNewHostKeys: boolean;
   remoteCommand?: string;
+  jump?: string;
 }
 
 /** How to reach SSH destinations (every command that has destinations). */
@@ -19,12 +20,20 @@ export function addSshOptions(command: Command): Command {
     .option('-p, --port <port>', 'ssh port', integer(1, 65535))
     .option('-i, --identity <file>', 'ssh identity (private key) file')
     .option('-F, --config <file>', 'ssh config file (default ~/.ssh/config)')
+    .option('-J, --jump <hosts>', "reach SSH destinations through these jump hosts, as ssh -J ([user@]host[:port], comma-separated; 'none': directly, ignoring the config's ProxyJump and ProxyCommand)")
     .option('--accept-new-host-keys', 'learn unknown host keys into known_hosts instead of refusing them', false)
     .option('--remote-command <cmd>', 'command that starts the agent on the remote (default: deltacast agent, or an uploaded bundle)');
 }
 
 export function sshOptions(opts: SshFlags) {
-  return { port: opts.port, identityFile: opts.identity, configFile: opts.config, acceptNewHostKeys: opts.acceptNewHostKeys, remoteCommand: opts.remoteCommand };
+  return {
+    port: opts.port,
+    identityFile: opts.identity,
+    configFile: opts.config,
+    acceptNewHostKeys: opts.acceptNewHostKeys,
+    remoteCommand: opts.remoteCommand,
+    jumpHosts: opts.jump,
+  };
 }
 
 export interface TransferFlags extends SshFlags {

@@ -1,6 +1,6 @@
 /**
  * The part of OpenSSH's client configuration (ssh_config(5)) that deltacast needs: HostName, User,
- * Port, IdentityFile, UserKnownHostsFile and IdentityAgent for one host. The file is parsed by the
+ * Port, IdentityFile, UserKnownHostsFile, IdentityAgent, ProxyJump and ProxyCommand for one host. The file is parsed by the
  * ssh-config package; which blocks apply is decided here, the way OpenSSH's readconf.c decides it,
  * because matching is where compatibility matters (`?` is exactly one character, a negated pattern
  * vetoes the block, names are case-insensitive, the first value obtained wins).
@@ -36,6 +36,16 @@ export interface SshHostConfig {
   userKnownHostsFiles: string[];
   /** IdentityAgent: a socket path, 'none', or undefined when not set. */
   identityAgent?: string;
+  /**
+   * ProxyJump as written: jump hosts, `[user@]host[:port]` or `ssh://[user@]host[:port]`,
+   * comma-separated (proxy.ts parses them). Unset when absent, 'none', or after a ProxyCommand.
+   */
+  proxyJump?: string;
+  /**
+   * ProxyCommand with its tokens (%h %p %r %n %%) expanded, quoting as written. Unset when
+   * absent, 'none', or after a ProxyJump.
+   */
+  proxyCommand?: string;
 }
 
 /** Include nesting limit, as in OpenSSH (READCONF_MAX_DEPTH). */
@@ -125,6 +135,14 @@ export function resolveSshConfig(host: string, options: SshConfigOptions = {}): 
     const agent = s.identityagent[0];
     result.identityAgent = agent === 'none' || agent === 'SSH_AUTH_SOCK' ? agent : expandTilde(expandTokens(agent, tokens, 'IdentityAgent'), home);
   }
+  const jump = s.proxyjump?.join(',');
+  if (jump !== undefined && jump.toLowerCase() !== 'none') result.proxyJump = jump;
+  const command = s.proxycommand?.[0];
+  if (command !== undefined && command.toLowerCase() !== 'none') {
+    // ssh_config(5): ProxyCommand accepts %%, %h, %n, %p and %r.
+    const { '%': pct, h, n, p, r } = tokens;
+    result.proxyCommand = expandTokens(command, { '%': pct, h, n, p, r }, 'ProxyCommand');
+  }
   return result;
 }
 
@@ -132,7 +150,8 @@ function evaluate(lines: readonly Line[], ctx: Context, active: boolean, neverMa
   for (const line of lines) {
     if (line.type !== 1) continue; // comments and blank lines
     const keyword = line.param.toLowerCase();
-    const values = valueList(line.value);
+    // ProxyCommand is the rest of the line, given to a shell as it stands (quotes included).
+    const values = keyword === 'proxycommand' ? [commandLine(line.value)].filter((v) => v !== '') : valueList(line.value);
     if (keyword === 'host' || keyword === 'match') {
       const blockActive = !neverMatch && (keyword === 'host' ? matchHostPatterns(ctx.originalHost, values) : matchCriteria(values, ctx, file));
       evaluate((line as { config?: Line[] }).config ?? [], ctx, blockActive, neverMatch, depth, file);
@@ -160,6 +179,8 @@ function set(ctx: Context, keyword: string, values: string[]): void {
     return;
   }
   if (s[keyword] !== undefined) return; // first value obtained wins
+  // ProxyJump and ProxyCommand are one setting in OpenSSH (readconf.c): the first of either wins.
+  if ((keyword === 'proxyjump' && s.proxycommand) || (keyword === 'proxycommand' && s.proxyjump)) return;
   s[keyword] = values;
   if (keyword === 'hostname') ctx.host = expandTokens(values[0], { h: ctx.originalHost, '%': '%' }, 'HostName');
   if (keyword === 'user' && ctx.user === undefined) ctx.user = values[0];
@@ -245,6 +266,18 @@ function readConfig(file: string, required: boolean): string | undefined {
     if (!required && (code === 'ENOENT' || code === 'ENOTDIR')) return undefined;
     throw new ConnectError('CONFIG', `cannot read ssh config ${file}: ${(error as Error).message}`, { file, cause: code ?? '' });
   }
+}
+
+/**
+ * A ProxyCommand's text as the line had it: the parser splits it into words and drops the double
+ * quotes around a quoted one, which are put back (a shell runs the command).
+ */
+function commandLine(value: string | { val: string; separator?: string; quoted?: boolean }[]): string {
+  if (typeof value === 'string') return value;
+  return value
+    .map((w) => (w.quoted ? `"${w.val}"` : w.val) + (w.separator ?? ' '))
+    .join('')
+    .trim();
 }
 
 function valueList(value: string | { val: string }[]): string[] {

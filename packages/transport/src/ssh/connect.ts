@@ -2,17 +2,22 @@
  * Opens an authenticated SSH connection with ssh2 the way `ssh` would for the same host: settings
  * from ~/.ssh/config, keys from ssh-agent then identity files, and the server's host key checked
  * against known_hosts. An unknown key is refused unless the caller opted in to learning it; a
- * changed or revoked key is always refused. Every failure is a ConnectError with a stable code.
+ * changed or revoked key is always refused. The host is reached over TCP, through jump hosts
+ * (ProxyJump, ssh -J: each one an ssh2 connection of its own, with its own config, keys and host
+ * key check, forwarding to the next), or through a ProxyCommand. Every failure is a ConnectError
+ * with a stable code.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
-import type { AnyAuthMethod, AuthenticationType, Client, ConnectConfig, ParsedKey } from 'ssh2';
+import type { Duplex } from 'node:stream';
+import type { AnyAuthMethod, AuthenticationType, Client, ClientChannel, ConnectConfig, ParsedKey } from 'ssh2';
 import { ConnectError } from '../errors.js';
 import { connectCoalescing } from './coalescing-socket.js';
 import { resolveSshConfig } from './config.js';
 import { addHostKey, checkHostKey, knownHostName, lookupHostKeys } from './known-hosts.js';
+import { MAX_JUMP_DEPTH, parseJumpHosts, startProxyCommand, type JumpHost } from './proxy.js';
 
 export interface ConnectOptions {
   /** Host as the user wrote it; HostName from the config may replace it. */
@@ -33,7 +38,28 @@ export interface ConnectOptions {
   connectTimeoutMs?: number;
   /** SSH-level keepalive interval; 0 or unset disables it. */
   keepaliveIntervalMs?: number;
+  /**
+   * ssh -J: reach the host through these jump hosts, written as ProxyJump takes them
+   * (`[user@]host[:port]` or `ssh://[user@]host[:port]`, comma-separated, the first reached first);
+   * 'none' connects directly. Unset: the config's ProxyJump or ProxyCommand, if it has one.
+   */
+  jumpHosts?: string;
 }
+
+/** What carries the connection to the host, and how to end it. */
+interface Route {
+  sock: Duplex;
+  /** ' via ...', for messages. */
+  via: string;
+  /** Why the route itself failed (a proxy command's exit and stderr), if it has. */
+  failure(): string | undefined;
+  /** Settles when failure() is known: a proxy command's exit (or a second at most); at once for the others. */
+  settled(): Promise<void>;
+  close(): void;
+}
+
+/** How long a failed connection waits for its proxy command's exit, to say why it failed. */
+const PROXY_EXIT_WAIT_MS = 1000;
 
 const DEFAULT_IDENTITIES = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
 
@@ -57,7 +83,12 @@ interface Identity {
  * they surface as closed channels). Rejects with ConnectError: 'HOST_KEY_UNKNOWN', 'HOST_KEY_MISMATCH',
  * 'AUTH', 'CONNECT' or 'CONFIG'.
  */
-export async function connectSsh(options: ConnectOptions): Promise<Client> {
+export function connectSsh(options: ConnectOptions): Promise<Client> {
+  return connectHop(options, 0);
+}
+
+/** connectSsh for a host `depth` jumps away from this machine's own connections. */
+async function connectHop(options: ConnectOptions, depth: number): Promise<Client> {
   const home = homedir();
   const config = resolveSshConfig(options.host, { configFile: options.configFile, user: options.user, port: options.port });
   const host = config.hostName;
@@ -86,6 +117,30 @@ export async function connectSsh(options: ConnectOptions): Promise<Client> {
   // several keys is checked against the one we know rather than reported as changed.
   const knownTypes = new Set((await lookupHostKeys(host, port, knownHostsFiles)).filter((e) => e.marker === undefined).map((e) => e.keyType));
   const preferred = [...knownTypes].flatMap((t) => ALGORITHMS_FOR_KEY_TYPE[t] ?? []);
+
+  const jumpHosts = options.jumpHosts ?? config.proxyJump;
+  const proxyCommand = options.jumpHosts === undefined ? config.proxyCommand : undefined;
+  let route: Route;
+  if (jumpHosts !== undefined && jumpHosts.toLowerCase() !== 'none') {
+    route = await throughJumpHosts(parseJumpHosts(jumpHosts), host, port, options, depth);
+  } else if (proxyCommand !== undefined) {
+    const proxy = startProxyCommand(proxyCommand);
+    route = {
+      sock: proxy.sock,
+      via: ` via ProxyCommand \`${proxyCommand}\``,
+      failure: proxy.failure,
+      settled: () => proxy.exited(PROXY_EXIT_WAIT_MS),
+      close: proxy.close,
+    };
+  } else {
+    // Connecting already: ssh2 takes a socket that is not `connecting` as connected.
+    const sock = connectCoalescing({ host, port });
+    route = { sock, via: '', failure: () => undefined, settled: () => Promise.resolve(), close: () => sock.destroy() };
+  }
+  const routeFailure = () => {
+    const why = route.failure();
+    return why ? ` (the proxy command failed: ${why})` : '';
+  };
 
   const client = new ssh2.Client();
   let refusal: ConnectError | undefined;
@@ -147,12 +202,23 @@ export async function connectSsh(options: ConnectOptions): Promise<Client> {
 
   return new Promise<Client>((resolve, reject) => {
     let settled = false;
-    const fail = (error: ConnectError) => {
+    /**
+     * Ends the attempt. A failure of the connection itself is given as a function, called once the
+     * route has settled, so that a proxy command's exit status and stderr make it into the message.
+     */
+    const fail = (error: ConnectError | (() => ConnectError)) => {
       if (settled) return;
       settled = true;
-      client.end();
-      reject(error);
+      const finish = () => {
+        client.end();
+        route.close();
+        reject(typeof error === 'function' ? error() : error);
+      };
+      if (typeof error === 'function') void route.settled().then(finish);
+      else finish();
     };
+    // Once the connection is over, so is what carried it (a jump host's connection, a proxy command).
+    client.on('close', () => route.close());
     // The handshake and authentication are a series of small round trips: without TCP_NODELAY each
     // one waits on Nagle's algorithm and delayed ACKs (measured: 228 ms to ready, 45 ms with it).
     client.on('connect', () => client.setNoDelay(true));
@@ -174,21 +240,80 @@ export async function connectSsh(options: ConnectOptions): Promise<Client> {
         return fail(new ConnectError('AUTH', `authentication failed for ${target}: ${detail}`, { host, port, user: username }));
       }
       if (error.level === 'client-timeout') {
-        return fail(new ConnectError('CONNECT', `timed out connecting to ${host} port ${port} after ${connectConfig.readyTimeout} ms`, { host, port }));
+        return fail(
+          () => new ConnectError('CONNECT', `timed out connecting to ${host} port ${port}${route.via} after ${connectConfig.readyTimeout} ms${routeFailure()}`, { host, port }),
+        );
       }
       const cause = error.code ? `${error.code}: ` : '';
-      fail(new ConnectError('CONNECT', `cannot connect to ${host} port ${port}: ${cause}${error.message}`, { host, port, cause: error.code ?? '' }));
+      fail(
+        () =>
+          new ConnectError('CONNECT', `cannot connect to ${host} port ${port}${route.via}: ${cause}${error.message}${routeFailure()}`, {
+            host,
+            port,
+            cause: error.code ?? '',
+          }),
+      );
     });
     client.on('close', () => {
-      fail(refusal ?? new ConnectError('CONNECT', `connection to ${host} port ${port} closed during set-up`, { host, port }));
+      if (refusal) return fail(refusal);
+      fail(() => new ConnectError('CONNECT', `connection to ${host} port ${port}${route.via} closed during set-up${routeFailure()}`, { host, port }));
     });
     try {
-      // Connecting already: ssh2 takes a socket that is not `connecting` as connected.
-      client.connect({ ...connectConfig, sock: connectCoalescing({ host, port }) });
+      client.connect({ ...connectConfig, sock: route.sock as never });
     } catch (error) {
-      fail(new ConnectError('CONNECT', `cannot connect to ${host} port ${port}: ${(error as Error).message}`, { host, port }));
+      fail(new ConnectError('CONNECT', `cannot connect to ${host} port ${port}${route.via}: ${(error as Error).message}`, { host, port }));
     }
   });
+}
+
+/**
+ * A route to `host` through `hops`: the last one is connected to (through those before it, or its
+ * own config's ProxyJump or ProxyCommand when it is the only one), then asked to forward to the host,
+ * as `ssh -J` does. Each jump host is a connection of its own: its config, keys and host key check.
+ */
+async function throughJumpHosts(hops: JumpHost[], host: string, port: number, options: ConnectOptions, depth: number): Promise<Route> {
+  if (depth + 1 > MAX_JUMP_DEPTH) {
+    throw new ConnectError('CONFIG', `jump hosts nested more than ${MAX_JUMP_DEPTH} deep on the way to ${host} (does a jump host's ProxyJump lead back to itself?)`, { host });
+  }
+  const last = hops[hops.length - 1];
+  const before = hops.slice(0, -1).map(formatJumpHost).join(',');
+  const name = formatJumpHost(last);
+  let jump: Client;
+  try {
+    jump = await connectHop(
+      {
+        host: last.host,
+        port: last.port,
+        user: last.user,
+        configFile: options.configFile,
+        knownHostsFiles: options.knownHostsFiles,
+        acceptNewHostKeys: options.acceptNewHostKeys,
+        agentSocket: options.agentSocket,
+        connectTimeoutMs: options.connectTimeoutMs,
+        keepaliveIntervalMs: options.keepaliveIntervalMs,
+        jumpHosts: before === '' ? undefined : before,
+      },
+      depth + 1,
+    );
+  } catch (error) {
+    if (!(error instanceof ConnectError)) throw error;
+    // The jump host's own failure, with its code (a host key refused stays HOST_KEY_UNKNOWN).
+    throw new ConnectError(error.code, `jump host ${name}: ${error.message}`, { ...error.details, jumpHost: name });
+  }
+  const channel = await new Promise<ClientChannel>((resolve, reject) => {
+    jump.forwardOut('127.0.0.1', 0, host, port, (error, ch) => {
+      if (!error) return resolve(ch);
+      jump.end();
+      reject(new ConnectError('CONNECT', `jump host ${name} could not reach ${host} port ${port}: ${error.message}`, { host, port, jumpHost: name }));
+    });
+  });
+  return { sock: channel, via: ` via jump host ${name}`, failure: () => undefined, settled: () => Promise.resolve(), close: () => jump.end() };
+}
+
+/** A jump host as ProxyJump writes it. */
+function formatJumpHost(hop: JumpHost): string {
+  const host = hop.host.includes(':') ? `[${hop.host}]` : hop.host;
+  return `${hop.user !== undefined ? `${hop.user}@` : ''}${host}${hop.port !== undefined ? `:${hop.port}` : ''}`;
 }
 
 function chooseAgentSocket(option: string | false | undefined, identityAgent: string | undefined): string | undefined {
