@@ -331,6 +331,53 @@ describe.skipIf(!hasSshd)(`sync over OpenSSH ${sshdSkipReason}`, () => {
     });
   });
 
+  it("reaches the destination through a jump host: the config's ProxyJump, and -J in its place", async () => {
+    const jumpConfig = join(work, 'ssh_config_jump');
+    const closed = await freePort();
+    writeFileSync(
+      jumpConfig,
+      [
+        // `behind` goes through `bench` as its jump host (the same server, forwarding to itself).
+        'Host behind',
+        '  HostName 127.0.0.1',
+        `  Port ${sshd.port}`,
+        '  ProxyJump bench',
+        'Host nojump',
+        '  HostName 127.0.0.1',
+        `  Port ${sshd.port}`,
+        `  ProxyJump 127.0.0.1:${closed}`,
+        'Host *',
+        `  User ${sshd.user}`,
+        `  IdentityFile ${sshd.identityFile}`,
+        `  UserKnownHostsFile ${sshd.knownHostsFile}`,
+        '  IdentityAgent none',
+        'Host bench',
+        '  HostName 127.0.0.1',
+        `  Port ${sshd.port}`,
+        '',
+      ].join('\n'),
+    );
+    const target = join(work, 'dest-jump');
+    const first = sync('--json', '-F', jumpConfig, `${src}/`, `behind:${target}`);
+    expect(first.stderr).toBe('');
+    expect(first.status).toBe(0);
+    expect(jsonRun(first).summary).toMatchObject({ ok: true, errors: [] });
+    await expectIdentical(src, target);
+
+    // The config's jump host for `nojump` is closed: the run fails there, naming it...
+    writeFileSync(join(src, 'via-jump.txt'), 'came through -J\n');
+    const refused = sync('-F', jumpConfig, `${src}/`, `nojump:${target}`);
+    expect(refused.status).toBe(255);
+    expect(refused.stderr).toContain(`jump host 127.0.0.1:${closed}`);
+    // ...and -J goes through `bench` instead.
+    const jumped = sync('--json', '-F', jumpConfig, '-J', 'bench', `${src}/`, `nojump:${target}`);
+    expect(jumped.stderr).toBe('');
+    expect(jumped.status).toBe(0);
+    expect(jsonRun(jumped).summary).toMatchObject({ ok: true, created: 1, errors: [] });
+    await expectIdentical(src, target);
+    rmSync(join(src, 'via-jump.txt'));
+  });
+
   it('exits 23 when part of the destination cannot be written, and the rest arrives', async (ctx) => {
     const from = join(work, 'partial-src');
     const to = join(work, 'partial-dest');
