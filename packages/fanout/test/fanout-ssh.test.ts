@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasSshd, sshdSkipReason, startSshd, type Sshd } from '../../transport/test/helpers/sshd.js';
+import { openJumpConnections } from '@deltacast/transport';
 import { BASE_MTIME_MS, expectAllIdentical, file, pseudoRandom, runFanout, useTempDirs, writeTree } from './helpers.js';
 import { hostEntry, startAgentServer, writeSshConfig, type AgentServer } from './ssh-servers.js';
 
@@ -39,6 +40,8 @@ describe.skipIf(!hasSshd)(`five SSH destinations: three roots on OpenSSH, two ss
     servers.push(await startAgentServer(), await startAgentServer());
     configFile = writeSshConfig(join(sshd.dir, 'fanout_ssh_config'), [
       { alias: 'real', port: sshd.port, user: sshd.user, identityFile: sshd.identityFile, knownHostsFile: sshd.knownHostsFile },
+      // The same server reached through itself as the jump host.
+      { alias: 'behind', port: sshd.port, user: sshd.user, identityFile: sshd.identityFile, knownHostsFile: sshd.knownHostsFile, proxyJump: 'real' },
       hostEntry('mem1', servers[0]),
       hostEntry('mem2', servers[1]),
     ]);
@@ -96,6 +99,25 @@ describe.skipIf(!hasSshd)(`five SSH destinations: three roots on OpenSSH, two ss
     const run = await runFanout({ source: `${src}/`, destinations, ssh: { configFile, remoteCommand: `node ${AGENT_BUNDLE}` } });
     expect(run.result.ok).toBe(true);
     // Three client ends, and the two in-process servers' ends, are released once closed.
+    expect(await settledTcpHandles(baseline)).toBeLessThanOrEqual(baseline);
+  });
+
+  it('reaches destinations behind one jump host over one shared connection to it, and closes it', async () => {
+    const base = tempDir();
+    const src = join(base, 'src');
+    await writeTree(src, { 'page.html': file('<p>behind the bastion</p>\n'), 'data.bin': file(pseudoRandom(200_000, 31)) });
+    const roots = ['j1', 'j2', 'j3'].map((d) => join(base, d));
+    const destinations = roots.map((r) => `behind:${r}`);
+    const baseline = tcpHandles();
+    let sharedJumps = 0;
+    const run = await runFanout({ source: `${src}/`, destinations, ssh: { configFile, remoteCommand: `node ${AGENT_BUNDLE}` } }, () => {
+      sharedJumps = Math.max(sharedJumps, openJumpConnections());
+    });
+    expect(run.errors).toEqual([]);
+    expect(run.result).toMatchObject({ ok: true, files: 2, deltasComputed: 2, destinationFiles: 6 });
+    await expectAllIdentical(src, roots);
+    expect(sharedJumps).toBe(1);
+    expect(openJumpConnections()).toBe(0);
     expect(await settledTcpHandles(baseline)).toBeLessThanOrEqual(baseline);
   });
 });

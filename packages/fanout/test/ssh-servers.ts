@@ -96,6 +96,8 @@ export interface HostEntry {
   user: string;
   identityFile: string;
   knownHostsFile: string;
+  /** ProxyJump for this host. */
+  proxyJump?: string;
 }
 
 /** An ssh config with one Host block per entry, all on 127.0.0.1. */
@@ -109,6 +111,7 @@ export function writeSshConfig(path: string, hosts: HostEntry[]): string {
         `  User ${h.user}`,
         `  IdentityFile ${h.identityFile}`,
         `  UserKnownHostsFile ${h.knownHostsFile}`,
+        ...(h.proxyJump !== undefined ? [`  ProxyJump ${h.proxyJump}`] : []),
         '',
       ].join('\n'),
     )

@@ -23,6 +23,7 @@ export {
   parseDestination,
   formatDestination,
   connectSsh,
+  openJumpConnections,
   startRemoteAgent,
   resolveSshConfig,
   generateSshKeyPair,

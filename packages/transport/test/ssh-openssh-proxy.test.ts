@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Client } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConnectError } from '../src/errors.js';
-import { connectSsh } from '../src/ssh/connect.js';
+import { connectSsh, openJumpConnections } from '../src/ssh/connect.js';
 import { hasSshd, sshdSkipReason, startSshd, type Sshd } from './helpers/sshd.js';
 
 function run(client: Client, command: string): Promise<string> {
@@ -135,6 +135,23 @@ describe.skipIf(!hasSshd)(`jump hosts and proxy commands through OpenSSH ${sshdS
     const closed = new Promise<void>((resolve) => client.on('close', () => resolve()));
     client.end();
     await closed;
+  });
+
+  it('shares one jump connection among the connections behind it, and ends it with the last', async () => {
+    expect(openJumpConnections()).toBe(0);
+    const [a, b, c] = await Promise.all([0, 1, 2].map(() => connectSsh({ host: 'behind', configFile: config, agentSocket: false })));
+    expect(openJumpConnections()).toBe(1);
+    expect(await Promise.all([a, b, c].map((client, i) => run(client, `echo ${i}`)))).toEqual(['0\n', '1\n', '2\n']);
+    const closed = (client: Client) => new Promise<void>((resolve) => client.on('close', () => resolve()));
+    a.end();
+    await closed(a);
+    b.end();
+    await closed(b);
+    expect(openJumpConnections()).toBe(1);
+    expect(await run(c, 'echo still')).toBe('still\n');
+    c.end();
+    await closed(c);
+    expect(openJumpConnections()).toBe(0);
   });
 
   it('goes through a chain of jump hosts, and -J overrides the config', async () => {

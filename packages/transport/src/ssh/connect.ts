@@ -278,9 +278,9 @@ async function throughJumpHosts(hops: JumpHost[], host: string, port: number, op
   const last = hops[hops.length - 1];
   const before = hops.slice(0, -1).map(formatJumpHost).join(',');
   const name = formatJumpHost(last);
-  let jump: Client;
+  let jump: SharedJump;
   try {
-    jump = await connectHop(
+    jump = await sharedJump(
       {
         host: last.host,
         port: last.port,
@@ -301,13 +301,67 @@ async function throughJumpHosts(hops: JumpHost[], host: string, port: number, op
     throw new ConnectError(error.code, `jump host ${name}: ${error.message}`, { ...error.details, jumpHost: name });
   }
   const channel = await new Promise<ClientChannel>((resolve, reject) => {
-    jump.forwardOut('127.0.0.1', 0, host, port, (error, ch) => {
+    jump.client.forwardOut('127.0.0.1', 0, host, port, (error, ch) => {
       if (!error) return resolve(ch);
-      jump.end();
+      jump.release();
       reject(new ConnectError('CONNECT', `jump host ${name} could not reach ${host} port ${port}: ${error.message}`, { host, port, jumpHost: name }));
     });
   });
-  return { sock: channel, via: ` via jump host ${name}`, failure: () => undefined, settled: () => Promise.resolve(), close: () => jump.end() };
+  return { sock: channel, via: ` via jump host ${name}`, failure: () => undefined, settled: () => Promise.resolve(), close: jump.release };
+}
+
+interface SharedJump {
+  client: Client;
+  /** This user is done with the connection (once; later calls do nothing). */
+  release(): void;
+}
+
+/**
+ * Jump connections in use, by everything that defines one. Destinations behind the same jump host
+ * (a fan-out to web1..web8 through one bastion) share one connection to it, each with a forwarded
+ * channel of its own: one handshake, one authentication and one host key check for the jump host.
+ * A connection ends with its last user, and is forgotten when it closes or fails.
+ */
+const jumpConnections = new Map<string, { client: Promise<Client>; users: number }>();
+
+async function sharedJump(options: ConnectOptions, depth: number): Promise<SharedJump> {
+  // The depth too: a config whose jump host jumps to itself must reach the depth limit, not wait on itself.
+  const key = JSON.stringify([depth, options]);
+  let entry = jumpConnections.get(key);
+  if (!entry) {
+    const made = { client: connectHop(options, depth), users: 0 };
+    const forget = () => {
+      if (jumpConnections.get(key) === made) jumpConnections.delete(key);
+    };
+    made.client.then((client) => client.on('close', forget), forget);
+    jumpConnections.set(key, made);
+    entry = made;
+  }
+  const shared = entry;
+  shared.users++;
+  let client: Client;
+  try {
+    client = await shared.client;
+  } catch (error) {
+    shared.users--;
+    throw error;
+  }
+  let released = false;
+  return {
+    client,
+    release: () => {
+      if (released) return;
+      released = true;
+      if (--shared.users > 0) return;
+      if (jumpConnections.get(key) === shared) jumpConnections.delete(key);
+      client.end();
+    },
+  };
+}
+
+/** Jump host connections open and shared now (for tests and diagnostics). */
+export function openJumpConnections(): number {
+  return jumpConnections.size;
 }
 
 /** A jump host as ProxyJump writes it. */

@@ -10,7 +10,7 @@ export {
   type HostKeyStatus,
   type KnownHostEntry,
 } from './known-hosts.js';
-export { connectSsh, type ConnectOptions } from './connect.js';
+export { connectSsh, openJumpConnections, type ConnectOptions } from './connect.js';
 export {
   bundleCacheName,
   defaultBundlePath,
