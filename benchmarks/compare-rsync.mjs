@@ -10,7 +10,10 @@
  *
  *   node compare-rsync.mjs [--big-size 1G] [--files 20000] [--tree-size 200M] [--repeat 3]
  *                          [--json FILE] [--dir DIR] [--keep] [--cases big,tree] [--wire]
- *                          [--agent bundle|cli|auto] [--cli PATH] [--rsync PATH] [--no-gnu-time]
+ *                          [--agent bundle|cli|auto] [--cli PATH] [--rsync PATH] [--no-gnu-time] [--rtt MS]
+ *
+ * --rtt MS puts the byte-counting relay (implied) between both tools and sshd with MS/2 of delay
+ * each way: every round trip takes MS longer, as on a distant network (bandwidth unchanged).
  */
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
@@ -25,7 +28,7 @@ import { reportHeader } from './lib/report.mjs';
 
 const USAGE =
   'usage: node compare-rsync.mjs [--big-size 1G] [--files 20000] [--tree-size 200M] [--repeat 3] [--json FILE] [--dir DIR] [--keep]\n' +
-  '                              [--cases big,tree] [--wire] [--agent bundle|cli|auto] [--cli PATH] [--rsync PATH] [--no-gnu-time]';
+  '                              [--cases big,tree] [--wire] [--agent bundle|cli|auto] [--cli PATH] [--rsync PATH] [--no-gnu-time] [--rtt MS]';
 const { opts, fail, positive } = benchArgs('compare-rsync', USAGE, {
   'big-size': { type: 'string', default: '1G' },
   files: { type: 'string', default: '20000' },
@@ -40,6 +43,7 @@ const { opts, fail, positive } = benchArgs('compare-rsync', USAGE, {
   cli: { type: 'string' },
   rsync: { type: 'string', default: 'rsync' },
   'no-gnu-time': { type: 'boolean', default: false },
+  rtt: { type: 'string', default: '0' },
 });
 
 const bigSize = parseSize(opts['big-size']);
@@ -48,6 +52,8 @@ const treeSize = parseSize(opts['tree-size']);
 const repeat = positive('repeat');
 const cases = new Set(opts.cases.split(',').map((c) => c.trim()));
 for (const c of cases) if (c !== 'big' && c !== 'tree') fail(`--cases takes big and/or tree, not ${JSON.stringify(c)}`);
+const rttMs = Number(opts.rtt);
+if (!Number.isFinite(rttMs) || rttMs < 0 || rttMs > 10_000) fail(`--rtt takes milliseconds from 0 to 10000, not ${JSON.stringify(opts.rtt)}`);
 const changeFraction = 0.01;
 const edits = defaultEditCount(bigSize);
 const loadAtStart = loadavg()[0];
@@ -94,9 +100,11 @@ console.log(`  node ${process.version}; peak RSS of the client via ${gnuTime ? `
 console.log(`  files in ${dir}`);
 
 const server = await startSshd(at('ssh'));
-const counter = opts.wire ? await startByteCounter(server.port) : undefined;
+const counter = opts.wire || rttMs > 0 ? await startByteCounter(server.port, { delayMs: rttMs / 2 }) : undefined;
 if (counter) server.useClientPort(counter.port);
-console.log(`  sshd on 127.0.0.1:${server.port}${counter ? `, byte-counting relay on port ${counter.port}` : ''}`);
+console.log(
+  `  sshd on 127.0.0.1:${server.port}${counter ? `, byte-counting relay on port ${counter.port}${rttMs > 0 ? ` adding ${rttMs / 2} ms each way (round trip +${rttMs} ms)` : ''}` : ''}`,
+);
 
 const tools = {
   rsync: {
@@ -235,6 +243,9 @@ if (cases.has('tree')) {
   );
 }
 
+// The targets are for loopback; over an added round trip the figures are for information.
+if (rttMs > 0) for (const c of caseList) c.target = null;
+
 const results = [];
 const verified = [];
 for (const c of caseList) {
@@ -323,6 +334,7 @@ if (opts.json) {
     treeSize: cases.has('tree') ? treeSize : null,
     repeat,
     wire: Boolean(counter),
+    rttMs,
     cases: results,
     verified,
   };

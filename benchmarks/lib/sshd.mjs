@@ -168,27 +168,49 @@ export async function startSshd(dir, { sshd = findSshd(), user = userInfo().user
 /**
  * A TCP relay on 127.0.0.1 in front of `targetPort` that counts the bytes in each direction, so
  * both tools' traffic can be measured at the same place (SSH framing and encryption included).
+ * With `delayMs`, every chunk is passed on that long after it arrived, in each direction (a round
+ * trip then takes 2 * delayMs more, as on a distant network; the bandwidth stays loopback's).
  * `take()` waits until the connections of the last run have closed (the client's exit can be seen
  * before the relay has read its last bytes), then returns and resets { up, down }: up = client to server.
  */
-export async function startByteCounter(targetPort) {
+export async function startByteCounter(targetPort, { delayMs = 0 } = {}) {
   let up = 0;
   let down = 0;
   const sockets = new Set();
+  /** Passes `from`'s bytes to `to`, each chunk `delayMs` late (in order), holding `from` while `to` is full. */
+  const forward = (from, to, count) => {
+    if (delayMs === 0) {
+      from.on('data', count);
+      from.pipe(to);
+      return;
+    }
+    let held = 0;
+    from.on('data', (d) => {
+      count(d);
+      held++;
+      setTimeout(() => {
+        held--;
+        if (!to.destroyed && !to.write(d)) from.pause();
+      }, delayMs);
+    });
+    to.on('drain', () => from.resume());
+    from.on('end', () => {
+      const finish = () => (held === 0 ? to.end() : setTimeout(finish, delayMs));
+      setTimeout(finish, delayMs);
+    });
+  };
   const server = createServer((client) => {
     const upstream = connect(targetPort, '127.0.0.1');
     // Without this, Nagle's algorithm in the relay holds back small packets and adds delays neither tool would see direct.
     client.setNoDelay(true);
     upstream.setNoDelay(true);
     sockets.add(client).add(upstream);
-    client.on('data', (d) => {
+    forward(client, upstream, (d) => {
       up += d.length;
     });
-    upstream.on('data', (d) => {
+    forward(upstream, client, (d) => {
       down += d.length;
     });
-    client.pipe(upstream);
-    upstream.pipe(client);
     const close = () => {
       client.destroy();
       upstream.destroy();

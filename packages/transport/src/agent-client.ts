@@ -20,7 +20,7 @@ import {
   type EntryType,
 } from './messages.js';
 import { wirePathComponents } from './paths.js';
-import { decodeBatchResults, encodeBatchFiles, encodeSetattrs, MAX_BATCH_FILES, type BatchFile, type BatchResult, type SetattrEntry } from './batch.js';
+import { decodeBatchResults, encodeBatchFiles, encodeMkdirs, encodeSetattrs, MAX_BATCH_FILES, type BatchFile, type BatchResult, type MkdirEntry, type SetattrEntry } from './batch.js';
 import { normalizeScope, Scope } from './scope.js';
 import { bitIsSet, bitmapBytes, deflatedListing, encodeListing, sourceIndex } from './listing.js';
 import type { SourceEntry } from './tree.js';
@@ -617,6 +617,11 @@ export class AgentClient {
    * this order: each entry's result, a failure affecting that entry alone. An agent must list
    * `setattrs`; at most MAX_SETATTRS entries.
    */
+  /** Directories made in this order (agents listing `mkdirs`): each one's result. */
+  async mkdirBatch(entries: readonly MkdirEntry[]): Promise<BatchResult[]> {
+    return decodeBatchResults(await this.request({ t: 'mkdirs', f: encodeMkdirs(entries) }), entries.length);
+  }
+
   async setattrBatch(entries: readonly SetattrEntry[]): Promise<BatchResult[]> {
     return decodeBatchResults(await this.request({ t: 'setattrs', f: encodeSetattrs(entries) }), entries.length);
   }
@@ -710,7 +715,7 @@ const UNAWAITED_BYTES = 256 * 1024;
 const LIST_PATHS_BYTES = 32 * 1024;
 
 /** Requests that change the tree, and so carry the stage when there is one. */
-const STAGED = new Set(['mkdir', 'symlink', 'delete', 'setattr', 'setattrs']);
+const STAGED = new Set(['mkdir', 'mkdirs', 'symlink', 'delete', 'setattr', 'setattrs']);
 
 function parseEntry(raw: unknown): RemoteEntry {
   if (!Array.isArray(raw) || raw.length < 7) throw new ProtocolError('BAD_MESSAGE', 'listing entry malformed', {});

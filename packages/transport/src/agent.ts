@@ -42,7 +42,7 @@ import {
   type EntryType,
 } from './messages.js';
 import { joinWire, resolveInRootSync } from './paths.js';
-import { decodeBatchFiles, decodeSetattrs, encodeBatchResults, MAX_BATCH_BASIS, MAX_BATCH_FILES, TOO_LARGE, type BatchFile, type BatchResult, type SetattrEntry } from './batch.js';
+import { decodeBatchFiles, decodeMkdirs, decodeSetattrs, encodeBatchResults, MAX_BATCH_BASIS, MAX_BATCH_FILES, TOO_LARGE, type BatchFile, type BatchResult, type SetattrEntry } from './batch.js';
 import { normalizeScope } from './scope.js';
 import { decodeListing, inflateListing, MAX_LISTING_BYTES, MAX_LISTING_ENTRIES } from './listing.js';
 import { ListingComparer } from './listing-comparer.js';
@@ -240,6 +240,8 @@ class Agent {
         return this.put;
       case 'mkdir':
         return this.mkdir;
+      case 'mkdirs':
+        return this.mkdirBatch;
       case 'symlink':
         return this.symlink;
       case 'delete':
@@ -794,13 +796,32 @@ class Agent {
   }
 
   private async mkdir(id: number, h: Header): Promise<void> {
-    const path = str(h, 'path');
-    const target = this.resolve(path);
-    const mode = optUint(h, 'mode', 0o7777) ?? 0o755;
+    this.applyMkdir(str(h, 'path'), optUint(h, 'mode', 0o7777) ?? 0o755, this.stageOf(h));
+    await this.session.send({ t: 'ok', id });
+  }
+
+  /** Directories in order (parents before children), each as a mkdir, each succeeding or failing alone. */
+  private async mkdirBatch(id: number, h: Header): Promise<void> {
+    const entries = decodeMkdirs(h);
     const stage = this.stageOf(h);
+    const results: BatchResult[] = [];
+    for (const { path, mode } of entries) {
+      try {
+        this.applyMkdir(path, mode, stage);
+        results.push({ ok: true, size: 0 });
+      } catch (error) {
+        if (error instanceof ProtocolError) throw error;
+        results.push(this.batchFailure(error));
+      }
+    }
+    await this.session.send({ t: 'ok', id, r: encodeBatchResults(results) });
+  }
+
+  /** One directory made (an existing one is fine, anything else in its place is EEXIST), or recorded in the stage. */
+  private applyMkdir(path: string, mode: number, stage: Stage | undefined): void {
+    const target = this.resolve(path);
     if (stage) {
       stage.record({ kind: 'mkdir', path, mode });
-      await this.session.send({ t: 'ok', id });
       return;
     }
     try {
@@ -811,7 +832,6 @@ class Agent {
       if (!st.isDirectory()) throw Object.assign(new Error(`${path} exists and is not a directory`), { code: 'EEXIST' });
     }
     this.dirs.add(target);
-    await this.session.send({ t: 'ok', id });
   }
 
   /** Creates or replaces a symlink atomically (temp link + rename). Its target is stored, never followed. */

@@ -22,6 +22,10 @@ export const MAX_BATCH_BASIS = 1024 * 1024;
 export const SETATTRS_CAPABILITY = 'setattrs';
 /** Entries in one `setattrs`. */
 export const MAX_SETATTRS = 1024;
+/** An agent offering this takes `mkdirs`. */
+export const MKDIRS_CAPABILITY = 'mkdirs';
+/** Directories in one `mkdirs`. */
+export const MAX_MKDIRS = 1024;
 /** Characters of a failure's message in a batch reply (the reply's header stays under its cap). */
 export const MAX_BATCH_MESSAGE = 256;
 /** The code of a file a batch refused for its size: the client sends it alone. */
@@ -133,5 +137,35 @@ export function decodeSetattrs(h: Header): SetattrEntry[] {
     if (uid !== null && !isUint(uid, 0xffffffff)) throw bad('setattrs', `entry ${i}: uid must be null or an integer 0 .. 2^32 - 1`, where);
     if (gid !== null && !isUint(gid, 0xffffffff)) throw bad('setattrs', `entry ${i}: gid must be null or an integer 0 .. 2^32 - 1`, where);
     return { path, mode: mode ?? undefined, mtime: mtime ?? undefined, uid: uid ?? undefined, gid: gid ?? undefined } as SetattrEntry;
+  });
+}
+
+/** One directory of a `mkdirs`: a mkdir's fields. */
+export interface MkdirEntry {
+  path: string;
+  mode: number;
+}
+
+/** The wire form of a `mkdirs` list: `[path, mode]` each. */
+export function encodeMkdirs(entries: readonly MkdirEntry[]): unknown[][] {
+  return entries.map((e) => [e.path, e.mode]);
+}
+
+/**
+ * The list of a `mkdirs`, every field checked: 1 to MAX_MKDIRS entries. Anything else is a
+ * BAD_MESSAGE (the session ends, as for a malformed mkdir).
+ */
+export function decodeMkdirs(h: Header): MkdirEntry[] {
+  const raw = h.f;
+  if (!Array.isArray(raw) || raw.length === 0 || raw.length > MAX_MKDIRS) {
+    throw bad('mkdirs', `field "f" must be a list of 1 .. ${MAX_MKDIRS} entries`, { field: 'f' });
+  }
+  return raw.map((item: unknown, i) => {
+    const where = { field: 'f', entry: i };
+    if (!Array.isArray(item) || item.length !== 2) throw bad('mkdirs', `entry ${i} must be [path, mode]`, where);
+    const [path, mode] = item as unknown[];
+    if (!isPath(path)) throw bad('mkdirs', `entry ${i}: path must be a string of at most ${MAX_PATH_BYTES} characters`, where);
+    if (!isUint(mode, 0o7777)) throw bad('mkdirs', `entry ${i}: mode must be an integer 0 .. 0o7777`, where);
+    return { path, mode };
   });
 }

@@ -7,7 +7,7 @@
  * fan-out alike skip the same deletions and report them once per destination (MAX_DELETE).
  */
 import type { AgentClient } from './agent-client.js';
-import { MAX_SETATTRS, SETATTRS_CAPABILITY } from './batch.js';
+import { MAX_MKDIRS, MAX_SETATTRS, MKDIRS_CAPABILITY, SETATTRS_CAPABILITY } from './batch.js';
 import { ProtocolError, RemoteError, TransportError } from './errors.js';
 import type { SyncEvent, SyncSummary } from './events.js';
 import { depth, limitDeletes, type Change, type Plan } from './plan.js';
@@ -61,6 +61,9 @@ export function recordFailure(
   summary.errors.push({ path, code, message });
   onEvent?.({ type: 'error', destination, path, code, message });
 }
+
+/** Header bytes the paths of one `mkdirs` may take (the frame header cap is 64 KiB). */
+const MKDIRS_HEADER_BYTES = 40 * 1024;
 
 /** Header bytes the paths of one `setattrs` may take (the frame header cap is 64 KiB). */
 const SETATTRS_HEADER_BYTES = 40 * 1024;
@@ -144,11 +147,18 @@ export class DestinationRun {
     recordFailure(this.summary, this.name, '', new TransportError('MAX_DELETE', message, { skipped: this.skippedDeletes, max }), this.options.onEvent);
   }
 
-  /** Deletes (those --max-delete allows), then directories one depth at a time (each depth in parallel). */
+  /**
+   * Deletes (those --max-delete allows), then directories parents first: in `mkdirs` batches to an
+   * agent that takes them, else one depth at a time (each depth in parallel).
+   */
   async prepare(): Promise<void> {
     const { client, plan, summary } = this;
     await Promise.all(this.deletes.map((c) => client.remove(c.path).then(() => void summary.deleted++, (e) => this.fail(c.path, e))));
     this.reportSkippedDeletes();
+    if (client.info?.capabilities.includes(MKDIRS_CAPABILITY)) {
+      await this.mkdirsInOrder();
+      return;
+    }
     const byDepth = new Map<number, Change[]>();
     for (const c of plan.mkdirs) {
       const d = depth(c.path);
@@ -170,6 +180,53 @@ export class DestinationRun {
           );
         }),
       );
+    }
+  }
+
+  /**
+   * The plan's directories, parents first, in as few `mkdirs` as the header allows, one after
+   * another. A directory under one that failed is not sent: it fails with its parent, unreported,
+   * as when made one depth at a time.
+   */
+  private async mkdirsInOrder(): Promise<void> {
+    const dirs = [...this.plan.mkdirs].sort((a, b) => depth(a.path) - depth(b.path));
+    for (let i = 0; i < dirs.length; ) {
+      const batch: Change[] = [];
+      let header = 0;
+      for (; i < dirs.length && batch.length < MAX_MKDIRS; i++) {
+        const c = dirs[i];
+        if (this.underFailed(c.path)) {
+          this.failedDirs.add(c.path);
+          continue;
+        }
+        // At most three UTF-8 bytes per UTF-16 unit; the rest of an entry is under 16 bytes.
+        const entry = c.path.length * 3 + 16;
+        if (batch.length > 0 && header + entry > MKDIRS_HEADER_BYTES) break;
+        header += entry;
+        batch.push(c);
+      }
+      if (batch.length === 0) continue;
+      let results;
+      try {
+        results = await this.client.mkdirBatch(batch.map((c) => ({ path: c.path, mode: c.source!.mode })));
+      } catch (error) {
+        for (const c of batch) {
+          this.failedDirs.add(c.path);
+          this.fail(c.path, error); // rethrows when the session failed
+        }
+        continue;
+      }
+      results.forEach((r, k) => {
+        const c = batch[k];
+        if (r.ok) {
+          this.summary.directories++;
+          return;
+        }
+        // Under a directory of this batch that failed: failed with it, as above.
+        const quiet = this.underFailed(c.path);
+        this.failedDirs.add(c.path);
+        if (!quiet) this.fail(c.path, new RemoteError(r.code, `mkdir ${c.path}: ${r.message}`, { code: r.code, path: c.path }));
+      });
     }
   }
 

@@ -4,7 +4,7 @@ import { deflateRawSync } from 'node:zlib';
 import { createDelta, decodeSignature, indexSignature } from '@deltacast/core';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { AgentClient } from '../src/agent-client.js';
-import { BATCH_CAPABILITY, MAX_BATCH_BASIS, MAX_BATCH_FILES, MAX_SETATTRS, SETATTRS_CAPABILITY } from '../src/batch.js';
+import { BATCH_CAPABILITY, MAX_BATCH_BASIS, MAX_BATCH_FILES, MAX_MKDIRS, MAX_SETATTRS, MKDIRS_CAPABILITY, SETATTRS_CAPABILITY } from '../src/batch.js';
 import type { Header } from '../src/frame.js';
 import { inProcessAgent } from '../src/local.js';
 import { recordingAgent } from './helpers/relay.js';
@@ -215,6 +215,52 @@ describe('the agent sets attributes in batches (setattrs)', () => {
   });
 });
 
+describe('the agent makes directories in batches (mkdirs)', () => {
+  let c: RawClient;
+  beforeEach(async () => void (c = await clientOffering(MKDIRS_CAPABILITY)));
+
+  it('makes each directory in order with its mode; one already there is fine', async () => {
+    await mkdir(join(root, 'there'), { mode: 0o755 });
+    const reply = await c.request({ t: 'mkdirs', id: 1, f: [['a', 0o755], ['a/b', 0o750], ['a/b/c d', 0o700], ['there', 0o755], ['ü', 0o711]] });
+    expect(reply).toEqual({ t: 'ok', id: 1, r: [0, 0, 0, 0, 0] });
+    for (const [path, mode] of [['a', 0o755], ['a/b', 0o750], ['a/b/c d', 0o700], ['there', 0o755], ['ü', 0o711]] as const) {
+      const st = await stat(join(root, path));
+      expect(st.isDirectory()).toBe(true);
+      expect(st.mode & 0o7777, path).toBe(mode);
+    }
+    expect(await c.bye()).toBeUndefined();
+  });
+
+  it('fails an entry alone: a file in the way, a missing parent, a path out of the root, a symlinked parent', async () => {
+    const outside = tempDir();
+    await symlink(outside, join(root, 'link'));
+    await writeFile(join(root, 'file'), 'f');
+    const reply = await c.request({
+      t: 'mkdirs',
+      id: 1,
+      f: [
+        ['file', 0o755],
+        ['no/parent', 0o755],
+        ['../escape', 0o755],
+        ['link/inside', 0o755],
+        ['ok', 0o755],
+      ],
+    });
+    expect(reply.r).toEqual([['EEXIST', expect.any(String)], ['ENOENT', expect.any(String)], ['PATH_ESCAPE', expect.any(String)], ['PATH_SYMLINK', expect.any(String)], 0]);
+    expect(await readdir(outside)).toEqual([]);
+    expect((await stat(join(root, 'ok'))).isDirectory()).toBe(true);
+    expect(await c.bye()).toBeUndefined();
+  });
+
+  it('records a staged batch, made at commit', async () => {
+    expect(await c.request({ t: 'mkdirs', id: 1, f: [['s', 0o750], ['s/t', 0o700]], stage: 'run1' })).toEqual({ t: 'ok', id: 1, r: [0, 0] });
+    expect(await readdir(root)).toEqual([]);
+    expect(await c.request({ t: 'commit', id: 2, stage: 'run1' })).toMatchObject({ t: 'ok' });
+    expect((await stat(join(root, 's/t'))).mode & 0o7777).toBe(0o700);
+    expect(await c.bye()).toBeUndefined();
+  });
+});
+
 describe('the agent refuses malformed batches and ends the session', () => {
   const cases: [string, (c: RawClient) => Promise<void>][] = [
     ['a file list that is not a list', (c) => c.send({ t: 'puts', id: 1, f: 'x' })],
@@ -233,6 +279,11 @@ describe('the agent refuses malformed batches and ends the session', () => {
     ['a setattrs entry of the wrong shape', (c) => c.send({ t: 'setattrs', id: 1, f: [['a', 0o644, 0, null]] })],
     ['a setattrs mode past 7777', (c) => c.send({ t: 'setattrs', id: 1, f: [['a', 0o10000, 0, null, null]] })],
     ['a setattrs mtime that is not a number', (c) => c.send({ t: 'setattrs', id: 1, f: [['a', null, '0', null, null]] })],
+    ['an empty mkdirs list', (c) => c.send({ t: 'mkdirs', id: 1, f: [] })],
+    [`more than ${MAX_MKDIRS} mkdirs entries`, (c) => c.send({ t: 'mkdirs', id: 1, f: Array.from({ length: MAX_MKDIRS + 1 }, (_, i) => [`d${i}`, 0o755]) })],
+    ['a mkdirs entry of the wrong shape', (c) => c.send({ t: 'mkdirs', id: 1, f: [['a', 0o755, 0]] })],
+    ['a mkdirs mode past 7777', (c) => c.send({ t: 'mkdirs', id: 1, f: [['a', 0o10000]] })],
+    ['a mkdirs path that is not a string', (c) => c.send({ t: 'mkdirs', id: 1, f: [[7, 0o755]] })],
   ];
   for (const [name, send] of cases) {
     it(name, async () => {
@@ -325,7 +376,7 @@ describe('the client sends small files in batches', () => {
     // Asked for right after the compare, before the plan's first change (the new directory).
     const sigs = types.indexOf('sigs:f0,f2,f4');
     expect(sigs).toBeGreaterThan(types.indexOf('compare'));
-    expect(sigs).toBeLessThan(types.indexOf('mkdir'));
+    expect(sigs).toBeLessThan(types.indexOf('mkdirs'));
     expect(types.filter((t) => t.startsWith('sigs'))).toHaveLength(1);
   });
 
