@@ -10,7 +10,7 @@ import type { AgentClient } from './agent-client.js';
 import { MAX_MKDIRS, MAX_SETATTRS, MKDIRS_CAPABILITY, SETATTRS_CAPABILITY } from './batch.js';
 import { ProtocolError, RemoteError, TransportError } from './errors.js';
 import type { SyncEvent, SyncSummary } from './events.js';
-import { depth, limitDeletes, type Change, type Plan } from './plan.js';
+import { byDepth, depth, limitDeletes, type Change, type Plan } from './plan.js';
 import type { SourceEntry } from './tree.js';
 
 export interface RunOptions {
@@ -103,6 +103,7 @@ export class DestinationRun {
 
   /** Whether a path lies under a directory that could not be created. */
   underFailed(path: string): boolean {
+    if (this.failedDirs.size === 0) return false;
     for (let p = path; p.includes('/'); ) {
       p = p.slice(0, p.lastIndexOf('/'));
       if (this.failedDirs.has(p)) return true;
@@ -189,7 +190,7 @@ export class DestinationRun {
    * as when made one depth at a time.
    */
   private async mkdirsInOrder(): Promise<void> {
-    const dirs = [...this.plan.mkdirs].sort((a, b) => depth(a.path) - depth(b.path));
+    const dirs = byDepth(this.plan.mkdirs, 1);
     for (let i = 0; i < dirs.length; ) {
       const batch: Change[] = [];
       let header = 0;
@@ -199,8 +200,8 @@ export class DestinationRun {
           this.failedDirs.add(c.path);
           continue;
         }
-        // At most three UTF-8 bytes per UTF-16 unit; the rest of an entry is under 16 bytes.
-        const entry = c.path.length * 3 + 16;
+        // The path's UTF-8 bytes; the rest of an entry is under 16 bytes.
+        const entry = Buffer.byteLength(c.path) + 16;
         if (batch.length > 0 && header + entry > MKDIRS_HEADER_BYTES) break;
         header += entry;
         batch.push(c);

@@ -257,7 +257,7 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
     const source = path === '' ? tree.root : index.dirs.get(path);
     if (source) plan.dirAttrs.push({ kind: 'attrs', path, source });
   }
-  plan.dirAttrs.sort((a, b) => depth(b.path) - depth(a.path));
+  plan.dirAttrs = byDepth(plan.dirAttrs, -1);
   return plan;
 }
 
@@ -299,6 +299,17 @@ export function limitDeletes(deletes: readonly Change[], max: number | undefined
     } else skipped++;
   }
   return { deletes: kept, skipped };
+}
+
+/**
+ * `changes` sorted by the depth of their paths, shallowest first (`order` 1) or deepest first (-1),
+ * keeping the order of equal depths; each depth counted once, not at every comparison.
+ */
+export function byDepth(changes: readonly Change[], order: 1 | -1): Change[] {
+  const depths = changes.map((c) => depth(c.path));
+  const at = changes.map((_, i) => i);
+  at.sort((a, b) => order * (depths[a] - depths[b]) || a - b);
+  return at.map((i) => changes[i]);
 }
 
 export function depth(path: string): number {
