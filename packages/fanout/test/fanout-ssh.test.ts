@@ -117,7 +117,9 @@ describe.skipIf(!hasSshd)(`five SSH destinations: three roots on OpenSSH, two ss
     expect(run.result).toMatchObject({ ok: true, files: 2, deltasComputed: 2, destinationFiles: 6 });
     await expectAllIdentical(src, roots);
     expect(sharedJumps).toBe(1);
-    expect(openJumpConnections()).toBe(0);
+    // Released as the connections behind it close, which may finish just after the fan-out returns.
     expect(await settledTcpHandles(baseline)).toBeLessThanOrEqual(baseline);
+    for (let i = 0; i < 40 && openJumpConnections() > 0; i++) await sleep(50);
+    expect(openJumpConnections()).toBe(0);
   });
 });
