@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 
 // Suites that drive system tools skip where a tool is missing; in CI they must run, so fail fast there.
 if (process.env.CI) {
-  for (const tool of ['rdiff', 'rsync', 'sshd', 'ssh-keygen']) {
+  for (const tool of ['rdiff', 'rsync', 'sshd', 'ssh', 'ssh-keygen']) {
     try {
       execFileSync('sh', ['-c', `command -v ${tool} || test -x /usr/sbin/${tool}`], { stdio: 'ignore' });
     } catch {

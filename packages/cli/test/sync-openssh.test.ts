@@ -378,6 +378,35 @@ describe.skipIf(!hasSshd)(`sync over OpenSSH ${sshdSkipReason}`, () => {
     rmSync(join(src, 'via-jump.txt'));
   });
 
+  it("-e ssh: the system's ssh reaches the destination, uploads the agent, and runs commit hooks", async (ctx) => {
+    if (spawnSync('sh', ['-c', 'command -v ssh']).status !== 0) ctx.skip('no ssh client (apt-get install openssh-client)');
+    // Neither deltacast on the remote PATH nor a cached bundle: the agent is uploaded through ssh.
+    rmSync(join(sshd.bin, 'deltacast'), { force: true });
+    rmSync(join(sshd.home, '.cache'), { recursive: true, force: true });
+    const target = join(work, 'dest-rsh');
+    const first = sync('--json', '-e', 'ssh -o BatchMode=yes', '-F', config, `${src}/`, `bench:${target}`);
+    expect(first.stderr).toBe('');
+    expect(first.status).toBe(0);
+    expect(jsonRun(first).summary).toMatchObject({ ok: true, errors: [] });
+    await expectIdentical(src, target);
+    expect(readdirSync(join(sshd.home, '.cache/deltacast')).filter((n) => /^agent-[0-9a-f]{16}\.mjs$/.test(n))).toHaveLength(1);
+
+    // An edit, committed as a whole tree behind a hook that runs through ssh too.
+    writeFileSync(join(src, 'via-rsh.txt'), 'sent by ssh\n');
+    const marker = join(work, 'rsh-hook-ran');
+    const second = sync('-e', 'ssh -o BatchMode=yes', '-F', config, '--atomic', 'tree', '--before-commit', `echo "$DELTACAST_ROOT" > '${marker}'`, `${src}/`, `bench:${target}`);
+    expect(second.stderr).toBe('');
+    expect(second.status).toBe(0);
+    expect(readFileSync(marker, 'utf8')).toBe(`${target}\n`);
+    await expectIdentical(src, target);
+    rmSync(join(src, 'via-rsh.txt'));
+
+    // What ssh says when it cannot connect, with the exit status of a connection failure.
+    const refused = sync('-e', `ssh -o BatchMode=yes -p ${await freePort()}`, '-F', config, `${src}/`, `bench:${target}`);
+    expect(refused.status).toBe(255);
+    expect(refused.stderr).toMatch(/CONNECT: probing the remote failed \(exit 255\): ssh: connect to host 127\.0\.0\.1 port \d+: Connection refused/);
+  });
+
   it('exits 23 when part of the destination cannot be written, and the rest arrives', async (ctx) => {
     const from = join(work, 'partial-src');
     const to = join(work, 'partial-dest');

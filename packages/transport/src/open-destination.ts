@@ -6,6 +6,8 @@
 import { ConnectError, TransportError } from './errors.js';
 import { childProcessAgent, inProcessAgent } from './local.js';
 import { connectSsh, formatDestination, parseDestination, shellQuote, startRemoteAgent, type Destination } from './ssh/index.js';
+import { rshArgv, rshShell } from './ssh/rsh.js';
+import type { RemoteShell } from './ssh/remote-agent.js';
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import type { ByteStreams } from './wire.js';
@@ -24,6 +26,12 @@ export interface SshOptions {
   remoteCommand?: string;
   /** -J: jump hosts to go through (see ConnectOptions.jumpHosts); unset: the config's ProxyJump or ProxyCommand. */
   jumpHosts?: string;
+  /**
+   * -e, --rsh: reach remote destinations with this command (`ssh`, `ssh -p 2222 -o ...`) instead of the
+   * built-in SSH client, one process per remote command, as rsync does (src/ssh/rsh.ts). The options
+   * above go to it as ssh's own (-l, -p, -i, -F, -J, -o StrictHostKeyChecking=accept-new, ...).
+   */
+  rsh?: string;
   connectTimeoutMs?: number;
   /**
    * Send an SSH keepalive after this long without traffic (ssh's ServerAliveInterval; three unanswered
@@ -94,6 +102,7 @@ export async function openDestination(spec: string | Destination, options: Desti
     };
   }
   const ssh = options.ssh ?? {};
+  if (ssh.rsh !== undefined) return openThroughRsh(destination, name, ssh);
   let client;
   try {
     client = await connectSsh({
@@ -121,10 +130,7 @@ export async function openDestination(spec: string | Destination, options: Desti
       streams,
       exec: (command) =>
         new Promise((done) => {
-          const env = Object.entries(hookEnv(name, root))
-            .map(([k, v]) => `${k}=${shellQuote(v)}`)
-            .join(' ');
-          client.exec(`cd ${shellQuote(root)} && env ${env} sh -c ${shellQuote(command)}`, (error, channel) => {
+          client.exec(hookCommand(name, root, command), (error, channel) => {
             if (error) return done({ code: 255, stderr: error.message });
             let stderr = '';
             channel.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-STDERR_KEEP)));
@@ -143,4 +149,55 @@ export async function openDestination(spec: string | Destination, options: Desti
     client.end();
     throw error;
   }
+}
+
+/** The `cd ROOT && env DELTACAST_... sh -c COMMAND` line a commit hook runs as on a remote host. */
+function hookCommand(name: string, root: string, command: string): string {
+  const env = Object.entries(hookEnv(name, root))
+    .map(([k, v]) => `${k}=${shellQuote(v)}`)
+    .join(' ');
+  return `cd ${shellQuote(root)} && env ${env} sh -c ${shellQuote(command)}`;
+}
+
+/** A remote destination reached with a remote shell command (SshOptions.rsh) instead of ssh2. */
+async function openThroughRsh(destination: Extract<Destination, { kind: 'ssh' }>, name: string, ssh: SshOptions): Promise<OpenedDestination> {
+  let shell: RemoteShell;
+  try {
+    shell = rshShell(
+      rshArgv({
+        command: ssh.rsh!,
+        host: destination.host,
+        user: destination.user,
+        port: destination.port ?? ssh.port,
+        identityFile: ssh.identityFile,
+        configFile: ssh.configFile,
+        jumpHosts: ssh.jumpHosts,
+        acceptNewHostKeys: ssh.acceptNewHostKeys,
+        knownHostsFiles: ssh.knownHostsFiles,
+        connectTimeoutMs: ssh.connectTimeoutMs,
+        keepaliveIntervalMs: ssh.keepaliveIntervalMs,
+      }),
+    );
+  } catch (error) {
+    if (error instanceof TransportError) throw error;
+    throw new ConnectError('CONFIG', `${name}: ${(error as Error).message}`, { destination: name });
+  }
+  const streams = await startRemoteAgent(shell, { remoteCommand: ssh.remoteCommand, timeoutMs: ssh.connectTimeoutMs });
+  const root = destination.path === '' ? '.' : destination.path;
+  return {
+    name,
+    root,
+    streams,
+    exec: async (command) => {
+      try {
+        const result = await shell.run(hookCommand(name, root, command), 0);
+        return { code: result.code ?? 255, stderr: result.stderr.slice(-STDERR_KEEP) };
+      } catch (error) {
+        return { code: 255, stderr: (error as Error).message };
+      }
+    },
+    close: async () => {
+      streams.close?.();
+    },
+  };
 }

@@ -12,6 +12,7 @@ export interface SshFlags {
   acceptNewHostKeys: boolean;
   remoteCommand?: string;
   jump?: string;
+  rsh?: string;
 }
 
 /** How to reach SSH destinations (every command that has destinations). */
@@ -21,6 +22,7 @@ export function addSshOptions(command: Command): Command {
     .option('-i, --identity <file>', 'ssh identity (private key) file')
     .option('-F, --config <file>', 'ssh config file (default ~/.ssh/config)')
     .option('-J, --jump <hosts>', "reach SSH destinations through these jump hosts, as ssh -J ([user@]host[:port], comma-separated; 'none': directly, ignoring the config's ProxyJump and ProxyCommand)")
+    .option('-e, --rsh <command>', "reach SSH destinations by running this command (as rsync's -e: `ssh`, `ssh -p 2222`, ...) instead of the built-in SSH client; -p, -i, -F, -J and --accept-new-host-keys go to it as ssh's options")
     .option('--accept-new-host-keys', 'learn unknown host keys into known_hosts instead of refusing them', false)
     .option('--remote-command <cmd>', 'command that starts the agent on the remote (default: deltacast agent, or an uploaded bundle)');
 }
@@ -33,6 +35,7 @@ export function sshOptions(opts: SshFlags) {
     acceptNewHostKeys: opts.acceptNewHostKeys,
     remoteCommand: opts.remoteCommand,
     jumpHosts: opts.jump,
+    rsh: opts.rsh,
   };
 }
 

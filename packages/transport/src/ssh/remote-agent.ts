@@ -10,7 +10,8 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { PassThrough } from 'node:stream';
+import type { EventEmitter } from 'node:events';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type { Client, ClientChannel } from 'ssh2';
 import { ConnectError, TransportError } from '../errors.js';
 import type { ByteStreams } from '../wire.js';
@@ -30,6 +31,33 @@ export interface RemoteAgentOptions {
 }
 
 export type RemoteAgentKind = 'command' | 'deltacast' | 'bundle';
+
+/** What a short remote command did. */
+export interface RunResult {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Where remote commands run: an ssh2 connection's exec channels (sshShell), or a remote shell
+ * command started once per command, as rsync's -e (rsh.ts). Commands are shell command lines.
+ */
+export interface RemoteShell {
+  /** Runs a short command, feeding it `input`, and collects its output and exit status within `timeoutMs`. */
+  run(command: string, timeoutMs: number, input?: Uint8Array): Promise<RunResult>;
+  /** Starts the agent: its stdin and stdout as the session's streams. */
+  start(command: string, kind: RemoteAgentKind): Promise<RemoteAgentStreams>;
+}
+
+/** The exec channels of an ssh2 connection as a RemoteShell. */
+export function sshShell(client: Client): RemoteShell {
+  return {
+    run: (command, timeoutMs, input) => runRemote(client, command, timeoutMs, input),
+    start: (command, kind) => execAgent(client, command, kind),
+  };
+}
 
 export interface RemoteAgentStreams extends ByteStreams {
   /** How the agent was started. */
@@ -76,7 +104,8 @@ export function defaultBundlePath(): string {
  * upload fails. If the agent exits with an error before writing anything, the returned readable
  * fails with a ConnectError carrying its stderr.
  */
-export async function startRemoteAgent(client: Client, options: RemoteAgentOptions = {}): Promise<RemoteAgentStreams> {
+export async function startRemoteAgent(on: Client | RemoteShell, options: RemoteAgentOptions = {}): Promise<RemoteAgentStreams> {
+  const shell = 'run' in on && 'start' in on ? on : sshShell(on);
   const envPrefix = Object.entries(options.env ?? {}).map(([k, v]) => {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new ConnectError('CONNECT', `bad environment variable name ${JSON.stringify(k)}`, { name: k });
     return shellQuote(`${k}=${v}`);
@@ -84,7 +113,7 @@ export async function startRemoteAgent(client: Client, options: RemoteAgentOptio
   const withEnv = (argv: string) => (envPrefix.length > 0 ? `env ${envPrefix.join(' ')} ${argv}` : argv);
 
   if (options.remoteCommand !== undefined) {
-    return execAgent(client, withEnv(options.remoteCommand), 'command');
+    return shell.start(withEnv(options.remoteCommand), 'command');
   }
 
   const bundlePath = options.bundlePath ?? defaultBundlePath();
@@ -104,13 +133,13 @@ export async function startRemoteAgent(client: Client, options: RemoteAgentOptio
     ...(cacheName ? [`f="$HOME/${CACHE_DIR}/${cacheName}"; if [ -f "$f" ]; then echo "size=$(wc -c < "$f")"; fi`] : []),
   ].join('; ');
   const timeoutMs = options.timeoutMs ?? DEFAULT_REMOTE_TIMEOUT;
-  const result = await runRemote(client, `sh -c ${shellQuote(probe)}`, timeoutMs);
+  const result = await shell.run(`sh -c ${shellQuote(probe)}`, timeoutMs);
   if (result.code !== 0) {
     throw new ConnectError('CONNECT', `probing the remote failed (exit ${result.code ?? result.signal}): ${result.stderr.trim()}`, { stderr: result.stderr });
   }
   const facts = new Map(result.stdout.split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1).trim()]));
 
-  if (facts.get('deltacast') === 'yes') return execAgent(client, withEnv('deltacast agent'), 'deltacast');
+  if (facts.get('deltacast') === 'yes') return shell.start(withEnv('deltacast agent'), 'deltacast');
 
   const nodeVersion = facts.get('node') ?? '';
   const major = /^v(\d+)\./.exec(nodeVersion);
@@ -126,27 +155,20 @@ export async function startRemoteAgent(client: Client, options: RemoteAgentOptio
   if (!bundle || !cacheName || !remotePath) {
     throw new ConnectError('CONNECT', `the remote lacks deltacast and the agent bundle ${bundlePath} is missing; build it with \`pnpm --filter @deltacast/transport build\``, { bundlePath });
   }
-  if (facts.get('size') !== String(bundle.length)) await uploadBundle(client, bundle, cacheName, timeoutMs * 4);
-  return execAgent(client, withEnv(`node ${remotePath}`), 'bundle');
+  if (facts.get('size') !== String(bundle.length)) await uploadBundle(shell, bundle, cacheName, timeoutMs * 4);
+  return shell.start(withEnv(`node ${remotePath}`), 'bundle');
 }
 
-async function uploadBundle(client: Client, bundle: Buffer, cacheName: string, timeoutMs: number): Promise<void> {
+async function uploadBundle(shell: RemoteShell, bundle: Buffer, cacheName: string, timeoutMs: number): Promise<void> {
   // Written to a temporary name and renamed, so a cut connection never leaves a short file that a
   // later run would take for the agent (the size check alone would catch it, the rename makes it atomic).
   const final = `"$HOME/${CACHE_DIR}/${cacheName}"`;
   const tmp = `"$HOME/${CACHE_DIR}/${cacheName}.tmp.$$"`;
   const script = `mkdir -p "$HOME/${CACHE_DIR}" && cat > ${tmp} && mv -f ${tmp} ${final} || { rm -f ${tmp}; exit 1; }`;
-  const result = await runRemote(client, `sh -c ${shellQuote(script)}`, timeoutMs, bundle);
+  const result = await shell.run(`sh -c ${shellQuote(script)}`, timeoutMs, bundle);
   if (result.code !== 0) {
     throw new ConnectError('CONNECT', `uploading the agent bundle to ~/${CACHE_DIR}/${cacheName} failed (exit ${result.code ?? result.signal}): ${result.stderr.trim()}`, { stderr: result.stderr });
   }
-}
-
-interface RunResult {
-  code: number | null;
-  signal: string | null;
-  stdout: string;
-  stderr: string;
 }
 
 /**
@@ -202,12 +224,43 @@ async function runRemote(client: Client, command: string, timeoutMs: number, inp
 }
 
 function execAgent(client: Client, command: string, kind: RemoteAgentKind): Promise<RemoteAgentStreams> {
-  return openExec(client, command, (channel) => watchAgent(channel, command, kind));
+  return openExec(client, command, (channel) =>
+    watchAgent(
+      {
+        output: channel,
+        input: channel,
+        stderr: channel.stderr,
+        events: channel,
+        close: () => channel.close(),
+      },
+      command,
+      kind,
+    ),
+  );
 }
 
-function watchAgent(channel: ClientChannel, command: string, kind: RemoteAgentKind): RemoteAgentStreams {
+/**
+ * A running agent command, however it runs: its stdout (`output`, which ends), stdin (`input`),
+ * stderr, and `events` that emit 'exit' (code, signal), 'close' and 'error': an exec channel
+ * (these are the channel itself), or a child process of a remote shell command (rsh.ts).
+ */
+export interface AgentProcess {
+  output: Readable;
+  input: Writable;
+  stderr: Readable;
+  events: EventEmitter;
+  /** Ends it from our side. */
+  close(): void;
+}
+
+/**
+ * The session's streams over a started agent. Its output is passed on once the exit status is
+ * known: an agent that fails before writing anything fails the stream with a ConnectError (its
+ * status and stderr), one that fails later with a TransportError (IO).
+ */
+export function watchAgent(agent: AgentProcess, command: string, kind: RemoteAgentKind): RemoteAgentStreams {
   let stderr = '';
-  channel.stderr.on('data', (chunk: Buffer) => {
+  agent.stderr.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString('utf8')).slice(-STDERR_LIMIT);
   });
 
@@ -220,10 +273,10 @@ function watchAgent(channel: ClientChannel, command: string, kind: RemoteAgentKi
   let closedByUs = false;
   let settled = false;
   let exit: { code: number | null; signal: string | null } | undefined;
-  channel.on('data', () => {
+  agent.output.on('data', () => {
     sawData = true;
   });
-  channel.pipe(readable, { end: false });
+  agent.output.pipe(readable, { end: false });
   const settle = () => {
     if (settled || !ended || (exit === undefined && !closed)) return;
     settled = true;
@@ -241,30 +294,30 @@ function watchAgent(channel: ClientChannel, command: string, kind: RemoteAgentKi
   };
   let outputEnded!: () => void;
   const outputDone = new Promise<void>((resolve) => (outputEnded = resolve));
-  channel.on('end', () => {
+  agent.output.on('end', () => {
     ended = true;
     outputEnded();
     settle();
   });
-  channel.on('exit', (code: number | null, signal?: string) => {
+  agent.events.on('exit', (code: number | null, signal?: string | null) => {
     exit = { code, signal: signal ?? null };
     settle();
   });
-  channel.on('close', () => {
+  agent.events.on('close', () => {
     closed = true;
-    ended = true; // ssh2 emits 'close' only after the readable side ended (or was destroyed)
+    ended = true; // emitted only after the output ended (or was destroyed)
     outputEnded();
     settle();
   });
-  channel.on('error', (error: Error) => readable.destroy(new TransportError('IO', `remote agent channel: ${error.message}`, { command })));
+  agent.events.on('error', (error: Error) => readable.destroy(new TransportError('IO', `remote agent channel: ${error.message}`, { command })));
 
   return {
     readable,
-    writable: channel,
+    writable: agent.input,
     outputEnded: outputDone,
     close: () => {
       closedByUs = true;
-      channel.close();
+      agent.close();
     },
     kind,
     command,
