@@ -160,14 +160,14 @@ export class DestinationRun {
       await this.mkdirsInOrder();
       return;
     }
-    const byDepth = new Map<number, Change[]>();
+    const levels = new Map<number, Change[]>();
     for (const c of plan.mkdirs) {
       const d = depth(c.path);
-      byDepth.set(d, [...(byDepth.get(d) ?? []), c]);
+      levels.set(d, [...(levels.get(d) ?? []), c]);
     }
-    for (const d of [...byDepth.keys()].sort((a, b) => a - b)) {
+    for (const d of [...levels.keys()].sort((a, b) => a - b)) {
       await Promise.all(
-        byDepth.get(d)!.map((c) => {
+        levels.get(d)!.map((c) => {
           if (this.underFailed(c.path)) {
             this.failedDirs.add(c.path);
             return undefined;

@@ -7,7 +7,6 @@ import { ConnectError, TransportError } from './errors.js';
 import { childProcessAgent, inProcessAgent } from './local.js';
 import { connectSsh, formatDestination, parseDestination, shellQuote, startRemoteAgent, type Destination } from './ssh/index.js';
 import { rshArgv, rshShell } from './ssh/rsh.js';
-import type { RemoteShell } from './ssh/remote-agent.js';
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import type { ByteStreams } from './wire.js';
@@ -161,27 +160,22 @@ function hookCommand(name: string, root: string, command: string): string {
 
 /** A remote destination reached with a remote shell command (SshOptions.rsh) instead of ssh2. */
 async function openThroughRsh(destination: Extract<Destination, { kind: 'ssh' }>, name: string, ssh: SshOptions): Promise<OpenedDestination> {
-  let shell: RemoteShell;
-  try {
-    shell = rshShell(
-      rshArgv({
-        command: ssh.rsh!,
-        host: destination.host,
-        user: destination.user,
-        port: destination.port ?? ssh.port,
-        identityFile: ssh.identityFile,
-        configFile: ssh.configFile,
-        jumpHosts: ssh.jumpHosts,
-        acceptNewHostKeys: ssh.acceptNewHostKeys,
-        knownHostsFiles: ssh.knownHostsFiles,
-        connectTimeoutMs: ssh.connectTimeoutMs,
-        keepaliveIntervalMs: ssh.keepaliveIntervalMs,
-      }),
-    );
-  } catch (error) {
-    if (error instanceof TransportError) throw error;
-    throw new ConnectError('CONFIG', `${name}: ${(error as Error).message}`, { destination: name });
-  }
+  // A malformed command or host throws its ConnectError (CONFIG) or PathError here.
+  const shell = rshShell(
+    rshArgv({
+      command: ssh.rsh!,
+      host: destination.host,
+      user: destination.user,
+      port: destination.port ?? ssh.port,
+      identityFile: ssh.identityFile,
+      configFile: ssh.configFile,
+      jumpHosts: ssh.jumpHosts,
+      acceptNewHostKeys: ssh.acceptNewHostKeys,
+      knownHostsFiles: ssh.knownHostsFiles,
+      connectTimeoutMs: ssh.connectTimeoutMs,
+      keepaliveIntervalMs: ssh.keepaliveIntervalMs,
+    }),
+  );
   const streams = await startRemoteAgent(shell, { remoteCommand: ssh.remoteCommand, timeoutMs: ssh.connectTimeoutMs });
   const root = destination.path === '' ? '.' : destination.path;
   return {
