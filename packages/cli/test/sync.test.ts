@@ -41,6 +41,8 @@ describe('usage errors exit 2 and touch nothing', () => {
     ['a port above 65535', ['--port', '65536'], /argument '65536' is invalid/],
     ['a port that is not a number', ['-p', 'ssh'], /argument 'ssh' is invalid/],
     ['an unknown option', ['--frobnicate'], /unknown option '--frobnicate'/],
+    ['a remote shell with an unterminated quote', ['-e', "ssh -o 'x"], /--rsh <command>' argument .* is invalid\. remote shell .*: unterminated '/],
+    ['an empty remote shell', ['--rsh', ' '], /--rsh <command>' argument ' ' is invalid\. the remote shell command is empty/],
   ])('%s', async (_name, extra, message) => {
     const src = fresh('src');
     await writeTree(src, { 'f.txt': 'x' });

@@ -24,6 +24,7 @@ export {
   formatDestination,
   connectSsh,
   openJumpConnections,
+  splitCommand,
   startRemoteAgent,
   resolveSshConfig,
   generateSshKeyPair,

@@ -1,7 +1,7 @@
 /** The options `sync` and `watch` share: what to transfer, how to reach destinations, how to commit. */
-import { parseFilterFile, type FilterRule } from '@deltacast/transport';
+import { parseFilterFile, splitCommand, type FilterRule } from '@deltacast/transport';
 import { readFileSync } from 'node:fs';
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { integer } from '../options.js';
 import { UsageError } from '../errors.js';
 
@@ -22,9 +22,23 @@ export function addSshOptions(command: Command): Command {
     .option('-i, --identity <file>', 'ssh identity (private key) file')
     .option('-F, --config <file>', 'ssh config file (default ~/.ssh/config)')
     .option('-J, --jump <hosts>', "reach SSH destinations through these jump hosts, as ssh -J ([user@]host[:port], comma-separated; 'none': directly, ignoring the config's ProxyJump and ProxyCommand)")
-    .option('-e, --rsh <command>', "reach SSH destinations by running this command (as rsync's -e: `ssh`, `ssh -p 2222`, ...) instead of the built-in SSH client; -p, -i, -F, -J and --accept-new-host-keys go to it as ssh's options")
+    .addOption(
+      new Option('-e, --rsh <command>', "reach SSH destinations by running this command (as rsync's -e: `ssh`, `ssh -p 2222`, ...) instead of the built-in SSH client; -p, -i, -F, -J and --accept-new-host-keys go to it as ssh's options").argParser(
+        remoteShell,
+      ),
+    )
     .option('--accept-new-host-keys', 'learn unknown host keys into known_hosts instead of refusing them', false)
     .option('--remote-command <cmd>', 'command that starts the agent on the remote (default: deltacast agent, or an uploaded bundle)');
+}
+
+/** -e's command, checked here so that an unterminated quote is a usage error, not a failed connection. */
+function remoteShell(command: string): string {
+  try {
+    splitCommand(command);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+  return command;
 }
 
 export function sshOptions(opts: SshFlags) {

@@ -22,3 +22,4 @@ export {
   type RemoteAgentStreams,
 } from './remote-agent.js';
 export { generateSshKeyPair } from './keys.js';
+export { splitCommand } from './rsh.js';
