@@ -4,7 +4,7 @@
  * config. Every destination ends identical to the source, an edit travels as one shared delta, and
  * no SSH connection outlives the fan-out.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -121,5 +121,26 @@ describe.skipIf(!hasSshd)(`five SSH destinations: three roots on OpenSSH, two ss
     expect(await settledTcpHandles(baseline)).toBeLessThanOrEqual(baseline);
     for (let i = 0; i < 40 && openJumpConnections() > 0; i++) await sleep(50);
     expect(openJumpConnections()).toBe(0);
+  });
+
+  it('runs commit hooks on the remote host, in the root, and reports a failing one with its stderr', async () => {
+    const base = tempDir();
+    const src = join(base, 'src');
+    await writeTree(src, { 'a.txt': file('hooked') });
+    const [ok, failing] = [join(base, 'h1'), join(base, 'h2')];
+    const destinations = [`real:${ok}`, `real:${failing}`];
+    const marker = join(base, 'after-commit');
+    const run = await runFanout({
+      source: `${src}/`,
+      destinations,
+      ssh: { configFile, remoteCommand: `node ${AGENT_BUNDLE}` },
+      beforeCommit: `test "$PWD" != ${JSON.stringify(failing)} || { echo "not this one" >&2; exit 3; }`,
+      afterCommit: `echo "$DELTACAST_DESTINATION $DELTACAST_ROOT" >> ${JSON.stringify(marker)}`,
+    });
+    expect(run.result.ok).toBe(false);
+    expect(run.errors.map((e) => [e.destination, e.code, e.message])).toEqual([[`real:${failing}`, 'HOOK_FAILED', 'before-commit hook exited 3: not this one']]);
+    expect(readFileSync(join(ok, 'a.txt'), 'utf8')).toBe('hooked');
+    expect(existsSync(join(failing, 'a.txt'))).toBe(false);
+    expect(readFileSync(marker, 'utf8')).toBe(`real:${ok} ${ok}\n`);
   });
 });

@@ -7,6 +7,7 @@ import { ConnectError, TransportError } from './errors.js';
 import { childProcessAgent, inProcessAgent } from './local.js';
 import { connectSsh, formatDestination, parseDestination, shellQuote, startRemoteAgent, type Destination } from './ssh/index.js';
 import { rshArgv, rshShell } from './ssh/rsh.js';
+import { sshShell, type RemoteShell } from './ssh/remote-agent.js';
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import type { ByteStreams } from './wire.js';
@@ -127,18 +128,7 @@ export async function openDestination(spec: string | Destination, options: Desti
       name,
       root,
       streams,
-      exec: (command) =>
-        new Promise((done) => {
-          client.exec(hookCommand(name, root, command), (error, channel) => {
-            if (error) return done({ code: 255, stderr: error.message });
-            let stderr = '';
-            channel.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-STDERR_KEEP)));
-            let exitCode = 255;
-            channel.on('data', () => {});
-            channel.on('exit', (code: number | null) => (exitCode = code ?? 255));
-            channel.on('close', () => done({ code: exitCode, stderr }));
-          });
-        }),
+      exec: hookRunner(sshShell(client), name, root),
       close: async () => {
         streams.close?.();
         client.end();
@@ -150,12 +140,22 @@ export async function openDestination(spec: string | Destination, options: Desti
   }
 }
 
-/** The `cd ROOT && env DELTACAST_... sh -c COMMAND` line a commit hook runs as on a remote host. */
-function hookCommand(name: string, root: string, command: string): string {
+/**
+ * Commit hooks on a remote host, through `shell`: `cd ROOT && env DELTACAST_... sh -c COMMAND`, with
+ * no time limit; its exit status (255 when it could not run or gave none) and the end of its stderr.
+ */
+function hookRunner(shell: RemoteShell, name: string, root: string): OpenedDestination['exec'] {
   const env = Object.entries(hookEnv(name, root))
     .map(([k, v]) => `${k}=${shellQuote(v)}`)
     .join(' ');
-  return `cd ${shellQuote(root)} && env ${env} sh -c ${shellQuote(command)}`;
+  return async (command) => {
+    try {
+      const result = await shell.run(`cd ${shellQuote(root)} && env ${env} sh -c ${shellQuote(command)}`, 0);
+      return { code: result.code ?? 255, stderr: result.stderr.slice(-STDERR_KEEP) };
+    } catch (error) {
+      return { code: 255, stderr: (error as Error).message };
+    }
+  };
 }
 
 /** A remote destination reached with a remote shell command (SshOptions.rsh) instead of ssh2. */
@@ -182,14 +182,7 @@ async function openThroughRsh(destination: Extract<Destination, { kind: 'ssh' }>
     name,
     root,
     streams,
-    exec: async (command) => {
-      try {
-        const result = await shell.run(hookCommand(name, root, command), 0);
-        return { code: result.code ?? 255, stderr: result.stderr.slice(-STDERR_KEEP) };
-      } catch (error) {
-        return { code: 255, stderr: (error as Error).message };
-      }
-    },
+    exec: hookRunner(shell, name, root),
     close: async () => {
       streams.close?.();
     },

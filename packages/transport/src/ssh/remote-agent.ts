@@ -45,7 +45,10 @@ export interface RunResult {
  * command started once per command, as rsync's -e (rsh.ts). Commands are shell command lines.
  */
 export interface RemoteShell {
-  /** Runs a short command, feeding it `input`, and collects its output and exit status within `timeoutMs`. */
+  /**
+   * Runs a command, feeding it `input`, and collects its exit status and the end of its output
+   * (keepTail), within `timeoutMs` (0: no limit, for commit hooks).
+   */
   run(command: string, timeoutMs: number, input?: Uint8Array): Promise<RunResult>;
   /** Starts the agent: its stdin and stdout as the session's streams. */
   start(command: string, kind: RemoteAgentKind): Promise<RemoteAgentStreams>;
@@ -73,7 +76,14 @@ export const MIN_REMOTE_NODE_MAJOR = 20;
 const CACHE_DIR = '.cache/deltacast';
 const DEFAULT_REMOTE_TIMEOUT = 30_000;
 const STDERR_LIMIT = 64 * 1024;
-const PROBE_OUTPUT_LIMIT = 64 * 1024;
+/** What a short remote command's stdout and stderr keep: their last 64 KiB each. */
+const RUN_OUTPUT_LIMIT = 64 * 1024;
+
+/** `kept` with `chunk` added, cut to its last RUN_OUTPUT_LIMIT characters (RemoteShell.run's outputs). */
+export function keepTail(kept: string, chunk: Buffer): string {
+  const text = kept + chunk.toString('utf8');
+  return text.length > RUN_OUTPUT_LIMIT ? text.slice(-RUN_OUTPUT_LIMIT) : text;
+}
 
 /** Quotes one argument for a POSIX shell: single quotes, with each ' written as '\''. */
 export function shellQuote(arg: string): string {
@@ -196,20 +206,23 @@ async function runRemote(client: Client, command: string, timeoutMs: number, inp
     command,
     (channel) =>
       new Promise<RunResult>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          reject(new ConnectError('CONNECT', `\`${command}\` did not finish on the remote within ${Math.round(timeoutMs / 1000)} s`, { command, timeoutMs }));
-          channel.close();
-        }, timeoutMs);
+        const timer =
+          timeoutMs > 0
+            ? setTimeout(() => {
+                reject(new ConnectError('CONNECT', `\`${command}\` did not finish on the remote within ${Math.round(timeoutMs / 1000)} s`, { command, timeoutMs }));
+                channel.close();
+              }, timeoutMs)
+            : undefined;
         channel.on('close', () => clearTimeout(timer));
         let stdout = '';
         let stderr = '';
         let code: number | null = null;
         let signal: string | null = null;
         channel.on('data', (chunk: Buffer) => {
-          if (stdout.length < PROBE_OUTPUT_LIMIT) stdout += chunk.toString('utf8');
+          stdout = keepTail(stdout, chunk);
         });
         channel.stderr.on('data', (chunk: Buffer) => {
-          if (stderr.length < PROBE_OUTPUT_LIMIT) stderr += chunk.toString('utf8');
+          stderr = keepTail(stderr, chunk);
         });
         channel.on('exit', (c: number | null, s?: string) => {
           code = c;

@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { ConnectError, PathError } from '../errors.js';
-import { watchAgent, type RemoteAgentKind, type RemoteAgentStreams, type RemoteShell, type RunResult } from './remote-agent.js';
+import { keepTail, watchAgent, type RemoteAgentKind, type RemoteAgentStreams, type RemoteShell, type RunResult } from './remote-agent.js';
 
 export interface RshOptions {
   /** The command as written (`ssh`, `ssh -p 2222 -o "Compression yes"`), split into words by splitCommand. */
@@ -92,8 +92,6 @@ export function rshArgv(options: RshOptions): string[] {
   return argv;
 }
 
-const OUTPUT_LIMIT = 64 * 1024;
-
 /** A RemoteShell that runs each command as a process: `argv` (from rshArgv) and the command line. */
 export function rshShell(argv: readonly string[]): RemoteShell {
   const [program, ...args] = argv;
@@ -114,10 +112,10 @@ export function rshShell(argv: readonly string[]): RemoteShell {
               }, timeoutMs)
             : undefined;
         child.stdout.on('data', (chunk: Buffer) => {
-          if (stdout.length < OUTPUT_LIMIT) stdout += chunk.toString('utf8');
+          stdout = keepTail(stdout, chunk);
         });
         child.stderr.on('data', (chunk: Buffer) => {
-          if (stderr.length < OUTPUT_LIMIT) stderr += chunk.toString('utf8');
+          stderr = keepTail(stderr, chunk);
         });
         child.stdin.on('error', () => {}); // a command that exits without reading its input
         child.on('error', (error) => {
