@@ -6,7 +6,7 @@
  */
 import { deflateRawSync } from 'node:zlib';
 import type { Frame, Header } from './frame.js';
-import { ProtocolError, RemoteError, TransportError } from './errors.js';
+import { ConnectError, ProtocolError, RemoteError, TransportError } from './errors.js';
 import {
   CAPABILITIES,
   DATA_CHUNK,
@@ -119,7 +119,26 @@ export class AgentClient {
   static open(streams: ByteStreams, options: HelloOptions): { client: AgentClient; ready: Promise<void> } {
     const client = new AgentClient(streams);
     client.watchIdle(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT);
-    return { client, ready: client.hello(options) };
+    const ready = client.hello(options).catch((error: unknown) => {
+      throw client.startFailure(error);
+    });
+    return { client, ready };
+  }
+
+  /** Whether any frame came from the agent. */
+  private heard = false;
+
+  /**
+   * A hello that failed before the agent sent a single frame means no agent was started, whatever
+   * ended it: a ConnectError 'CONNECT', as for a host that cannot be reached (an agent process that
+   * exited is one already). Bytes that are no frame get a hint: a login script that writes to stdout
+   * is the usual cause. A refusal (LOCKED...) or a hello of the wrong version stays as it is.
+   */
+  private startFailure(error: unknown): unknown {
+    if (this.heard || error instanceof ConnectError || !(error instanceof TransportError)) return error;
+    const hint = error instanceof ProtocolError ? " (the agent's first bytes are no deltacast frame: does the remote command, or a login script of its shell, write to stdout?)" : '';
+    if (!(error instanceof ProtocolError) && !['CLOSED', 'IO', 'TIMEOUT'].includes(error.code)) return error;
+    return new ConnectError('CONNECT', `no session with the agent: ${error.message}${hint}`, { cause: error.code });
   }
 
   /** When the session last made progress (a frame in, or data taken by the agent). */
@@ -200,6 +219,7 @@ export class AgentClient {
 
   private onFrame(frame: Frame): void {
     this.lastFrame = performance.now();
+    this.heard = true;
     const h = frame.header;
     const id = h.t === 'hello' || (h.t === 'error' && h.id === 0) ? 0 : uint(h, 'id');
     const pending = this.pending.get(id);

@@ -20,7 +20,10 @@ export interface SshOptions {
   /** -F: ssh config file instead of ~/.ssh/config. */
   configFile?: string;
   knownHostsFiles?: string[];
-  /** Learn unknown host keys (appending them to known_hosts) instead of refusing them. */
+  /**
+   * Learn unknown host keys (appending them to known_hosts) instead of refusing them; false refuses
+   * them. Unset: as the ssh config's StrictHostKeyChecking says (accept-new or no learns).
+   */
   acceptNewHostKeys?: boolean;
   /** Run this on the remote instead of finding or uploading the agent. */
   remoteCommand?: string;
@@ -32,6 +35,10 @@ export interface SshOptions {
    * above go to it as ssh's own (-l, -p, -i, -F, -J, -o StrictHostKeyChecking=accept-new, ...).
    */
   rsh?: string;
+  /**
+   * Limit for reaching a host (TCP, key exchange, authentication), and for each step of starting its
+   * agent; 0: no limit. Default: the ssh config's ConnectTimeout for the connection, else 15 s.
+   */
   connectTimeoutMs?: number;
   /**
    * Send an SSH keepalive after this long without traffic (ssh's ServerAliveInterval; three unanswered

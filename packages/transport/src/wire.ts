@@ -7,7 +7,7 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import { encodeFrameHead, FrameDecoder, type Frame, type Header } from './frame.js';
-import { ProtocolError, TransportError } from './errors.js';
+import { ConnectError, ProtocolError, TransportError } from './errors.js';
 
 /** The two directions of a connection to a peer. */
 export interface ByteStreams {
@@ -55,7 +55,10 @@ export class FrameSession {
     const { readable, writable } = streams;
     readable.on('data', (chunk: Buffer) => this.onData(chunk));
     readable.on('end', () => this.finish(undefined));
-    readable.on('error', (error) => this.finish(new TransportError('IO', `read failed: ${error.message}`, { cause: error.message })));
+    // A transport that could not start its peer says so with a ConnectError (remote-agent.ts), kept as it is.
+    readable.on('error', (error) =>
+      this.finish(error instanceof ConnectError ? error : new TransportError('IO', `read failed: ${error.message}`, { cause: error.message })),
+    );
     writable.on('error', (error) => this.finish(new TransportError('IO', `write failed: ${error.message}`, { cause: error.message })));
     writable.on('drain', () => {
       const waiters = this.drainWaiters;

@@ -4,7 +4,7 @@ import { PassThrough } from 'node:stream';
 import { deflateRawSync } from 'node:zlib';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { AgentClient } from '../src/agent-client.js';
-import { PathError, ProtocolError, RemoteError, TransportError } from '../src/errors.js';
+import { ConnectError, PathError, ProtocolError, RemoteError, TransportError } from '../src/errors.js';
 import { encodeFrameHead, type Header } from '../src/frame.js';
 import { inProcessAgent } from '../src/local.js';
 import { PROTOCOL_VERSION } from '../src/messages.js';
@@ -569,6 +569,53 @@ describe('the client against a malicious agent', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(300);
     expect(client.closed).toBe(true);
     await expect(client.mkdir('a', 0o755)).rejects.toMatchObject({ code: 'TIMEOUT' });
+  });
+
+  describe('a session that never starts is a ConnectError CONNECT (no agent was started)', () => {
+    /** A peer that reads what it is sent and does `act` with its output stream. */
+    const peer = (act: (out: PassThrough) => void): ByteStreams => {
+      const toAgent = new PassThrough();
+      const fromAgent = new PassThrough();
+      toAgent.resume();
+      act(fromAgent);
+      return { readable: fromAgent, writable: toAgent };
+    };
+
+    it('output that is no frame (a login script writing to stdout) says so', async () => {
+      const error = await AgentClient.connect(peer((out) => out.write('Welcome to web1!\n')), { root: '/x' }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ConnectError);
+      expect(error).toMatchObject({ code: 'CONNECT', details: { cause: 'FRAME_TOO_LARGE' } });
+      expect((error as Error).message).toMatch(/no session with the agent: .*login script/);
+    });
+
+    it('a peer that ends its output at once', async () => {
+      const error = await AgentClient.connect(peer((out) => out.end()), { root: '/x' }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ConnectError);
+      expect(error).toMatchObject({ code: 'CONNECT', details: { cause: 'CLOSED' } });
+    });
+
+    it('a peer that never answers the hello, after the idle timeout', async () => {
+      const error = await AgentClient.connect(peer(() => {}), { root: '/x', idleTimeoutMs: 200 }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ConnectError);
+      expect(error).toMatchObject({ code: 'CONNECT', details: { cause: 'TIMEOUT' } });
+      expect((error as Error).message).toContain('no reply from the agent');
+    });
+
+    it('a transport that failed to start its peer keeps its own ConnectError', async () => {
+      const failed = new ConnectError('NO_REMOTE_NODE', 'the remote has no Node.js', {});
+      const error = await AgentClient.connect(peer((out) => setImmediate(() => out.destroy(failed))), { root: '/x' }).catch((e: unknown) => e);
+      expect(error).toBe(failed);
+    });
+
+    it('an agent that refuses the session is not taken for one that never started (nor one of another version: below)', async () => {
+      const toAgent = new PassThrough();
+      const fromAgent = new PassThrough();
+      const session = new FrameSession({ readable: toAgent, writable: fromAgent });
+      session.onFrame(() => void session.send({ t: 'error', id: 0, code: 'LOCKED', message: 'locked by another run' }));
+      const refusal = await AgentClient.connect({ readable: fromAgent, writable: toAgent }, { root: '/x' }).catch((e: unknown) => e);
+      expect(refusal).toBeInstanceOf(RemoteError);
+      expect(refusal).toMatchObject({ code: 'LOCKED' });
+    });
   });
 
   it('refuses an oversized frame before the agent could send its payload', () => {

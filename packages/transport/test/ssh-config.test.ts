@@ -173,6 +173,50 @@ describe('resolveSshConfig', () => {
     expect(() => resolveSshConfig('p', { configFile: bad })).toThrow(/Port 70000/);
   });
 
+  it('StrictHostKeyChecking, ConnectTimeout, ServerAliveInterval and ServerAliveCountMax, first value winning', () => {
+    const f = join(dir, 'liveness');
+    writeFileSync(
+      f,
+      [
+        'Host strict',
+        '  StrictHostKeyChecking Accept-New',
+        '  ConnectTimeout 1m30s',
+        '  ServerAliveInterval 15',
+        '  ServerAliveCountMax 5',
+        'Host off',
+        '  StrictHostKeyChecking off',
+        '  ConnectTimeout none',
+        '  ServerAliveInterval 0',
+        'Host *',
+        '  StrictHostKeyChecking yes',
+        '  ConnectTimeout 7',
+        '',
+      ].join('\n'),
+    );
+    expect(resolveSshConfig('strict', { configFile: f })).toMatchObject({
+      strictHostKeyChecking: 'accept-new',
+      connectTimeoutMs: 90_000,
+      serverAliveIntervalMs: 15_000,
+      serverAliveCountMax: 5,
+    });
+    expect(resolveSshConfig('off', { configFile: f })).toMatchObject({ strictHostKeyChecking: 'no', connectTimeoutMs: 0, serverAliveIntervalMs: 0 });
+    const other = resolveSshConfig('other', { configFile: f });
+    expect(other).toMatchObject({ strictHostKeyChecking: 'yes', connectTimeoutMs: 7000 });
+    expect(other.serverAliveIntervalMs).toBeUndefined();
+    expect(other.serverAliveCountMax).toBeUndefined();
+    expect(resolveSshConfig('other', { configFile: 'none' }).strictHostKeyChecking).toBeUndefined();
+  });
+
+  it('reports malformed times, counts and StrictHostKeyChecking values', () => {
+    const bad = join(dir, 'bad-liveness');
+    writeFileSync(bad, 'Host a\n  ConnectTimeout 10x\nHost b\n  ServerAliveCountMax -1\nHost c\n  StrictHostKeyChecking maybe\nHost d\n  ServerAliveInterval 99999w\n');
+    expect(() => resolveSshConfig('a', { configFile: bad })).toThrow(/ConnectTimeout 10x .* not a time/);
+    expect(() => resolveSshConfig('b', { configFile: bad })).toThrow(/ServerAliveCountMax -1/);
+    expect(() => resolveSshConfig('c', { configFile: bad })).toThrow(/StrictHostKeyChecking maybe/);
+    expect(() => resolveSshConfig('d', { configFile: bad })).toThrow(/ServerAliveInterval 99999w .* too long/);
+    for (const host of ['a', 'b', 'c', 'd']) expect(() => resolveSshConfig(host, { configFile: bad })).toThrow(ConnectError);
+  });
+
   it('%u is the local user', () => {
     const f = join(dir, 'user-token');
     writeFileSync(f, 'IdentityFile /k/%u\n');

@@ -1,7 +1,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { generateSshKeyPair } from '../src/ssh/keys.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import ssh2 from 'ssh2';
@@ -84,6 +84,36 @@ describe('connectSsh against an in-process ssh2 server', () => {
     second.end();
   });
 
+  it("learns an unknown key when the config says StrictHostKeyChecking accept-new (or no); false refuses all the same", async () => {
+    for (const value of ['accept-new', 'no']) {
+      const learned = join(server.dir, `config_learned_known_hosts_${value}`);
+      const config = join(server.dir, `config_strict_${value}`);
+      writeFileSync(config, `Host *\n  StrictHostKeyChecking ${value}\n`);
+      const refused = await connectError(options({ knownHostsFiles: [learned], configFile: config, acceptNewHostKeys: false }));
+      expect(refused.code).toBe('HOST_KEY_UNKNOWN');
+      expect(existsSync(learned)).toBe(false);
+      const first = await connectSsh(options({ knownHostsFiles: [learned], configFile: config }));
+      first.end();
+      expect(readFileSync(learned, 'utf8')).toContain(server.hostKey.toString('base64'));
+    }
+    const yes = join(server.dir, 'config_strict_yes');
+    writeFileSync(yes, 'Host *\n  StrictHostKeyChecking yes\n');
+    expect((await connectError(options({ knownHostsFiles: [join(server.dir, 'never_learned')], configFile: yes }))).code).toBe('HOST_KEY_UNKNOWN');
+    expect(existsSync(join(server.dir, 'never_learned'))).toBe(false);
+  });
+
+  it('refuses a changed host key even with StrictHostKeyChecking no in the config', async () => {
+    const other = ssh2.utils.parseKey(generateSshKeyPair('ed25519').public);
+    if (other instanceof Error || Array.isArray(other)) throw new Error('key');
+    const file = join(server.dir, 'changed_known_hosts_config');
+    writeFileSync(file, `[127.0.0.1]:${server.port} ssh-ed25519 ${other.getPublicSSH().toString('base64')}\n`);
+    const config = join(server.dir, 'config_strict_no_changed');
+    writeFileSync(config, 'Host *\n  StrictHostKeyChecking no\n');
+    const error = await connectError(options({ knownHostsFiles: [file], configFile: config }));
+    expect(error.code).toBe('HOST_KEY_MISMATCH');
+    expect(readFileSync(file, 'utf8').trim().split('\n')).toHaveLength(1);
+  });
+
   it('refuses a changed host key even with acceptNewHostKeys', async () => {
     const other = ssh2.utils.parseKey(generateSshKeyPair('ed25519').public);
     if (other instanceof Error || Array.isArray(other)) throw new Error('key');
@@ -156,6 +186,59 @@ describe('connectSsh against an in-process ssh2 server', () => {
       } finally {
         for (const s of sockets) s.destroy();
         silent.close();
+      }
+    });
+
+    it("takes the limit from the config's ConnectTimeout when the caller sets none; the caller's wins", async () => {
+      const sockets: Socket[] = [];
+      const silent = createServer((socket) => sockets.push(socket));
+      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+      const config = join(server.dir, 'config_connect_timeout');
+      writeFileSync(config, 'Host *\n  ConnectTimeout 1\n');
+      try {
+        const port = (silent.address() as AddressInfo).port;
+        const fromConfig = await connectError(options({ knownHostsFiles, port, configFile: config, connectTimeoutMs: undefined }));
+        expect(fromConfig.code).toBe('CONNECT');
+        expect(fromConfig.message).toContain('timed out connecting to 127.0.0.1');
+        expect(fromConfig.message).toContain('after 1000 ms');
+        const explicit = await connectError(options({ knownHostsFiles, port, configFile: config, connectTimeoutMs: 300 }));
+        expect(explicit.message).toContain('after 300 ms');
+      } finally {
+        for (const s of sockets) s.destroy();
+        silent.close();
+      }
+    });
+
+    it('ends a connection whose peer falls silent after ServerAliveInterval x ServerAliveCountMax from the config', async () => {
+      // A relay to the server that stops passing bytes on when told: the peer is there, but dumb.
+      let frozen = false;
+      const sockets: Socket[] = [];
+      const relay = createServer((inbound) => {
+        const outbound = createConnection({ host: '127.0.0.1', port: server.port });
+        sockets.push(inbound, outbound);
+        inbound.on('data', (chunk) => void (frozen || outbound.write(chunk)));
+        outbound.on('data', (chunk) => void (frozen || inbound.write(chunk)));
+        inbound.on('error', () => {});
+        outbound.on('error', () => {});
+      });
+      await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+      const config = join(server.dir, 'config_keepalive');
+      writeFileSync(config, 'Host *\n  ServerAliveInterval 1\n  ServerAliveCountMax 1\n');
+      try {
+        const port = (relay.address() as AddressInfo).port;
+        const relayKnownHosts = join(server.dir, 'relay_known_hosts');
+        writeFileSync(relayKnownHosts, `[127.0.0.1]:${port} ssh-ed25519 ${server.hostKey.toString('base64')}\n`);
+        const client = await connectSsh(options({ knownHostsFiles: [relayKnownHosts], port, configFile: config }));
+        const ended = new Promise<Error | undefined>((resolve) => {
+          client.on('error', (error) => resolve(error));
+          client.on('close', () => resolve(undefined));
+        });
+        frozen = true;
+        const error = await ended;
+        expect(error?.message).toMatch(/keepalive/i);
+      } finally {
+        for (const s of sockets) s.destroy();
+        relay.close();
       }
     });
 

@@ -1,6 +1,7 @@
 /**
  * The part of OpenSSH's client configuration (ssh_config(5)) that deltacast needs: HostName, User,
- * Port, IdentityFile, UserKnownHostsFile, IdentityAgent, ProxyJump and ProxyCommand for one host. The file is parsed by the
+ * Port, IdentityFile, UserKnownHostsFile, IdentityAgent, ProxyJump, ProxyCommand, StrictHostKeyChecking,
+ * ConnectTimeout, ServerAliveInterval and ServerAliveCountMax for one host. The file is parsed by the
  * ssh-config package; which blocks apply is decided here, the way OpenSSH's readconf.c decides it,
  * because matching is where compatibility matters (`?` is exactly one character, a negated pattern
  * vetoes the block, names are case-insensitive, the first value obtained wins).
@@ -46,6 +47,17 @@ export interface SshHostConfig {
    * absent, 'none', or after a ProxyJump.
    */
   proxyCommand?: string;
+  /**
+   * StrictHostKeyChecking, lower-cased: 'yes', 'ask' and 'no' as written, 'off' as 'no', 'accept-new'.
+   * Unset when absent.
+   */
+  strictHostKeyChecking?: 'yes' | 'ask' | 'no' | 'accept-new';
+  /** ConnectTimeout in milliseconds (0 for `none` or 0: no limit). Unset when absent. */
+  connectTimeoutMs?: number;
+  /** ServerAliveInterval in milliseconds (0: no keepalives). Unset when absent. */
+  serverAliveIntervalMs?: number;
+  /** ServerAliveCountMax. Unset when absent. */
+  serverAliveCountMax?: number;
 }
 
 /** Include nesting limit, as in OpenSSH (READCONF_MAX_DEPTH). */
@@ -143,7 +155,49 @@ export function resolveSshConfig(host: string, options: SshConfigOptions = {}): 
     const { '%': pct, h, n, p, r } = tokens;
     result.proxyCommand = expandTokens(command, { '%': pct, h, n, p, r }, 'ProxyCommand');
   }
+  if (s.stricthostkeychecking) result.strictHostKeyChecking = parseStrictHostKeyChecking(s.stricthostkeychecking[0]);
+  if (s.connecttimeout) {
+    const text = s.connecttimeout[0];
+    result.connectTimeoutMs = text.toLowerCase() === 'none' ? 0 : parseTime(text, 'ConnectTimeout') * 1000;
+  }
+  if (s.serveraliveinterval) result.serverAliveIntervalMs = parseTime(s.serveraliveinterval[0], 'ServerAliveInterval') * 1000;
+  if (s.serveralivecountmax) result.serverAliveCountMax = parseCount(s.serveralivecountmax[0], 'ServerAliveCountMax');
   return result;
+}
+
+/** StrictHostKeyChecking's values as OpenSSH's readconf.c takes them (true/false, off too). */
+function parseStrictHostKeyChecking(text: string): 'yes' | 'ask' | 'no' | 'accept-new' {
+  const value = text.toLowerCase();
+  if (value === 'yes' || value === 'true') return 'yes';
+  if (value === 'no' || value === 'false' || value === 'off') return 'no';
+  if (value === 'ask' || value === 'accept-new') return value;
+  throw new ConnectError('CONFIG', `StrictHostKeyChecking ${text} in ssh config: expected yes, accept-new, no, off or ask`, { keyword: 'StrictHostKeyChecking', value: text });
+}
+
+const TIME_UNITS: Record<string, number> = { '': 1, s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
+
+/**
+ * A time as sshd_config(5) TIME FORMATS writes it, in seconds: `90`, `90s`, `1m30s`, `1h` (units
+ * s, m, h, d, w, either case).
+ */
+export function parseTime(text: string, keyword: string): number {
+  const parts = text.match(/\d+[smhdw]?/gi) ?? [];
+  if (text === '' || parts.join('') !== text) throw new ConnectError('CONFIG', `${keyword} ${text} in ssh config is not a time (seconds, or as 1m30s)`, { keyword, value: text });
+  let seconds = 0;
+  for (const part of parts) {
+    const unit = /[a-z]$/i.test(part) ? part.slice(-1).toLowerCase() : '';
+    seconds += Number(unit ? part.slice(0, -1) : part) * TIME_UNITS[unit];
+  }
+  if (!Number.isSafeInteger(seconds) || seconds > 2_147_483) {
+    throw new ConnectError('CONFIG', `${keyword} ${text} in ssh config is too long`, { keyword, value: text });
+  }
+  return seconds;
+}
+
+function parseCount(text: string, keyword: string): number {
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value > 1_000_000) throw new ConnectError('CONFIG', `${keyword} ${text} in ssh config is not a whole number`, { keyword, value: text });
+  return value;
 }
 
 function evaluate(lines: readonly Line[], ctx: Context, active: boolean, neverMatch: boolean, depth: number, file: string): void {

@@ -30,13 +30,20 @@ export interface ConnectOptions {
   configFile?: string;
   /** Files to check the host key against and to learn new keys into (the first one). Default: UserKnownHostsFile, else ~/.ssh/known_hosts. */
   knownHostsFiles?: string[];
-  /** Learn the key of a host seen for the first time (OpenSSH's StrictHostKeyChecking=accept-new). */
+  /**
+   * Learn the key of a host seen for the first time (OpenSSH's StrictHostKeyChecking=accept-new):
+   * true learns, false refuses. Unset: the config's StrictHostKeyChecking decides (accept-new or no
+   * learns; yes, ask or none refuses). A changed or revoked key is refused whatever this says.
+   */
   acceptNewHostKeys?: boolean;
   /** ssh-agent socket; default IdentityAgent from the config, else SSH_AUTH_SOCK. `false` or '' disables the agent. */
   agentSocket?: string | false;
-  /** Limit for TCP connect, key exchange and authentication together. Default 15000. */
+  /**
+   * Limit for TCP connect, key exchange and authentication together; 0: no limit. Default: the
+   * config's ConnectTimeout, else 15000.
+   */
   connectTimeoutMs?: number;
-  /** SSH-level keepalive interval; 0 or unset disables it. */
+  /** SSH-level keepalive interval; 0 disables it. Default: the config's ServerAliveInterval, else none. */
   keepaliveIntervalMs?: number;
   /**
    * ssh -J: reach the host through these jump hosts, written as ProxyJump takes them
@@ -57,6 +64,9 @@ interface Route {
   settled(): Promise<void>;
   close(): void;
 }
+
+/** Limit for TCP connect, key exchange and authentication when neither the caller nor the config sets one. */
+const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
 
 /** How long a failed connection waits for its proxy command's exit, to say why it failed. */
 const PROXY_EXIT_WAIT_MS = 1000;
@@ -144,6 +154,9 @@ async function connectHop(options: ConnectOptions, depth: number): Promise<Clien
 
   const client = new ssh2.Client();
   let refusal: ConnectError | undefined;
+  // StrictHostKeyChecking no learns new keys as accept-new does; a changed key is refused all the same.
+  const strict = config.strictHostKeyChecking;
+  const acceptNew = options.acceptNewHostKeys ?? (strict === 'accept-new' || strict === 'no');
 
   const hostVerifier = (key: Buffer, verify: (valid: boolean) => void): void => {
     checkHostKey({ host, port, key, files: knownHostsFiles }).then(
@@ -159,7 +172,7 @@ async function connectHop(options: ConnectOptions, depth: number): Promise<Clien
           );
           return verify(false);
         }
-        if (!options.acceptNewHostKeys) {
+        if (!acceptNew) {
           refusal = new ConnectError(
             'HOST_KEY_UNKNOWN',
             `the host key of ${knownHostName(host, port)} is not in ${knownHostsFiles.join(', ')}. ` +
@@ -191,8 +204,10 @@ async function connectHop(options: ConnectOptions, depth: number): Promise<Clien
     host,
     port,
     username,
-    readyTimeout: options.connectTimeoutMs ?? 15_000,
-    keepaliveInterval: options.keepaliveIntervalMs ?? 0,
+    readyTimeout: options.connectTimeoutMs ?? config.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    keepaliveInterval: options.keepaliveIntervalMs ?? config.serverAliveIntervalMs ?? 0,
+    // Unanswered keepalives before the connection is given up: OpenSSH's default is ssh2's, 3.
+    keepaliveCountMax: config.serverAliveCountMax ?? 3,
     hostVerifier,
     authHandler: authHandler as unknown as ConnectConfig['authHandler'],
   };
