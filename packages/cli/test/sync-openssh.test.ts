@@ -318,6 +318,51 @@ describe.skipIf(!hasSshd)(`sync over OpenSSH ${sshdSkipReason}`, () => {
       expect(run.stderr).toContain('CONNECT');
     });
 
+    it('CONNECT after --contimeout (or the config\'s ConnectTimeout) for a server that never answers', async () => {
+      // Accepted by the kernel while this process waits for the CLI; never a byte back.
+      const silent = createServer(() => {});
+      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+      try {
+        const cfg = sshConfig('ssh_config_silent', { port: (silent.address() as AddressInfo).port });
+        const run = sync('-F', cfg, '--contimeout', '1', `${tiny()}/`, 'bench:/nonexistent/never');
+        expect(run.status).toBe(255);
+        expect(run.stderr.trimEnd().split('\n')).toHaveLength(1);
+        expect(run.stderr).toContain('CONNECT: timed out connecting to 127.0.0.1');
+        expect(run.stderr).toContain('after 1000 ms');
+        writeFileSync(cfg, `${readFileSync(cfg, 'utf8')}  ConnectTimeout 2\n`);
+        const fromConfig = sync('-F', cfg, `${tiny()}/`, 'bench:/nonexistent/never');
+        expect(fromConfig.status).toBe(255);
+        expect(fromConfig.stderr).toContain('after 2000 ms');
+      } finally {
+        silent.close();
+      }
+    });
+
+    it('CONNECT when the agent never answers (--timeout) or its output is not the protocol', () => {
+      const target = join(work, 'dest-no-agent');
+      const hung = sync('-F', config, '--timeout', '1', '--remote-command', 'cat >/dev/null', `${tiny()}/`, `bench:${target}`);
+      expect(hung.status).toBe(255);
+      expect(hung.stderr).toBe(`deltacast: sync: bench:${target}: CONNECT: no session with the agent: no reply from the agent for 1 s\n`);
+      const chatty = sync('-F', config, '--remote-command', 'echo Welcome to bench', `${tiny()}/`, `bench:${target}`);
+      expect(chatty.status).toBe(255);
+      expect(chatty.stderr).toContain(`bench:${target}: CONNECT: no session with the agent:`);
+      expect(chatty.stderr).toContain('does the remote command, or a login script of its shell, write to stdout?');
+      expect(existsSync(target)).toBe(false);
+    });
+
+    it("StrictHostKeyChecking accept-new in the config learns the host key, as --accept-new-host-keys does", () => {
+      const knownHosts = join(work, 'config_learned_known_hosts');
+      writeFileSync(knownHosts, '');
+      const cfg = sshConfig('ssh_config_accept_new', { knownHostsFile: knownHosts });
+      writeFileSync(cfg, `${readFileSync(cfg, 'utf8')}  StrictHostKeyChecking accept-new\n`);
+      const target = join(work, 'dest-config-accept-new');
+      const run = sync('-F', cfg, `${tiny()}/`, `bench:${target}`);
+      expect(run.stderr).toBe('');
+      expect(run.status).toBe(0);
+      expect(readFileSync(knownHosts, 'utf8')).toContain(sshd.hostKeyLine.split(' ').slice(1).join(' '));
+      expect(readFileSync(join(target, 'f.txt'), 'utf8')).toBe('tiny\n');
+    });
+
     it('AUTH for an identity the server does not accept', () => {
       const wrongKey = join(work, 'id_wrong');
       execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', wrongKey], { stdio: 'ignore' });

@@ -3,7 +3,8 @@
  * a missing source, filter rules from the command line and from a file, "dir" vs "dir/", --checksum.
  */
 import type { SyncEvent, SyncSummary } from '@deltacast/transport';
-import { existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BASE_MTIME_MS, diffTrees, file, snapshotTree, writeTree } from '../../transport/test/helpers/tree.js';
@@ -43,6 +44,8 @@ describe('usage errors exit 2 and touch nothing', () => {
     ['an unknown option', ['--frobnicate'], /unknown option '--frobnicate'/],
     ['a remote shell with an unterminated quote', ['-e', "ssh -o 'x"], /--rsh <command>' argument .* is invalid\. remote shell .*: unterminated '/],
     ['an empty remote shell', ['--rsh', ' '], /--rsh <command>' argument ' ' is invalid\. the remote shell command is empty/],
+    ['a timeout that is not a number', ['--timeout', 'soon'], /--timeout <seconds>' argument 'soon' is invalid\. not a number of seconds/],
+    ['a negative connect timeout', ['--contimeout', '-1'], /--contimeout <seconds>' argument '-1' is invalid/],
   ])('%s', async (_name, extra, message) => {
     const src = fresh('src');
     await writeTree(src, { 'f.txt': 'x' });
@@ -52,6 +55,21 @@ describe('usage errors exit 2 and touch nothing', () => {
     expect(run.stderr).toMatch(message);
     expect(run.stdout.toString()).toBe('');
     expect(existsSync(dest)).toBe(false);
+  });
+});
+
+describe('a destination another run holds', () => {
+  it('exits 1 naming the destination and LOCKED, and changes nothing there', async () => {
+    const src = fresh('src');
+    await writeTree(src, { 'f.txt': 'x' });
+    const dest = fresh('dest');
+    mkdirSync(dest);
+    // Held by a process that is alive (this one) on this host.
+    writeFileSync(join(dest, '.deltacast-lock'), `${hostname()} ${process.pid}\n`);
+    const run = sync(`${src}/`, dest);
+    expect(run.status).toBe(1);
+    expect(run.stderr).toMatch(new RegExp(`^deltacast: sync: ${dest}: LOCKED: agent refused the session: destination is locked by another deltacast run`));
+    expect(readdirSync(dest)).toEqual(['.deltacast-lock']);
   });
 });
 

@@ -12,6 +12,8 @@ export interface RollbackOptions extends DestinationOptions {
   to?: string;
   /** Switch the destinations that can be switched even if others cannot (default: all or none). */
   bestEffort?: boolean;
+  /** A destination whose agent sends nothing for this long while a request waits is given up (TIMEOUT). Default 60 s; 0 disables. */
+  idleTimeoutMs?: number;
 }
 
 export interface RollbackResult {
@@ -29,7 +31,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
       try {
         const opened = await openDestination(name, options);
         try {
-          const client = await AgentClient.connect(opened.streams, { root: opened.root, lock: true });
+          const client = await AgentClient.connect(opened.streams, { root: opened.root, lock: true, idleTimeoutMs: options.idleTimeoutMs });
           const { releases, current } = await client.releaseList();
           sessions.set(name, { opened, client, releases, current });
         } catch (error) {

@@ -28,6 +28,7 @@ export function rollbackCommand(io: MainIO, setExitCode: (code: number) => void)
         destinations,
         to: opts.to,
         bestEffort: opts.bestEffort,
+        idleTimeoutMs: opts.timeout,
         ssh: sshOptions(opts),
       });
       if (opts.json) io.stdout.write(`${JSON.stringify(result)}\n`);

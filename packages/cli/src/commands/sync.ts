@@ -2,7 +2,8 @@
  * `deltacast sync SRC DEST...`: a source tree to one destination, or to many at once (fan-out: the
  * source read once, one delta per distinct basis), locally or over SSH, the way rsync -a does.
  */
-import { ConnectError, sync, type FilterRule, type SyncSummary } from '@deltacast/transport';
+import { ConnectError, sync, TransportError, type FilterRule, type SyncSummary } from '@deltacast/transport';
+import { EXIT_FAILED } from '../errors.js';
 import { Command } from 'commander';
 import type { MainIO } from '../io.js';
 import { createSyncOutput, itemize, printable, summaryLine } from '../sync-output.js';
@@ -129,9 +130,11 @@ export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Co
       summary = await sync({ source, destination, ...syncOptions(rules, opts), onEvent: output.onEvent });
     } catch (error) {
       output.finish(undefined);
-      if (error instanceof ConnectError) {
+      // The destination named, as the fan-out names it: it could not be reached (255), or refused the
+      // session (LOCKED...: 1).
+      if (error instanceof TransportError) {
         io.stderr.write(`deltacast: sync: ${destination}: ${error.code}: ${error.message}\n`);
-        setExitCode(EXIT_CONNECT);
+        setExitCode(error instanceof ConnectError ? EXIT_CONNECT : EXIT_FAILED);
         return;
       }
       throw error;

@@ -2,7 +2,7 @@
 import { parseFilterFile, splitCommand, type FilterRule } from '@deltacast/transport';
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { integer } from '../options.js';
+import { integer, seconds } from '../options.js';
 import { UsageError } from '../errors.js';
 
 export interface SshFlags {
@@ -13,11 +13,25 @@ export interface SshFlags {
   remoteCommand?: string;
   jump?: string;
   rsh?: string;
+  /** --contimeout, in ms. */
+  contimeout?: number;
+  /** --timeout, in ms. */
+  timeout?: number;
 }
 
-/** How to reach SSH destinations (every command that has destinations). */
+/** How to reach SSH destinations, and when to give one up (every command that has destinations). */
 export function addSshOptions(command: Command): Command {
   return command
+    .addOption(
+      new Option('--timeout <seconds>', "give up a destination that sends nothing for this long while it is waited for (rsync's --timeout; 0: never)")
+        .argParser(seconds(0, 86_400))
+        .default(60_000, '60'),
+    )
+    .addOption(
+      new Option('--contimeout <seconds>', "give up reaching a host after this long (0: never; default: the ssh config's ConnectTimeout, else 15, for the connection and SSH handshake, and 30 for each step of starting its agent)").argParser(
+        seconds(0, 86_400),
+      ),
+    )
     .option('-p, --port <port>', 'ssh port', integer(1, 65535))
     .option('-i, --identity <file>', 'ssh identity (private key) file')
     .option('-F, --config <file>', 'ssh config file (default ~/.ssh/config)')
@@ -27,7 +41,7 @@ export function addSshOptions(command: Command): Command {
         remoteShell,
       ),
     )
-    .option('--accept-new-host-keys', 'learn unknown host keys into known_hosts instead of refusing them', false)
+    .option('--accept-new-host-keys', 'learn unknown host keys into known_hosts instead of refusing them (as the ssh config\'s StrictHostKeyChecking accept-new, which is honoured too)', false)
     .option('--remote-command <cmd>', 'command that starts the agent on the remote (default: deltacast agent, or an uploaded bundle)');
 }
 
@@ -46,10 +60,12 @@ export function sshOptions(opts: SshFlags) {
     port: opts.port,
     identityFile: opts.identity,
     configFile: opts.config,
-    acceptNewHostKeys: opts.acceptNewHostKeys,
+    // Without the flag, the config's StrictHostKeyChecking decides (accept-new learns too).
+    acceptNewHostKeys: opts.acceptNewHostKeys || undefined,
     remoteCommand: opts.remoteCommand,
     jumpHosts: opts.jump,
     rsh: opts.rsh,
+    connectTimeoutMs: opts.contimeout,
   };
 }
 
@@ -128,6 +144,7 @@ export function transferOptions(rules: FilterRule[], opts: TransferFlags) {
     filters: rules,
     concurrency: opts.concurrency,
     maxDelete: opts.maxDelete,
+    idleTimeoutMs: opts.timeout,
     ssh: sshOptions(opts),
   };
 }
