@@ -24,6 +24,27 @@ export function byteCount(min: number): (value: string) => number {
   };
 }
 
+/**
+ * A transfer rate as rsync's --bwlimit takes it, in bytes per second: KiB/s without a suffix;
+ * K, M, G (or KiB, MiB, GiB) for powers of 1024, KB, MB, GB for powers of 1000, B for bytes;
+ * decimals allowed (1.5M). 0 means no limit; any other rate is at least 512 bytes per second.
+ */
+export function transferRate(value: string): number {
+  const match = /^(\d+(?:\.\d+)?)(?:([kmg])(i?b)?|(b))?$/i.exec(value.trim());
+  if (!match) throw new InvalidArgumentError(`not a rate: ${value} (KiB per second, or e.g. 500K, 1.5M, 10MB)`);
+  const [, number, prefix, unit, bytes] = match;
+  let multiplier = 1024; // no suffix: KiB
+  if (bytes) multiplier = 1;
+  else if (prefix) {
+    const power = 'kmg'.indexOf(prefix.toLowerCase()) + 1;
+    multiplier = (unit?.toLowerCase() === 'b' ? 1000 : 1024) ** power;
+  }
+  const rate = Math.round(Number(number) * multiplier);
+  if (rate !== 0 && rate < 512) throw new InvalidArgumentError('must be 0 (no limit) or at least 512 bytes per second');
+  if (!Number.isSafeInteger(rate)) throw new InvalidArgumentError(`too large: ${value}`);
+  return rate;
+}
+
 /** Human-readable size for reports: bytes below 10 KiB, else KiB/MiB/GiB with one decimal. */
 export function formatBytes(n: number): string {
   if (n < 10 * 1024) return `${n} B`;

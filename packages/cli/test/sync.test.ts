@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BASE_MTIME_MS, diffTrees, file, snapshotTree, writeTree } from '../../transport/test/helpers/tree.js';
-import { deltacast, makeTempDir, parseNdjson, type Run } from './helpers.js';
+import { deltacast, makeTempDir, parseNdjson, pseudoRandom, type Run } from './helpers.js';
 
 let work: string;
 let cleanup: () => void;
@@ -46,6 +46,8 @@ describe('usage errors exit 2 and touch nothing', () => {
     ['an empty remote shell', ['--rsh', ' '], /--rsh <command>' argument ' ' is invalid\. the remote shell command is empty/],
     ['a timeout that is not a number', ['--timeout', 'soon'], /--timeout <seconds>' argument 'soon' is invalid\. not a number of seconds/],
     ['a negative connect timeout', ['--contimeout', '-1'], /--contimeout <seconds>' argument '-1' is invalid/],
+    ['a rate that is not one', ['--bwlimit', 'fast'], /--bwlimit <rate>' argument 'fast' is invalid\. not a rate/],
+    ['a rate under 512 bytes per second', ['--bwlimit', '100b'], /--bwlimit <rate>' argument '100b' is invalid\. must be 0 \(no limit\) or at least 512/],
   ])('%s', async (_name, extra, message) => {
     const src = fresh('src');
     await writeTree(src, { 'f.txt': 'x' });
@@ -55,6 +57,22 @@ describe('usage errors exit 2 and touch nothing', () => {
     expect(run.stderr).toMatch(message);
     expect(run.stdout.toString()).toBe('');
     expect(existsSync(dest)).toBe(false);
+  });
+});
+
+describe('--bwlimit', () => {
+  it('paces the data sent (as rsync: KiB/s, or with a suffix) and the tree arrives whole', async () => {
+    const src = fresh('src');
+    await writeTree(src, { 'a.bin': file(pseudoRandom(600 * 1024, 5)), 'b.txt': 'b\n' });
+    const dest = fresh('dest');
+    const run = sync('--json', '--bwlimit', '1M', `${src}/`, dest);
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(await diffTrees(src, dest)).toEqual([]);
+    // 600 KiB at 1 MiB/s is 586 ms, less the first piece (50 ms), which goes at once.
+    expect(summaryOf(run).durationMs).toBeGreaterThanOrEqual(520);
+    const unlimited = sync('--json', '--bwlimit', '0', `${src}/`, fresh('dest'));
+    expect(unlimited.status).toBe(0);
   });
 });
 

@@ -34,3 +34,4 @@ export {
   type ConnectOptions,
   type RemoteAgentOptions,
 } from './ssh/index.js';
+export { RateLimitedWritable, limitRate } from './rate-limit.js';

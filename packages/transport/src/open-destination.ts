@@ -3,6 +3,7 @@
  * `ssh://user@web1:2222/srv/site`) into a running agent session: a child process (or this process)
  * for a local path, an SSH exec channel for a remote one.
  */
+import { limitRate } from './rate-limit.js';
 import { ConnectError, TransportError } from './errors.js';
 import { childProcessAgent, inProcessAgent } from './local.js';
 import { connectSsh, formatDestination, parseDestination, shellQuote, startRemoteAgent, type Destination } from './ssh/index.js';
@@ -51,6 +52,12 @@ export interface DestinationOptions {
   ssh?: SshOptions;
   /** Local destinations: an agent in a child process (default; patches on another core) or in this one. */
   localAgent?: 'child' | 'in-process';
+  /**
+   * rsync's --bwlimit: what the session sends to the destination is paced to this many bytes per
+   * second (rate-limit.ts); 0 or unset: no limit. The agent's replies, commit hooks and the upload of
+   * the agent are not paced.
+   */
+  bwlimit?: number;
 }
 
 export interface HookResult {
@@ -84,6 +91,15 @@ function hookEnv(name: string, root: string): Record<string, string> {
 }
 
 export async function openDestination(spec: string | Destination, options: DestinationOptions = {}): Promise<OpenedDestination> {
+  const rate = options.bwlimit;
+  if (rate !== undefined && !(Number.isFinite(rate) && rate >= 0)) {
+    throw new TransportError('INVALID_OPTION', `bwlimit must be a number of bytes per second from 0 up, not ${rate}`, { bwlimit: rate });
+  }
+  const opened = await openTransport(spec, options);
+  return options.bwlimit ? { ...opened, streams: limitRate(opened.streams, options.bwlimit) } : opened;
+}
+
+async function openTransport(spec: string | Destination, options: DestinationOptions): Promise<OpenedDestination> {
   const destination = typeof spec === 'string' ? parseDestination(spec) : spec;
   const name = typeof spec === 'string' ? spec : formatDestination(destination);
   if (destination.kind === 'local') {

@@ -2,7 +2,7 @@
 import { parseFilterFile, splitCommand, type FilterRule } from '@deltacast/transport';
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { integer, seconds } from '../options.js';
+import { integer, seconds, transferRate } from '../options.js';
 import { UsageError } from '../errors.js';
 
 export interface SshFlags {
@@ -86,6 +86,8 @@ export interface TransferFlags extends SshFlags {
   release?: boolean;
   keep?: number;
   maxDelete?: number;
+  /** --bwlimit, in bytes per second. */
+  bwlimit?: number;
 }
 
 /** Filters, comparison, ssh and concurrency options; filter rules are collected into `rules` in order. */
@@ -111,7 +113,12 @@ export function addTransferOptions(command: Command, rules: FilterRule[]): Comma
         integer(0, Number.MAX_SAFE_INTEGER),
       ),
     )
-    .option('--json', 'write NDJSON events to stdout instead of text', false);
+    .option('--json', 'write NDJSON events to stdout instead of text', false)
+    .addOption(
+      new Option('--bwlimit <rate>', "pace the data sent to each destination to this rate, as rsync's --bwlimit (KiB/s, or e.g. 500K, 1.5M, 10MB; 0: no limit)").argParser(
+        transferRate,
+      ),
+    );
   return addSshOptions(command)
     .addOption(new Option('--concurrency <n>', 'files (or batches of small files) in flight at once (together at most 64 MiB but for one larger file)').argParser(integer(1, 256)).default(32))
     .addOption(new Option('--parallel <n>', 'with several destinations: how many are written at once').argParser(integer(1, 1024)).default(8))
@@ -145,6 +152,7 @@ export function transferOptions(rules: FilterRule[], opts: TransferFlags) {
     concurrency: opts.concurrency,
     maxDelete: opts.maxDelete,
     idleTimeoutMs: opts.timeout,
+    bwlimit: opts.bwlimit,
     ssh: sshOptions(opts),
   };
 }
