@@ -49,6 +49,7 @@ export function summaryLine(s: SyncSummary): string {
     `${s.deleted} deleted`,
     `${s.unchanged} unchanged`,
   ];
+  if (s.skipped) parts.push(`${s.skipped} skipped`);
   if (s.directories) parts.push(`${s.directories} directories`);
   if (s.symlinks) parts.push(`${s.symlinks} symlinks`);
   const head = s.dryRun ? '(dry run) would change: ' : '';

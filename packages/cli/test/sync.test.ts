@@ -46,6 +46,7 @@ describe('usage errors exit 2 and touch nothing', () => {
     ['an empty remote shell', ['--rsh', ' '], /--rsh <command>' argument ' ' is invalid\. the remote shell command is empty/],
     ['a timeout that is not a number', ['--timeout', 'soon'], /--timeout <seconds>' argument 'soon' is invalid\. not a number of seconds/],
     ['a negative connect timeout', ['--contimeout', '-1'], /--contimeout <seconds>' argument '-1' is invalid/],
+    ['--size-only with --checksum', ['--size-only', '-c'], /--size-only and --checksum exclude each other/],
     ['a rate that is not one', ['--bwlimit', 'fast'], /--bwlimit <rate>' argument 'fast' is invalid\. not a rate/],
     ['a rate under 512 bytes per second', ['--bwlimit', '100b'], /--bwlimit <rate>' argument '100b' is invalid\. must be 0 \(no limit\) or at least 512/],
   ])('%s', async (_name, extra, message) => {
@@ -57,6 +58,26 @@ describe('usage errors exit 2 and touch nothing', () => {
     expect(run.stderr).toMatch(message);
     expect(run.stdout.toString()).toBe('');
     expect(existsSync(dest)).toBe(false);
+  });
+});
+
+describe('transfer rules on several destinations', () => {
+  it('-u leaves a file edited later at one destination; the other is updated; the summary counts it skipped', async () => {
+    const src = fresh('src');
+    await writeTree(src, { 'page.html': file('<p>new</p>\n', { mtimeMs: BASE_MTIME_MS }), 'other.txt': file('o\n', { mtimeMs: BASE_MTIME_MS }) });
+    const edited = fresh('edited');
+    const stale = fresh('stale');
+    await writeTree(edited, { 'page.html': file('<p>hot fix</p>\n', { mtimeMs: BASE_MTIME_MS + 60_000 }) });
+    await writeTree(stale, { 'page.html': file('<p>old</p>\n', { mtimeMs: BASE_MTIME_MS - 60_000 }) });
+    const run = sync('-u', `${src}/`, edited, stale);
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(readFileSync(join(edited, 'page.html'), 'utf8')).toBe('<p>hot fix</p>\n');
+    expect(readFileSync(join(stale, 'page.html'), 'utf8')).toBe('<p>new</p>\n');
+    expect(readFileSync(join(edited, 'other.txt'), 'utf8')).toBe('o\n');
+    const lines = run.stdout.toString().split('\n');
+    expect(lines.find((l) => l.startsWith(`${edited}:`))).toContain('1 created, 0 updated, 0 deleted, 0 unchanged, 1 skipped');
+    expect(lines.find((l) => l.startsWith(`${stale}:`))).toContain('1 created, 1 updated, 0 deleted, 0 unchanged;');
   });
 });
 

@@ -11,7 +11,7 @@ import { MAX_BATCH_BASIS, MAX_BATCH_BYTES, MAX_BATCH_FILES, TOO_LARGE } from './
 import { deltaFileHash, loadDeltaHashes } from './delta-hash.js';
 import { sourceIndex, type RemoteListing } from './listing.js';
 import { ProtocolError, RemoteError } from './errors.js';
-import { hasBasis, type Change } from './plan.js';
+import { hasBasis, skippedByRules, type Change, type TransferRules } from './plan.js';
 import type { SourceTree } from './tree.js';
 
 /** A file under this size (at the scan) goes in a batch. */
@@ -61,17 +61,23 @@ export function batchEnd<T>(items: readonly T[], start: number, small: (item: T)
 /**
  * The paths whose signatures the batches will ask for, as a compared listing tells them before any
  * plan: small source files (under SMALL_FILE at the scan) that the destination holds, different, as
- * regular files of at most MAX_BATCH_BASIS. In source order, the order the batches go in. None for a
- * listing that was not compared: every entry is in it.
+ * regular files of at most MAX_BATCH_BASIS, but for those the transfer rules will leave alone. In
+ * source order, the order the batches go in. None for a listing that was not compared: every entry
+ * is in it.
  */
-export function changedSmallFiles(tree: SourceTree, remote: RemoteListing): string[] {
-  if (!remote.unchanged) return [];
+export function changedSmallFiles(tree: SourceTree, remote: RemoteListing, rules: TransferRules = {}): string[] {
+  if (!remote.unchanged || rules.ignoreExisting) return [];
   const index = sourceIndex(tree.entries);
   const found: number[] = [];
   for (const e of remote.entries) {
     if (e.type !== 'f' || e.size > MAX_BATCH_BASIS) continue;
     const i = index.get(e.path);
-    if (i !== undefined && tree.entries[i].type === 'f' && tree.entries[i].size < SMALL_FILE) found.push(i);
+    if (i === undefined) continue;
+    const source = tree.entries[i];
+    if (source.type !== 'f' || source.size >= SMALL_FILE) continue;
+    // Not those the plan will leave alone: newer there (--update), or of the same size (--size-only).
+    if ((rules.update && skippedByRules(rules, source, e)) || (rules.sizeOnly && source.size === e.size)) continue;
+    found.push(i);
   }
   found.sort((a, b) => a - b);
   return found.map((i) => tree.entries[i].path);

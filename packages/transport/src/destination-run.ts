@@ -28,6 +28,7 @@ export function emptySummary(dryRun: boolean): SyncSummary {
     created: 0,
     updated: 0,
     unchanged: 0,
+    skipped: 0,
     deleted: 0,
     directories: 0,
     symlinks: 0,
@@ -88,6 +89,7 @@ export class DestinationRun {
     }
     this.summary = emptySummary(options.dryRun ?? false);
     this.summary.unchanged = plan.unchanged;
+    this.summary.skipped = plan.skipped;
     ({ deletes: this.deletes, skipped: this.skippedDeletes } = limitDeletes(plan.deletes, max));
   }
 

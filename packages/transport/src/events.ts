@@ -30,6 +30,8 @@ export interface SyncSummary {
   created: number;
   updated: number;
   unchanged: number;
+  /** Files and symlinks that differ or are missing but were left alone by a transfer rule (--update, --ignore-existing, --existing). */
+  skipped: number;
   deleted: number;
   directories: number;
   symlinks: number;

@@ -1,4 +1,4 @@
-export { sync, syncTree, sendFile, connectForTransfer, comparesWholeTree, buildFilter, readChunks, contentComparer, nextTurn, type SyncOptions, type SyncTarget, type TransferOptions } from './sync.js';
+export { sync, syncTree, sendFile, connectForTransfer, comparesWholeTree, buildFilter, readChunks, contentComparer, nextTurn, transferRules, type SyncOptions, type SyncTarget, type TransferOptions } from './sync.js';
 export { deltaFileHash, loadDeltaHashes } from './delta-hash.js';
 export { BATCH_CAPABILITY, MAX_BATCH_BYTES, MAX_BATCH_FILES, TOO_LARGE, type BatchResult } from './batch.js';
 export { batchEnd, changedSmallFiles, PayloadBuffer, remoteFailure, SMALL_FILE } from './batch-send.js';
@@ -10,7 +10,7 @@ export { releaseStdio } from './stdio-release.js';
 export { AgentClient, type RemoteEntry, type HelloOptions, type AgentInfo, type FileAttributes } from './agent-client.js';
 export { scanSource, type ScanOptions, type SourceEntry, type SourceTree } from './tree.js';
 export { PathFilter, parseFilterFile, type FilterRule } from './filter.js';
-export { hasBasis, planChanges, quickCheck, type Plan, type Change, type ChangeKind } from './plan.js';
+export { hasBasis, planChanges, quickCheck, skippedByRules, type TransferRules, type Plan, type Change, type ChangeKind } from './plan.js';
 export { listRemote, encodeAhead, heldUnchanged, encodeListing, decodeListing, type RemoteListing, type Listing } from './listing.js';
 export { inProcessAgent, childProcessAgent, agentEntryPath } from './local.js';
 export { FrameSession, type ByteStreams } from './wire.js';

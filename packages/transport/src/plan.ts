@@ -48,9 +48,41 @@ export interface Plan {
   /** Directories whose mode or mtime must be (re)set at the end, deepest first. */
   dirAttrs: Change[];
   unchanged: number;
+  /** Files and symlinks left as they are by a transfer rule (TransferRules), though they differ or are missing. */
+  skipped: number;
 }
 
-export interface PlanOptions {
+/**
+ * rsync's transfer rules: they limit which files are sent, not the listing, so they never change
+ * what --delete removes.
+ */
+export interface TransferRules {
+  /**
+   * -u, --update: a regular file the destination holds with a newer mtime is left alone (its data and
+   * attributes). As in rsync, symlinks are not concerned, and an entry of another type is replaced
+   * whatever its time.
+   */
+  update?: boolean;
+  /** --ignore-existing: a file or symlink is sent only where the destination has nothing at its path. */
+  ignoreExisting?: boolean;
+  /** --existing: nothing new is created (no file, symlink or directory the destination lacks); what exists is updated. */
+  existing?: boolean;
+  /**
+   * --size-only: a file of the same size counts as unchanged whatever its mtime; only its attributes
+   * (mode, mtime) are set, as rsync -a does. Not with --checksum, which decides by content.
+   */
+  sizeOnly?: boolean;
+}
+
+/** Whether the rules leave `source` as the destination holds it (`remote`: its entry there, if any). */
+export function skippedByRules(rules: TransferRules, source: CheckedAttributes, remote: CheckedAttributes | undefined): boolean {
+  if (source.type === 'd') return rules.existing === true && remote === undefined;
+  if (remote === undefined) return rules.existing === true;
+  if (rules.ignoreExisting) return true;
+  return rules.update === true && source.type === 'f' && remote.type === 'f' && remote.mtimeMs > source.mtimeMs && !sameTime(remote.mtimeMs, source.mtimeMs);
+}
+
+export interface PlanOptions extends TransferRules {
   delete: boolean;
   /** For --checksum: whether a same-size file has the same content (decided by the caller). */
   sameContent?: (source: SourceEntry, remote: RemoteEntry) => boolean;
@@ -151,7 +183,8 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
   const partials = new Set(remote.filter((e) => e.type === 'p').map((e) => e.path));
   remote = remote.filter((e) => e.type !== 'p');
   const remoteByPath = new Map(remote.map((e) => [e.path, e]));
-  const plan: Plan = { deletes: [], mkdirs: [], files: [], symlinks: [], attrs: [], dirAttrs: [], unchanged: 0 };
+  const plan: Plan = { deletes: [], mkdirs: [], files: [], symlinks: [], attrs: [], dirAttrs: [], unchanged: 0, skipped: 0 };
+  const rules = options.update || options.ignoreExisting || options.existing;
   const index = treeIndex(tree);
   const touchedDirs = new Set<string>();
   const parentOf = (path: string) => (path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '');
@@ -178,6 +211,10 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
     }
     const entry = tree.entries[i];
     const r = remoteByPath.get(entry.path);
+    if (rules && skippedByRules(options, entry, r)) {
+      if (entry.type !== 'd') plan.skipped++;
+      continue;
+    }
     // A directory above the scope that the destination holds as a file is not replaced (a scoped run
     // never deletes outside its scope): its mkdir fails and the paths under it are reported.
     if (r && r.type !== entry.type && (!scope || scope.contains(entry.path))) {
@@ -216,7 +253,7 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
     const sameSize = existing.size === entry.size;
     const unchanged = options.sameContent
       ? sameSize && options.sameContent(entry, existing)
-      : sameSize && sameTime(existing.mtimeMs, entry.mtimeMs);
+      : sameSize && (options.sizeOnly || sameTime(existing.mtimeMs, entry.mtimeMs));
     if (!unchanged) {
       plan.files.push({ kind: 'update', path: entry.path, source: entry, remote: existing });
       touchedDirs.add(parentOf(entry.path));

@@ -15,7 +15,7 @@ import { ProtocolError, TransportError } from './errors.js';
 import type { EventListener, SyncSummary } from './events.js';
 import { DestinationRun, emptySummary, isSessionFailure, recordFailure } from './destination-run.js';
 import { parseFilterFile, PathFilter, type FilterRule } from './filter.js';
-import { hasBasis, planChanges, type Change } from './plan.js';
+import { hasBasis, planChanges, type Change, type TransferRules } from './plan.js';
 import { scanSource, type SourceEntry, type SourceTree } from './tree.js';
 import { encodeAhead, listRemote, type RemoteListing } from './listing.js';
 import { InFlightBytes } from './in-flight.js';
@@ -25,7 +25,7 @@ import { batchable, batchEnd, changedSmallFiles, sendBatch, smallChange } from '
 import type { ByteStreams } from './wire.js';
 import { openDestination, type DestinationOptions } from './open-destination.js';
 
-export interface TransferOptions {
+export interface TransferOptions extends TransferRules {
   /** Remove destination entries that are not in the source (within the transferred scope). */
   delete?: boolean;
   /**
@@ -135,9 +135,9 @@ export async function syncTree(
     const batches = client.info?.capabilities.includes(BATCH_CAPABILITY) ?? false;
     // The agent signs the small files it found changed while this side plans. The requests leave
     // first: the plan holds this thread, and they would wait for it in the session's batch.
-    if (batches && !options.dryRun && client.prefetchSignatures(changedSmallFiles(tree, remote), seed) > 0) await nextTurn();
+    if (batches && !options.dryRun && client.prefetchSignatures(changedSmallFiles(tree, remote, options), seed) > 0) await nextTurn();
     const sameContent = options.checksum ? await contentComparer(tree, remote.entries, client) : undefined;
-    const plan = planChanges(tree, remote.entries, filter, { delete: options.delete ?? false, sameContent, unchanged: remote.unchanged });
+    const plan = planChanges(tree, remote.entries, filter, { ...transferRules(options), delete: options.delete ?? false, sameContent, unchanged: remote.unchanged });
     run = new DestinationRun(target.name, client, plan, options);
     run.announce();
     if (!options.dryRun) {
@@ -198,6 +198,11 @@ export async function syncTree(
   summary.durationMs = performance.now() - started;
   options.onEvent?.({ type: 'summary', destination: target.name, result: summary });
   return summary;
+}
+
+/** The transfer rules of `options` (--size-only gives way to --checksum, which compares content). */
+export function transferRules(options: TransferOptions): TransferRules {
+  return { update: options.update, ignoreExisting: options.ignoreExisting, existing: options.existing, sizeOnly: options.sizeOnly && !options.checksum };
 }
 
 /** Resolves after the event loop's next turn, once what this one queued (batched frames, corked writes) has gone out. */

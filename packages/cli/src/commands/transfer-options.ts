@@ -86,6 +86,10 @@ export interface TransferFlags extends SshFlags {
   release?: boolean;
   keep?: number;
   maxDelete?: number;
+  update: boolean;
+  ignoreExisting: boolean;
+  existing: boolean;
+  sizeOnly: boolean;
   /** --bwlimit, in bytes per second. */
   bwlimit?: number;
 }
@@ -98,6 +102,10 @@ export function addTransferOptions(command: Command, rules: FilterRule[]): Comma
   };
   command
     .option('-c, --checksum', 'compare file contents (SHA-256) instead of size and mtime', false)
+    .option('--size-only', 'a file of the same size is unchanged whatever its mtime (only its attributes are set)', false)
+    .option('-u, --update', 'leave files and symlinks alone where the destination has a newer one', false)
+    .option('--ignore-existing', 'send only files and symlinks the destination does not have at all', false)
+    .option('--existing', 'create nothing new at the destination (no file, symlink or directory); update what is there', false)
     .option('-z, --compress', 'compress file data on the wire', false)
     .option('--owner', 'preserve owner and group (when the destination agent runs as root)', false)
     .option('--partial', 'keep interrupted new files to resume from on the next run', false)
@@ -139,12 +147,17 @@ export function addTransferOptions(command: Command, rules: FilterRule[]): Comma
 export function checkTransferFlags(opts: TransferFlags): void {
   if (opts.allOrNone && opts.bestEffort) throw new UsageError('--all-or-none and --best-effort exclude each other');
   if (opts.keep !== undefined && !opts.release) throw new UsageError('--keep goes with --release');
+  if (opts.sizeOnly && opts.checksum) throw new UsageError('--size-only and --checksum exclude each other');
 }
 
 /** The library options of one transfer (sync and fan-out alike). */
 export function transferOptions(rules: FilterRule[], opts: TransferFlags) {
   return {
     checksum: opts.checksum,
+    sizeOnly: opts.sizeOnly,
+    update: opts.update,
+    ignoreExisting: opts.ignoreExisting,
+    existing: opts.existing,
     compress: opts.compress,
     owner: opts.owner,
     partial: opts.partial,
