@@ -45,6 +45,21 @@ export function transferRate(value: string): number {
   return rate;
 }
 
+/**
+ * A file size as rsync's --max-size and --min-size take it: bytes without a suffix; K, M, G, T (or
+ * KiB...) for powers of 1024, KB, MB, GB, TB for powers of 1000; decimals allowed (1.5M); a trailing
+ * +1 or -1 adds or takes one byte (10M-1).
+ */
+export function sizeLimit(value: string): number {
+  const match = /^(\d+(?:\.\d+)?)(?:([kmgt])(i?b)?|(b))?([+-]1)?$/i.exec(value.trim());
+  if (!match) throw new InvalidArgumentError(`not a size: ${value} (bytes, or e.g. 500K, 1.5M, 10MB, 1G-1)`);
+  const [, number, prefix, unit, , adjust] = match;
+  const multiplier = prefix ? (unit?.toLowerCase() === 'b' ? 1000 : 1024) ** ('kmgt'.indexOf(prefix.toLowerCase()) + 1) : 1;
+  const size = Math.floor(Number(number) * multiplier) + (adjust ? Number(adjust) : 0);
+  if (!Number.isSafeInteger(size) || size < 0) throw new InvalidArgumentError(`not a size: ${value}`);
+  return size;
+}
+
 /** Human-readable size for reports: bytes below 10 KiB, else KiB/MiB/GiB with one decimal. */
 export function formatBytes(n: number): string {
   if (n < 10 * 1024) return `${n} B`;

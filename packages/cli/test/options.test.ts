@@ -1,6 +1,6 @@
 /** Option value parsers (src/options.ts). */
 import { describe, expect, it } from 'vitest';
-import { transferRate } from '../src/options.js';
+import { sizeLimit, transferRate } from '../src/options.js';
 
 describe("transferRate, as rsync's --bwlimit reads a rate", () => {
   it.each([
@@ -30,5 +30,26 @@ describe("transferRate, as rsync's --bwlimit reads a rate", () => {
     expect(() => transferRate('0.4')).toThrow(/at least 512/);
     expect(transferRate('512b')).toBe(512);
     expect(() => transferRate('99999999999999G')).toThrow(/too large/);
+  });
+});
+
+describe("sizeLimit, as rsync's --max-size and --min-size read a size", () => {
+  it.each([
+    ['0', 0],
+    ['100', 100],
+    ['1.5K', 1536],
+    ['10M', 10 * 1024 ** 2],
+    ['10MB', 10_000_000],
+    ['2GiB', 2 * 1024 ** 3],
+    ['1T', 1024 ** 4],
+    ['1G-1', 1024 ** 3 - 1],
+    ['1k+1', 1025],
+    ['512b', 512],
+  ])('%j is %d bytes', (text, size) => {
+    expect(sizeLimit(text)).toBe(size);
+  });
+
+  it.each(['', 'big', '-1', '1.5.5', '10X', '1e6', '0-1'])('refuses %j', (text) => {
+    expect(() => sizeLimit(text)).toThrow(/not a size/);
   });
 });

@@ -81,6 +81,20 @@ describe('transfer rules on several destinations', () => {
   });
 });
 
+describe('--delete-excluded and --max-size', () => {
+  it('--delete-excluded turns deletions on and takes excluded files too; --max-size leaves a large file unsent', async () => {
+    const src = fresh('src');
+    await writeTree(src, { 'index.html': 'i\n', 'video.bin': file(pseudoRandom(4096, 2)), 'debug.tmp': 'scratch\n' });
+    const dest = fresh('dest');
+    await writeTree(dest, { 'stale.tmp': 'old scratch\n', 'gone.html': 'g\n' });
+    const run = sync('--delete-excluded', '--exclude', '*.tmp', '--max-size', '1K', `${src}/`, dest);
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect((await paths(dest)).filter((p) => p !== '')).toEqual(['index.html']);
+    expect(run.stdout.toString()).toContain('1 created, 0 updated, 2 deleted, 0 unchanged, 1 skipped');
+  });
+});
+
 describe('--bwlimit', () => {
   it('paces the data sent (as rsync: KiB/s, or with a suffix) and the tree arrives whole', async () => {
     const src = fresh('src');

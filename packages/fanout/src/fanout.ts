@@ -213,7 +213,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
       const files = new Set(listing.entries.filter((r) => r.type === 'f').map((r) => r.path));
       remoteFiles.set(name, (path) => files.has(path) || heldUnchanged(listing, tree, path));
       const sameContent = options.checksum ? await contentComparer(tree, listing.entries, client, sourceHashes) : undefined;
-      const plan = planChanges(tree, listing.entries, filter, { ...transferRules(options), delete: options.delete ?? false, sameContent, unchanged: listing.unchanged });
+      const plan = planChanges(tree, listing.entries, filter, { ...transferRules(options), delete: options.delete ?? false, deleteExcluded: options.deleteExcluded, sameContent, unchanged: listing.unchanged });
       const run = new DestinationRun(name, client, plan, options);
       results.set(name, run.summary);
       runs.push(run);

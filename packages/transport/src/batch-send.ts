@@ -75,8 +75,8 @@ export function changedSmallFiles(tree: SourceTree, remote: RemoteListing, rules
     if (i === undefined) continue;
     const source = tree.entries[i];
     if (source.type !== 'f' || source.size >= SMALL_FILE) continue;
-    // Not those the plan will leave alone: newer there (--update), or of the same size (--size-only).
-    if ((rules.update && skippedByRules(rules, source, e)) || (rules.sizeOnly && source.size === e.size)) continue;
+    // Not those the plan will leave alone: by a transfer rule, or of the same size with --size-only.
+    if (skippedByRules(rules, source, e) || (rules.sizeOnly && source.size === e.size)) continue;
     found.push(i);
   }
   found.sort((a, b) => a - b);

@@ -72,11 +72,16 @@ export interface TransferRules {
    * (mode, mtime) are set, as rsync -a does. Not with --checksum, which decides by content.
    */
   sizeOnly?: boolean;
+  /** --max-size: a regular file larger than this many bytes is not sent (new or changed). */
+  maxSize?: number;
+  /** --min-size: a regular file smaller than this many bytes is not sent (new or changed). */
+  minSize?: number;
 }
 
 /** Whether the rules leave `source` as the destination holds it (`remote`: its entry there, if any). */
 export function skippedByRules(rules: TransferRules, source: CheckedAttributes, remote: CheckedAttributes | undefined): boolean {
   if (source.type === 'd') return rules.existing === true && remote === undefined;
+  if (source.type === 'f' && ((rules.maxSize !== undefined && source.size > rules.maxSize) || (rules.minSize !== undefined && source.size < rules.minSize))) return true;
   if (remote === undefined) return rules.existing === true;
   if (rules.ignoreExisting) return true;
   return rules.update === true && source.type === 'f' && remote.type === 'f' && remote.mtimeMs > source.mtimeMs && !sameTime(remote.mtimeMs, source.mtimeMs);
@@ -84,6 +89,8 @@ export function skippedByRules(rules: TransferRules, source: CheckedAttributes, 
 
 export interface PlanOptions extends TransferRules {
   delete: boolean;
+  /** With `delete`, rsync's --delete-excluded: excluded entries at the destination are deleted too. */
+  deleteExcluded?: boolean;
   /** For --checksum: whether a same-size file has the same content (decided by the caller). */
   sameContent?: (source: SourceEntry, remote: RemoteEntry) => boolean;
   /**
@@ -184,7 +191,7 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
   remote = remote.filter((e) => e.type !== 'p');
   const remoteByPath = new Map(remote.map((e) => [e.path, e]));
   const plan: Plan = { deletes: [], mkdirs: [], files: [], symlinks: [], attrs: [], dirAttrs: [], unchanged: 0, skipped: 0 };
-  const rules = options.update || options.ignoreExisting || options.existing;
+  const rules = options.update || options.ignoreExisting || options.existing || options.maxSize !== undefined || options.minSize !== undefined;
   const index = treeIndex(tree);
   const touchedDirs = new Set<string>();
   const parentOf = (path: string) => (path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '');
@@ -270,7 +277,7 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
       ? (path: string) => scope.contains(path)
       : (path: string) => scopes.some((s) => s === '' || path.startsWith(`${s}/`));
     // In comparePaths order whatever the listing's: a directory comes before its contents.
-    const extraneous = remote.filter((r) => !index.sourcePaths.has(r.path) && inScope(r.path) && !filter.excludes(r.path, r.type === 'd'));
+    const extraneous = remote.filter((r) => !index.sourcePaths.has(r.path) && inScope(r.path) && (options.deleteExcluded || !filter.excludes(r.path, r.type === 'd')));
     extraneous.sort((a, b) => comparePaths(a.path, b.path));
     for (const r of extraneous) {
       // Only the topmost extraneous entry: deleting a directory takes its contents.

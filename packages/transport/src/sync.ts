@@ -40,6 +40,11 @@ export interface TransferOptions extends TransferRules {
    * destination is not committed. Undefined: no limit.
    */
   maxDelete?: number;
+  /**
+   * With `delete`, rsync's --delete-excluded: destination entries that the filters exclude are deleted
+   * too (without it they are protected).
+   */
+  deleteExcluded?: boolean;
   /** Compare content (SHA-256) instead of size + mtime. */
   checksum?: boolean;
   /** Filter rules in order; first match wins. */
@@ -137,7 +142,7 @@ export async function syncTree(
     // first: the plan holds this thread, and they would wait for it in the session's batch.
     if (batches && !options.dryRun && client.prefetchSignatures(changedSmallFiles(tree, remote, options), seed) > 0) await nextTurn();
     const sameContent = options.checksum ? await contentComparer(tree, remote.entries, client) : undefined;
-    const plan = planChanges(tree, remote.entries, filter, { ...transferRules(options), delete: options.delete ?? false, sameContent, unchanged: remote.unchanged });
+    const plan = planChanges(tree, remote.entries, filter, { ...transferRules(options), delete: options.delete ?? false, deleteExcluded: options.deleteExcluded, sameContent, unchanged: remote.unchanged });
     run = new DestinationRun(target.name, client, plan, options);
     run.announce();
     if (!options.dryRun) {
@@ -202,7 +207,14 @@ export async function syncTree(
 
 /** The transfer rules of `options` (--size-only gives way to --checksum, which compares content). */
 export function transferRules(options: TransferOptions): TransferRules {
-  return { update: options.update, ignoreExisting: options.ignoreExisting, existing: options.existing, sizeOnly: options.sizeOnly && !options.checksum };
+  return {
+    update: options.update,
+    ignoreExisting: options.ignoreExisting,
+    existing: options.existing,
+    sizeOnly: options.sizeOnly && !options.checksum,
+    maxSize: options.maxSize,
+    minSize: options.minSize,
+  };
 }
 
 /** Resolves after the event loop's next turn, once what this one queued (batched frames, corked writes) has gone out. */

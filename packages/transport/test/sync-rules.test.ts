@@ -8,7 +8,7 @@ import { readFileSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { TransferRules } from '../src/plan.js';
-import { sync } from '../src/sync.js';
+import { sync, type TransferOptions } from '../src/sync.js';
 import { BASE_MTIME_MS, diffTrees, dir, file, hasRsync, link, snapshotTree, useTempDirs, writeTree } from './helpers/tree.js';
 
 const temp = useTempDirs('deltacast-rules-');
@@ -70,7 +70,7 @@ async function rsyncResult(src: string, base: string, flags: string[]): Promise<
   return copy;
 }
 
-async function run(rules: TransferRules, rsyncFlags: string[]) {
+async function run(rules: TransferRules & Partial<TransferOptions>, rsyncFlags: string[]) {
   const { src, dst, base } = await trees();
   const expected = await rsyncResult(src, base, rsyncFlags);
   const summary = await sync({ source: `${src}/`, destination: dst, localAgent: 'in-process', delete: true, ...rules });
@@ -138,6 +138,30 @@ describe('transfer rules, as rsync -a applies them', () => {
     expect(entries.has('missing.txt')).toBe(false);
     expect(entries.has('extraneous.txt')).toBe(false);
     expect(summary.deleted).toBe(1);
+  });
+
+  it('--max-size and --min-size: regular files outside the range are not sent, new or changed', async () => {
+    // Sizes: same-size.txt 8, missing.txt 18, newer-there.txt and older-there.txt 14, inside.txt 18.
+    const { summary, entries, text } = await run({ maxSize: 15, minSize: 9 }, ['--max-size=15', '--min-size=9']);
+    expect(text('same-size.txt')).toBe('old text'); // 8 bytes: too small
+    expect(text('older-there.txt')).toBe('source version'); // 14: sent
+    expect(entries.has('missing.txt')).toBe(false); // 18: too large
+    expect(entries.get('new-dir')?.type).toBe('d'); // directories are made all the same
+    expect(entries.has('new-dir/inside.txt')).toBe(false);
+    // same-size.txt, missing.txt, new-dir/inside.txt, kept-dir/file.txt (31) and file-over-dir (44).
+    expect(summary.skipped).toBe(5);
+  });
+
+  it('--delete-excluded: what the filters exclude at the destination is deleted too; without it, kept', async () => {
+    const filters = [{ action: 'exclude' as const, pattern: '*.txt' }];
+    const kept = await run({ filters }, ['--exclude=*.txt']);
+    expect(kept.entries.has('extraneous.txt')).toBe(true);
+    expect(kept.text('older-there.txt')).toBe('stale');
+    const deleted = await run({ filters, deleteExcluded: true }, ['--exclude=*.txt', '--delete-excluded']);
+    for (const path of ['extraneous.txt', 'older-there.txt', 'same-size.txt', 'kept-dir/file.txt']) expect(deleted.entries.has(path)).toBe(false);
+    expect(deleted.entries.get('link-newer-there')?.linkTarget).toBe('source-target');
+    // The destination's six .txt files, and the directory a file replaces.
+    expect(deleted.summary.deleted).toBe(7);
   });
 
   it('--size-only gives way to --checksum, which compares content', async () => {

@@ -44,7 +44,7 @@ interface SyncCommandOptions extends TransferFlags {
 }
 
 function syncOptions(rules: FilterRule[], opts: SyncCommandOptions) {
-  return { ...transferOptions(rules, opts), delete: opts.delete, dryRun: opts.dryRun };
+  return { ...transferOptions(rules, opts), delete: opts.delete || opts.deleteExcluded, dryRun: opts.dryRun };
 }
 
 /** Several destinations: the fan-out, a line per destination, and one exit code for all. */

@@ -2,7 +2,7 @@
 import { parseFilterFile, splitCommand, type FilterRule } from '@deltacast/transport';
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { integer, seconds, transferRate } from '../options.js';
+import { integer, seconds, sizeLimit, transferRate } from '../options.js';
 import { UsageError } from '../errors.js';
 
 export interface SshFlags {
@@ -90,6 +90,9 @@ export interface TransferFlags extends SshFlags {
   ignoreExisting: boolean;
   existing: boolean;
   sizeOnly: boolean;
+  maxSize?: number;
+  minSize?: number;
+  deleteExcluded: boolean;
   /** --bwlimit, in bytes per second. */
   bwlimit?: number;
 }
@@ -106,6 +109,9 @@ export function addTransferOptions(command: Command, rules: FilterRule[]): Comma
     .option('-u, --update', 'leave files and symlinks alone where the destination has a newer one', false)
     .option('--ignore-existing', 'send only files and symlinks the destination does not have at all', false)
     .option('--existing', 'create nothing new at the destination (no file, symlink or directory); update what is there', false)
+    .addOption(new Option('--max-size <size>', "send no regular file larger than SIZE (bytes, or e.g. 500K, 1.5M, 1G-1, as rsync's)").argParser(sizeLimit))
+    .addOption(new Option('--min-size <size>', 'send no regular file smaller than SIZE').argParser(sizeLimit))
+    .option('--delete-excluded', 'also delete what the filters exclude at the destination (implies deletions on)', false)
     .option('-z, --compress', 'compress file data on the wire', false)
     .option('--owner', 'preserve owner and group (when the destination agent runs as root)', false)
     .option('--partial', 'keep interrupted new files to resume from on the next run', false)
@@ -158,6 +164,9 @@ export function transferOptions(rules: FilterRule[], opts: TransferFlags) {
     update: opts.update,
     ignoreExisting: opts.ignoreExisting,
     existing: opts.existing,
+    maxSize: opts.maxSize,
+    minSize: opts.minSize,
+    deleteExcluded: opts.deleteExcluded,
     compress: opts.compress,
     owner: opts.owner,
     partial: opts.partial,

@@ -68,7 +68,7 @@ export function watchCommand(io: MainIO): Command {
       destinations,
       ...transferOptions(rules, opts),
       ...fanoutOptions(opts),
-      delete: opts.delete,
+      delete: opts.delete || opts.deleteExcluded,
       delay: opts.delay,
       settle: opts.settle,
       settleTimeout: opts.settleTimeout,
