@@ -47,6 +47,7 @@ describe('usage errors exit 2 and touch nothing', () => {
     ['a timeout that is not a number', ['--timeout', 'soon'], /--timeout <seconds>' argument 'soon' is invalid\. not a number of seconds/],
     ['a negative connect timeout', ['--contimeout', '-1'], /--contimeout <seconds>' argument '-1' is invalid/],
     ['--size-only with --checksum', ['--size-only', '-c'], /--size-only and --checksum exclude each other/],
+    ['a --chmod clause that is no mode', ['--chmod', 'Fu=rw,u+q'], /--chmod <mode>' argument 'Fu=rw,u\+q' is invalid\. --chmod clause "u\+q" is not a mode/],
     ['a rate that is not one', ['--bwlimit', 'fast'], /--bwlimit <rate>' argument 'fast' is invalid\. not a rate/],
     ['a rate under 512 bytes per second', ['--bwlimit', '100b'], /--bwlimit <rate>' argument '100b' is invalid\. must be 0 \(no limit\) or at least 512/],
   ])('%s', async (_name, extra, message) => {
@@ -92,6 +93,21 @@ describe('--delete-excluded and --max-size', () => {
     expect(run.status).toBe(0);
     expect((await paths(dest)).filter((p) => p !== '')).toEqual(['index.html']);
     expect(run.stdout.toString()).toContain('1 created, 0 updated, 2 deleted, 0 unchanged, 1 skipped');
+  });
+});
+
+describe('--chmod', () => {
+  it('applies every --chmod, in order, to the modes sent; the source keeps its own', async () => {
+    const src = fresh('src');
+    await writeTree(src, { 'private.txt': file('p', { mode: 0o600 }), 'tool.sh': file('#!/bin/sh\n', { mode: 0o700 }) });
+    const dest = fresh('dest');
+    const run = sync('--chmod', 'Fu=rw,Fgo=r', '--chmod', 'F+X', `${src}/`, dest);
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    const tree = await snapshotTree(dest);
+    expect(tree.get('private.txt')?.mode).toBe(0o644);
+    expect(tree.get('tool.sh')?.mode).toBe(0o755);
+    expect((await snapshotTree(src)).get('private.txt')?.mode).toBe(0o600);
   });
 });
 

@@ -31,6 +31,7 @@ import {
   batchEnd,
   BATCH_CAPABILITY,
   changedSmallFiles,
+  parseChmod,
   transferRules,
   nextTurn,
   SMALL_FILE,
@@ -161,7 +162,8 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
   // so the remote shells and agents start during it; the listing is then encoded, once for all, while
   // the agents start. Each destination waits for it before its listing. A scan that fails ends the
   // run with its error once the sessions opened meanwhile are let go.
-  const scanned = scanSource(options.source, filter, { paths: options.paths }).then(async (tree) => {
+  const chmod = options.chmod === undefined ? undefined : parseChmod(options.chmod);
+  const scanned = scanSource(options.source, filter, { paths: options.paths, chmod }).then(async (tree) => {
     await nextTurn();
     encodeAhead(tree, options);
     // XXH3-128 for the deltas, set up while the agents walk and compare (this side waits then).

@@ -35,3 +35,4 @@ export {
   type RemoteAgentOptions,
 } from './ssh/index.js';
 export { RateLimitedWritable, limitRate } from './rate-limit.js';
+export { applyChmod, parseChmod, type ChmodClause } from './chmod.js';

@@ -19,6 +19,7 @@ import { hasBasis, planChanges, type Change, type TransferRules } from './plan.j
 import { scanSource, type SourceEntry, type SourceTree } from './tree.js';
 import { encodeAhead, listRemote, type RemoteListing } from './listing.js';
 import { InFlightBytes } from './in-flight.js';
+import { parseChmod } from './chmod.js';
 import { BATCH_CAPABILITY } from './batch.js';
 import { deltaFileHash, loadDeltaHashes } from './delta-hash.js';
 import { batchable, batchEnd, changedSmallFiles, sendBatch, smallChange } from './batch-send.js';
@@ -45,6 +46,11 @@ export interface TransferOptions extends TransferRules {
    * too (without it they are protected).
    */
   deleteExcluded?: boolean;
+  /**
+   * rsync's --chmod, as rsync writes it (chmod.ts): the source's directories and regular files are
+   * sent, and compared, with their modes so changed. A malformed value is INVALID_OPTION.
+   */
+  chmod?: string;
   /** Compare content (SHA-256) instead of size + mtime. */
   checksum?: boolean;
   /** Filter rules in order; first match wins. */
@@ -336,7 +342,8 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
   // Scanned while the session is set up: the scan gives the event loop a turn every millisecond, so
   // the handshake goes on, and the listing is encoded before the agent has even started.
   const stop = new AbortController();
-  const scanned = scanSource(options.source, filter, { paths: options.paths, signal: stop.signal }).then(async (tree) => {
+  const chmod = options.chmod === undefined ? undefined : parseChmod(options.chmod);
+  const scanned = scanSource(options.source, filter, { paths: options.paths, signal: stop.signal, chmod }).then(async (tree) => {
     await nextTurn();
     encodeAhead(tree, options);
     return tree;

@@ -4,6 +4,7 @@
  * fifos are skipped and reported. A scoped scan (`paths`) looks only at those paths and the
  * directories above them (src/scope.ts).
  */
+import { applyChmod, type ChmodClause } from './chmod.js';
 import { readdirSync } from 'node:fs';
 import { lstat, readlink } from 'node:fs/promises';
 import { basename, join, normalize } from 'node:path';
@@ -61,6 +62,8 @@ export interface ScanOptions {
   paths?: readonly string[];
   /** Ends the scan (it rejects with the signal's reason) at its next turn of the event loop. */
   signal?: AbortSignal;
+  /** rsync's --chmod (chmod.ts): the modes of directories and regular files as these clauses change them. */
+  chmod?: readonly ChmodClause[];
 }
 
 /**
@@ -73,13 +76,14 @@ export async function scanSource(source: string, filter = new PathFilter([]), op
   const st = await lstat(source);
   const entries: SourceEntry[] = [];
   const skipped: SourceTree['skipped'] = [];
+  const chmod = options.chmod?.length ? options.chmod : undefined;
   const toEntry = (path: string, local: string, s: EntryStat, type: EntryType): SourceEntry => ({
     path,
     local,
     type,
     size: type === 'f' ? s.size : 0,
     mtimeMs: s.mtimeMs,
-    mode: s.mode & 0o7777,
+    mode: chmod && type !== 'l' ? applyChmod(chmod, s.mode, type === 'd') : s.mode & 0o7777,
     uid: s.uid,
     gid: s.gid,
   });

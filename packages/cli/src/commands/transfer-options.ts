@@ -1,5 +1,5 @@
 /** The options `sync` and `watch` share: what to transfer, how to reach destinations, how to commit. */
-import { parseFilterFile, splitCommand, type FilterRule } from '@deltacast/transport';
+import { parseChmod, parseFilterFile, splitCommand, type FilterRule } from '@deltacast/transport';
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { integer, seconds, sizeLimit, transferRate } from '../options.js';
@@ -43,6 +43,16 @@ export function addSshOptions(command: Command): Command {
     )
     .option('--accept-new-host-keys', 'learn unknown host keys into known_hosts instead of refusing them (as the ssh config\'s StrictHostKeyChecking accept-new, which is honoured too)', false)
     .option('--remote-command <cmd>', 'command that starts the agent on the remote (default: deltacast agent, or an uploaded bundle)');
+}
+
+/** A --chmod value, checked here so that a malformed one is a usage error. */
+function checkedChmod(mode: string): string {
+  try {
+    parseChmod(mode);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+  return mode;
 }
 
 /** -e's command, checked here so that an unterminated quote is a usage error, not a failed connection. */
@@ -93,6 +103,8 @@ export interface TransferFlags extends SshFlags {
   maxSize?: number;
   minSize?: number;
   deleteExcluded: boolean;
+  /** --chmod values, in order (rsync appends each to the last). */
+  chmod?: string[];
   /** --bwlimit, in bytes per second. */
   bwlimit?: number;
 }
@@ -111,6 +123,11 @@ export function addTransferOptions(command: Command, rules: FilterRule[]): Comma
     .option('--existing', 'create nothing new at the destination (no file, symlink or directory); update what is there', false)
     .addOption(new Option('--max-size <size>', "send no regular file larger than SIZE (bytes, or e.g. 500K, 1.5M, 1G-1, as rsync's)").argParser(sizeLimit))
     .addOption(new Option('--min-size <size>', 'send no regular file smaller than SIZE').argParser(sizeLimit))
+    .option(
+      '--chmod <mode>',
+      "change the modes sent, as rsync's --chmod (chmod(1) syntax; D or F before a clause: directories or files only; e.g. Du=rwx,Dgo=rx,Fu=rw,Fgo=r) (repeatable)",
+      (mode: string, previous: string[] | undefined) => [...(previous ?? []), checkedChmod(mode)],
+    )
     .option('--delete-excluded', 'also delete what the filters exclude at the destination (implies deletions on)', false)
     .option('-z, --compress', 'compress file data on the wire', false)
     .option('--owner', 'preserve owner and group (when the destination agent runs as root)', false)
@@ -167,6 +184,7 @@ export function transferOptions(rules: FilterRule[], opts: TransferFlags) {
     maxSize: opts.maxSize,
     minSize: opts.minSize,
     deleteExcluded: opts.deleteExcluded,
+    chmod: opts.chmod?.join(','),
     compress: opts.compress,
     owner: opts.owner,
     partial: opts.partial,
