@@ -71,12 +71,19 @@ export function createSyncOutput(stdout: Writable, stderr: Writable, options: Ou
   let bytes = 0;
   let totalBytes = 0;
   const started = Date.now();
+  /** Paths reported skipped: once, not once per destination. */
+  const skipped = new Set<string>();
   const onEvent = (event: SyncEvent) => {
     if (options.json) {
       json.write(JSON.stringify(event));
       return;
     }
-    if (event.type === 'item' && options.verbose) {
+    if (event.type === 'skip') {
+      if (skipped.has(event.path)) return;
+      skipped.add(event.path);
+      bar?.stop();
+      stdout.write(`skipping ${printable(event.path)}: ${event.reason}\n`);
+    } else if (event.type === 'item' && options.verbose) {
       if (bar) bar.stop();
       stdout.write(`${itemize(event)}\n`);
     } else if (event.type === 'error') {

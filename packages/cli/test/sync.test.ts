@@ -3,7 +3,7 @@
  * a missing source, filter rules from the command line and from a file, "dir" vs "dir/", --checksum.
  */
 import type { SyncEvent, SyncSummary } from '@deltacast/transport';
-import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -47,6 +47,7 @@ describe('usage errors exit 2 and touch nothing', () => {
     ['a timeout that is not a number', ['--timeout', 'soon'], /--timeout <seconds>' argument 'soon' is invalid\. not a number of seconds/],
     ['a negative connect timeout', ['--contimeout', '-1'], /--contimeout <seconds>' argument '-1' is invalid/],
     ['--size-only with --checksum', ['--size-only', '-c'], /--size-only and --checksum exclude each other/],
+    ['-L with --safe-links', ['-L', '--safe-links'], /-L, --copy-unsafe-links and --safe-links exclude each other/],
     ['a --chmod clause that is no mode', ['--chmod', 'Fu=rw,u+q'], /--chmod <mode>' argument 'Fu=rw,u\+q' is invalid\. --chmod clause "u\+q" is not a mode/],
     ['a rate that is not one', ['--bwlimit', 'fast'], /--bwlimit <rate>' argument 'fast' is invalid\. not a rate/],
     ['a rate under 512 bytes per second', ['--bwlimit', '100b'], /--bwlimit <rate>' argument '100b' is invalid\. must be 0 \(no limit\) or at least 512/],
@@ -93,6 +94,21 @@ describe('--delete-excluded and --max-size', () => {
     expect(run.status).toBe(0);
     expect((await paths(dest)).filter((p) => p !== '')).toEqual(['index.html']);
     expect(run.stdout.toString()).toContain('1 created, 0 updated, 2 deleted, 0 unchanged, 1 skipped');
+  });
+});
+
+describe('symlinks with -L', () => {
+  it('sends what links point to; a dangling one fails (exit 23), named on stderr, and the rest arrives', async () => {
+    const src = fresh('src');
+    await writeTree(src, { 'real/page.html': 'p\n' });
+    symlinkSync('real', join(src, 'alias'));
+    symlinkSync('missing', join(src, 'broken'));
+    const dest = fresh('dest');
+    const run = sync('-L', `${src}/`, dest);
+    expect(run.status).toBe(23);
+    expect(run.stderr).toBe('deltacast: sync: broken: NO_REFERENT: symlink has no referent: broken\n');
+    expect(readFileSync(join(dest, 'alias/page.html'), 'utf8')).toBe('p\n');
+    expect(lstatSync(join(dest, 'alias')).isDirectory()).toBe(true);
   });
 });
 

@@ -8,10 +8,10 @@
  */
 import type { AgentClient } from './agent-client.js';
 import { MAX_MKDIRS, MAX_SETATTRS, MKDIRS_CAPABILITY, SETATTRS_CAPABILITY } from './batch.js';
-import { ProtocolError, RemoteError, TransportError } from './errors.js';
+import { ProtocolError, RemoteError, TransportError, type TransportErrorCode } from './errors.js';
 import type { SyncEvent, SyncSummary } from './events.js';
 import { byDepth, depth, limitDeletes, type Change, type Plan } from './plan.js';
-import type { SourceEntry } from './tree.js';
+import type { SourceEntry, SourceTree } from './tree.js';
 
 export interface RunOptions {
   owner?: boolean;
@@ -111,6 +111,15 @@ export class DestinationRun {
       if (this.failedDirs.has(p)) return true;
     }
     return false;
+  }
+
+  /**
+   * Reports what the scan left out: a skip event for each entry that is no error, and a failed path
+   * for each that is (a symlink -L cannot follow), which makes the run not ok, as rsync's exit 23.
+   */
+  reportScan(tree: SourceTree): void {
+    for (const s of tree.skipped) this.emit({ type: 'skip', destination: this.name, path: s.path, reason: s.reason });
+    for (const e of tree.errors) recordFailure(this.summary, this.name, e.path, new TransportError(e.code as TransportErrorCode, e.message, { path: e.path }), this.options.onEvent);
   }
 
   /** Announces the plan (start and item events); in a dry run, counts it as the result. */

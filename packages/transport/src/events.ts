@@ -22,6 +22,8 @@ export type SyncEvent =
    * session, or 'MAX_DELETE' (the --max-delete limit left extraneous entries; the message says how many).
    */
   | { type: 'error'; destination: string; path: string; code: string; message: string }
+  /** A source entry left out that is no error: a device, socket or fifo, or an unsafe symlink with --safe-links. */
+  | { type: 'skip'; destination: string; path: string; reason: string }
   | { type: 'summary'; destination: string; result: SyncSummary };
 
 export interface SyncSummary {

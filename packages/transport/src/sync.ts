@@ -51,6 +51,13 @@ export interface TransferOptions extends TransferRules {
    * sent, and compared, with their modes so changed. A malformed value is INVALID_OPTION.
    */
   chmod?: string;
+  /**
+   * Symlinks in the source: 'keep' (default) sends them as links; 'copy' (rsync's -L) sends what they
+   * point to; 'copy-unsafe' (--copy-unsafe-links) does so for those pointing outside the source
+   * tree; 'safe' (--safe-links) leaves those out (tree.ts ScanOptions.links). A link that cannot be
+   * followed fails its path (NO_REFERENT, SYMLINK_LOOP).
+   */
+  links?: 'keep' | 'copy' | 'copy-unsafe' | 'safe';
   /** Compare content (SHA-256) instead of size + mtime. */
   checksum?: boolean;
   /** Filter rules in order; first match wins. */
@@ -151,6 +158,7 @@ export async function syncTree(
     const plan = planChanges(tree, remote.entries, filter, { ...transferRules(options), delete: options.delete ?? false, deleteExcluded: options.deleteExcluded, sameContent, unchanged: remote.unchanged });
     run = new DestinationRun(target.name, client, plan, options);
     run.announce();
+    run.reportScan(tree);
     if (!options.dryRun) {
       await run.prepare();
       const queue = run.files();
@@ -343,7 +351,7 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
   // the handshake goes on, and the listing is encoded before the agent has even started.
   const stop = new AbortController();
   const chmod = options.chmod === undefined ? undefined : parseChmod(options.chmod);
-  const scanned = scanSource(options.source, filter, { paths: options.paths, signal: stop.signal, chmod }).then(async (tree) => {
+  const scanned = scanSource(options.source, filter, { paths: options.paths, signal: stop.signal, chmod, links: options.links }).then(async (tree) => {
     await nextTurn();
     encodeAhead(tree, options);
     return tree;

@@ -5,9 +5,9 @@
  * directories above them (src/scope.ts).
  */
 import { applyChmod, type ChmodClause } from './chmod.js';
-import { readdirSync } from 'node:fs';
-import { lstat, readlink } from 'node:fs/promises';
-import { basename, join, normalize } from 'node:path';
+import { readdirSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { lstat, readlink, stat } from 'node:fs/promises';
+import { basename, dirname, join, normalize } from 'node:path';
 import type { EntryType } from './messages.js';
 import { PathFilter } from './filter.js';
 import { PathError } from './errors.js';
@@ -43,7 +43,10 @@ export interface SourceTree {
   /** Attributes of the top directory itself (applied to the destination root), if it is one. */
   root: SourceEntry | undefined;
   entries: SourceEntry[];
+  /** Entries left out that are no error (devices, sockets, fifos; with `links: 'safe'`, unsafe symlinks). */
   skipped: { path: string; reason: string }[];
+  /** Entries left out that are errors: a symlink to follow that leads nowhere (NO_REFERENT) or back up its own path (SYMLINK_LOOP). */
+  errors: { path: string; code: string; message: string }[];
   /**
    * For a scoped scan: the scope paths, normalized (src/scope.ts). `entries` then holds those that
    * exist, their subtrees, and the directories above them; planning deletes only inside the scope.
@@ -64,6 +67,30 @@ export interface ScanOptions {
   signal?: AbortSignal;
   /** rsync's --chmod (chmod.ts): the modes of directories and regular files as these clauses change them. */
   chmod?: readonly ChmodClause[];
+  /**
+   * Symlinks in the tree: 'keep' (default) lists them as links; 'copy' (rsync's -L, --copy-links)
+   * lists what they point to instead, files and directories (walked); 'copy-unsafe'
+   * (--copy-unsafe-links) does so for unsafe ones only, those that point outside the tree (absolute,
+   * or up past its top); 'safe' (--safe-links) leaves unsafe ones out. The top of the tree is the
+   * source directory itself, whether or not its name is part of the paths.
+   */
+  links?: 'keep' | 'copy' | 'copy-unsafe' | 'safe';
+}
+
+/**
+ * Whether a symlink at `path` (wire path; `topDepth` components of it name the tree's top, 1 when
+ * the source directory's own name leads the paths) that points at `target` leads outside the tree:
+ * an absolute target, or one whose `..` climb above the top, as rsync's unsafe_symlink counts.
+ */
+export function unsafeSymlink(target: string, path: string, topDepth = 0): boolean {
+  if (target.startsWith('/') || target === '') return true;
+  let depth = path.split('/').length - 1 - topDepth;
+  for (const part of target.split('/')) {
+    if (part === '..') {
+      if (--depth < 0) return true;
+    } else if (part !== '.' && part !== '') depth++;
+  }
+  return false;
 }
 
 /**
@@ -73,9 +100,14 @@ export interface ScanOptions {
 export async function scanSource(source: string, filter = new PathFilter([]), options: ScanOptions = {}): Promise<SourceTree> {
   const trailing = source.endsWith('/');
   const requested = normalizeScope(options.paths);
-  const st = await lstat(source);
+  // -L follows a source that is itself a symlink (when it leads somewhere).
+  const st = options.links === 'copy' ? await stat(source).catch(() => lstat(source)) : await lstat(source);
   const entries: SourceEntry[] = [];
   const skipped: SourceTree['skipped'] = [];
+  const errors: SourceTree['errors'] = [];
+  const links = options.links ?? 'keep';
+  /** Components of a wire path that name the top of the tree (the source's name, without a trailing slash). */
+  const topDepth = st.isDirectory() && !trailing ? 1 : 0;
   const chmod = options.chmod?.length ? options.chmod : undefined;
   const toEntry = (path: string, local: string, s: EntryStat, type: EntryType): SourceEntry => ({
     path,
@@ -125,9 +157,10 @@ export async function scanSource(source: string, filter = new PathFilter([]), op
       const s = lstatFields(local);
       if (!s) continue; // vanished during the scan
       const path = joinWire(wire, name);
+      // The common case inline: no promise per entry (a symlink to follow goes through add()).
       const type = typeOf(s);
-      if (!type) {
-        skipped.push({ path, reason: 'not a regular file, directory or symlink' });
+      if (type === undefined || (type === 'l' && links !== 'keep')) {
+        await add(path, local, s, dir);
         continue;
       }
       if (filter.excludes(path, type === 'd')) continue;
@@ -136,6 +169,71 @@ export async function scanSource(source: string, filter = new PathFilter([]), op
       entries.push(entry);
       if (type === 'd') await walk(local, path);
     }
+  };
+
+  /**
+   * Lists one entry found at `local` with lstat `s` (its directory: `parent`), and walks it if it is
+   * a directory; a symlink as `links` says.
+   */
+  const add = async (path: string, local: string, s: EntryStat, parent: string): Promise<void> => {
+    let type = typeOf(s);
+    if (!type) {
+      skipped.push({ path, reason: 'not a regular file, directory or symlink' });
+      return;
+    }
+    let linkTarget: string | undefined;
+    if (type === 'l' && links !== 'keep') {
+      linkTarget = await readlink(local);
+      const unsafe = unsafeSymlink(linkTarget, path, topDepth);
+      if (links === 'safe' && unsafe) {
+        skipped.push({ path, reason: `unsafe symlink (to ${linkTarget})` });
+        return;
+      }
+      if (links === 'copy' || (links === 'copy-unsafe' && unsafe)) {
+        const followed = followLink(path, local, parent);
+        if ('code' in followed) {
+          errors.push(followed);
+          return;
+        }
+        s = followed;
+        type = typeOf(s);
+        if (!type || type === 'l') {
+          skipped.push({ path, reason: 'not a regular file, directory or symlink' });
+          return;
+        }
+        linkTarget = undefined;
+      }
+    }
+    if (filter.excludes(path, type === 'd')) return;
+    const entry = toEntry(path, local, s, type);
+    if (type === 'l') entry.linkTarget = linkTarget ?? (await readlink(local));
+    entries.push(entry);
+    if (type === 'd') await walk(local, path);
+  };
+
+  /**
+   * What the symlink at `local` points to (stat through it), or why it cannot be followed: it leads
+   * nowhere, or to a directory that holds `parent`, the directory the link is in (walking it would
+   * never end).
+   */
+  const followLink = (path: string, local: string, parent: string): EntryStat | { path: string; code: string; message: string } => {
+    let target: Stats | undefined;
+    try {
+      target = statSync(local, { throwIfNoEntry: false });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ELOOP' && code !== 'ENOTDIR' && code !== 'EACCES') throw error;
+      return { path, code: 'NO_REFERENT', message: `symlink ${path} cannot be followed: ${code}` };
+    }
+    if (!target) return { path, code: 'NO_REFERENT', message: `symlink has no referent: ${path}` };
+    if (target.isDirectory()) {
+      const real = realpathSync(local);
+      const here = realpathSync(parent);
+      if (here === real || here.startsWith(real.endsWith('/') ? real : `${real}/`)) {
+        return { path, code: 'SYMLINK_LOOP', message: `symlink ${path} leads to a directory that holds it (${real}); not followed` };
+      }
+    }
+    return target;
   };
 
   /**
@@ -159,23 +257,14 @@ export async function scanSource(source: string, filter = new PathFilter([]), op
     const full = local(path);
     const s = lstatFields(full);
     if (!s) return; // removed at the source: with delete, the destination's copy goes too
-    const type = typeOf(s);
-    if (!type) {
-      skipped.push({ path, reason: 'not a regular file, directory or symlink' });
-      return;
-    }
-    if (filter.excludes(path, type === 'd')) return;
-    const entry = toEntry(path, full, s, type);
-    if (type === 'l') entry.linkTarget = await readlink(full);
-    entries.push(entry);
-    if (type === 'd') await walk(full, path);
+    await add(path, full, s, dirname(full));
   };
 
   if (st.isDirectory()) {
     const name = basename(source);
     if (requested && trailing) {
       for (const path of requested) await scanScoped(path, (wire) => join(source, wire), 0);
-      return { base: source, root: toEntry('', source, st, 'd'), entries, skipped, scope: requested };
+      return { base: source, root: toEntry('', source, st, 'd'), entries, skipped, errors, scope: requested };
     }
     // "dir" transfers dir itself: scope paths are dir (the whole tree) or under dir/.
     const outside = requested?.find((p) => p !== name && !p.startsWith(`${name}/`));
@@ -184,26 +273,26 @@ export async function scanSource(source: string, filter = new PathFilter([]), op
       entries.push(toEntry(name, source, st, 'd'));
       seen.add(name);
       for (const path of requested) await scanScoped(path, (wire) => join(source, wire.slice(name.length + 1)), 1);
-      return { base: source, root: undefined, entries, skipped, scope: requested };
+      return { base: source, root: undefined, entries, skipped, errors, scope: requested };
     }
     if (trailing) {
       await walk(normalize(source), '');
-      return { base: source, root: toEntry('', source, st, 'd'), entries, skipped };
+      return { base: source, root: toEntry('', source, st, 'd'), entries, skipped, errors };
     }
     const top = toEntry(name, source, st, 'd');
     entries.push(top);
     await walk(normalize(source), name);
-    return { base: source, root: undefined, entries, skipped };
+    return { base: source, root: undefined, entries, skipped, errors };
   }
   const name = basename(source);
   // A single file: a scope can only name it (the whole tree), or be empty.
   const outside = requested?.find((p) => p !== name);
   if (outside !== undefined) throw outsideSource(outside, source);
-  if (requested?.length === 0) return { base: source, root: undefined, entries: [], skipped, scope: requested };
+  if (requested?.length === 0) return { base: source, root: undefined, entries: [], skipped, errors, scope: requested };
   const type: EntryType = st.isSymbolicLink() ? 'l' : 'f';
   const entry = toEntry(name, source, st, type);
   if (type === 'l') entry.linkTarget = await readlink(source);
-  return { base: source, root: undefined, entries: [entry], skipped };
+  return { base: source, root: undefined, entries: [entry], skipped, errors };
 }
 
 function outsideSource(path: string, source: string): PathError {

@@ -103,6 +103,9 @@ export interface TransferFlags extends SshFlags {
   maxSize?: number;
   minSize?: number;
   deleteExcluded: boolean;
+  copyLinks: boolean;
+  copyUnsafeLinks: boolean;
+  safeLinks: boolean;
   /** --chmod values, in order (rsync appends each to the last). */
   chmod?: string[];
   /** --bwlimit, in bytes per second. */
@@ -123,6 +126,9 @@ export function addTransferOptions(command: Command, rules: FilterRule[]): Comma
     .option('--existing', 'create nothing new at the destination (no file, symlink or directory); update what is there', false)
     .addOption(new Option('--max-size <size>', "send no regular file larger than SIZE (bytes, or e.g. 500K, 1.5M, 1G-1, as rsync's)").argParser(sizeLimit))
     .addOption(new Option('--min-size <size>', 'send no regular file smaller than SIZE').argParser(sizeLimit))
+    .option('-L, --copy-links', 'send what symlinks point to (files, directories) instead of the links', false)
+    .option('--copy-unsafe-links', 'the same for symlinks that point outside the source tree only', false)
+    .option('--safe-links', 'leave out symlinks that point outside the source tree', false)
     .option(
       '--chmod <mode>',
       "change the modes sent, as rsync's --chmod (chmod(1) syntax; D or F before a clause: directories or files only; e.g. Du=rwx,Dgo=rx,Fu=rw,Fgo=r) (repeatable)",
@@ -171,6 +177,9 @@ export function checkTransferFlags(opts: TransferFlags): void {
   if (opts.allOrNone && opts.bestEffort) throw new UsageError('--all-or-none and --best-effort exclude each other');
   if (opts.keep !== undefined && !opts.release) throw new UsageError('--keep goes with --release');
   if (opts.sizeOnly && opts.checksum) throw new UsageError('--size-only and --checksum exclude each other');
+  if ([opts.copyLinks, opts.copyUnsafeLinks, opts.safeLinks].filter(Boolean).length > 1) {
+    throw new UsageError('-L, --copy-unsafe-links and --safe-links exclude each other');
+  }
 }
 
 /** The library options of one transfer (sync and fan-out alike). */
@@ -185,6 +194,7 @@ export function transferOptions(rules: FilterRule[], opts: TransferFlags) {
     minSize: opts.minSize,
     deleteExcluded: opts.deleteExcluded,
     chmod: opts.chmod?.join(','),
+    links: opts.copyLinks ? ('copy' as const) : opts.copyUnsafeLinks ? ('copy-unsafe' as const) : opts.safeLinks ? ('safe' as const) : undefined,
     compress: opts.compress,
     owner: opts.owner,
     partial: opts.partial,
