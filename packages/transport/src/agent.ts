@@ -310,7 +310,9 @@ class Agent {
       this.session.end();
       return;
     }
-    this.opts = { owner: bool(h, 'owner'), partial: bool(h, 'partial') };
+    // Owners are kept only by an agent that can set them (root); elsewhere the option does nothing, as
+    // it says, rather than failing every file with EPERM.
+    this.opts = { owner: bool(h, 'owner') && process.getuid?.() === 0, partial: bool(h, 'partial') };
     await this.session.send({
       t: 'hello',
       v: PROTOCOL_VERSION,

@@ -504,7 +504,7 @@ const COMPARE_PATHS_BYTES = 32 * 1024;
 export async function listRemote(
   client: AgentClient,
   tree: SourceTree,
-  options: { extraneous: boolean; checksum?: boolean },
+  options: { extraneous: boolean; checksum?: boolean; owner?: boolean },
 ): Promise<RemoteListing> {
   const scope = tree.scope;
   const capable = client.info?.capabilities.includes(LIST_COMPARE_CAPABILITY) ?? false;
@@ -519,15 +519,19 @@ export async function listRemote(
  * MAX_LISTING_ENTRIES); an agent without the capability is listed the old way, and the bytes go
  * unused.
  */
-export function encodeAhead(tree: SourceTree, options: { checksum?: boolean }): void {
+export function encodeAhead(tree: SourceTree, options: { checksum?: boolean; owner?: boolean }): void {
   if (comparable(tree, options)) void deflatedListing(tree.entries);
 }
 
 /** Whether a capable agent is sent this tree as a compared listing (else it is listed): see listRemote. */
-function comparable(tree: SourceTree, options: { checksum?: boolean }): boolean {
+/**
+ * Whether the agent can compare this tree's listing: not with --checksum (content decides), nor with
+ * --owner (the listing carries no owners, so the plan needs the destination's), nor beyond the limits.
+ */
+function comparable(tree: SourceTree, options: { checksum?: boolean; owner?: boolean }): boolean {
   const scope = tree.scope;
   const fits = scope === undefined || (scope.length <= MAX_LIST_PATHS && scope.reduce((n, p) => n + p.length, 0) <= COMPARE_PATHS_BYTES);
-  return !options.checksum && fits && tree.entries.length <= MAX_LISTING_ENTRIES;
+  return !options.checksum && !options.owner && fits && tree.entries.length <= MAX_LISTING_ENTRIES;
 }
 
 /** Whether a compared listing says the destination holds source entry `path` unchanged. */

@@ -91,6 +91,11 @@ export interface PlanOptions extends TransferRules {
   delete: boolean;
   /** With `delete`, rsync's --delete-excluded: excluded entries at the destination are deleted too. */
   deleteExcluded?: boolean;
+  /**
+   * --owner at an agent that can keep owners: an entry whose owner or group differs needs its
+   * attributes set (a symlink is made anew) even when the quick check holds. Needs the full listing.
+   */
+  owner?: boolean;
   /** For --checksum: whether a same-size file has the same content (decided by the caller). */
   sameContent?: (source: SourceEntry, remote: RemoteEntry) => boolean;
   /**
@@ -191,6 +196,7 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
   remote = remote.filter((e) => e.type !== 'p');
   const remoteByPath = new Map(remote.map((e) => [e.path, e]));
   const plan: Plan = { deletes: [], mkdirs: [], files: [], symlinks: [], attrs: [], dirAttrs: [], unchanged: 0, skipped: 0 };
+  const owner = options.owner === true;
   const rules = options.update || options.ignoreExisting || options.existing || options.maxSize !== undefined || options.minSize !== undefined;
   const index = treeIndex(tree);
   const touchedDirs = new Set<string>();
@@ -229,7 +235,8 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
       deleted.add(entry.path);
     }
     const existing = r && r.type === entry.type ? r : undefined;
-    if (existing && (entry.type !== 'f' || !options.sameContent) && quickCheck(entry, existing)) {
+    const ownerDiffers = owner && existing !== undefined && (existing.uid !== entry.uid || existing.gid !== entry.gid);
+    if (existing && !ownerDiffers && (entry.type !== 'f' || !options.sameContent) && quickCheck(entry, existing)) {
       if (entry.type !== 'd') plan.unchanged++;
       continue;
     }
@@ -238,13 +245,13 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
         plan.mkdirs.push({ kind: 'mkdir', path: entry.path, source: entry });
         touchedDirs.add(parentOf(entry.path));
         touchedDirs.add(entry.path);
-      } else if (existing.mode !== entry.mode || !sameTime(existing.mtimeMs, entry.mtimeMs)) {
+      } else if (ownerDiffers || existing.mode !== entry.mode || !sameTime(existing.mtimeMs, entry.mtimeMs)) {
         touchedDirs.add(entry.path);
       }
       continue;
     }
     if (entry.type === 'l') {
-      if (!existing || existing.linkTarget !== entry.linkTarget || !sameTime(existing.mtimeMs, entry.mtimeMs)) {
+      if (!existing || ownerDiffers || existing.linkTarget !== entry.linkTarget || !sameTime(existing.mtimeMs, entry.mtimeMs)) {
         plan.symlinks.push({ kind: 'symlink', path: entry.path, source: entry, remote: existing });
         touchedDirs.add(parentOf(entry.path));
       } else {
@@ -264,7 +271,7 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
     if (!unchanged) {
       plan.files.push({ kind: 'update', path: entry.path, source: entry, remote: existing });
       touchedDirs.add(parentOf(entry.path));
-    } else if (existing.mode !== entry.mode || !sameTime(existing.mtimeMs, entry.mtimeMs)) {
+    } else if (ownerDiffers || existing.mode !== entry.mode || !sameTime(existing.mtimeMs, entry.mtimeMs)) {
       plan.attrs.push({ kind: 'attrs', path: entry.path, source: entry, remote: existing });
     } else {
       plan.unchanged++;

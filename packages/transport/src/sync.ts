@@ -130,7 +130,7 @@ export async function syncTree(
   // --checksum needs the whole listing: asked for at once, it is walked while the source is scanned.
   // Otherwise the agent compares the source listing once it has it (listRemote; `list` for an agent
   // without list-compare) and sends back only what differs, not 20,000 entries to decode and plan.
-  const early = options.checksum ? client.list(options.paths).then((entries): RemoteListing => ({ entries })) : undefined;
+  const early = options.checksum || options.owner ? client.list(options.paths).then((entries): RemoteListing => ({ entries })) : undefined;
   // setImmediate runs after the session's own, which writes the batched hello (and list).
   const scanned = typeof source === 'function' ? new Promise<void>((r) => setImmediate(r)).then(source) : Promise.resolve(source);
   // Awaited below; a failed hello must not leave them unhandled.
@@ -155,7 +155,14 @@ export async function syncTree(
     // first: the plan holds this thread, and they would wait for it in the session's batch.
     if (batches && !options.dryRun && client.prefetchSignatures(changedSmallFiles(tree, remote, options), seed) > 0) await nextTurn();
     const sameContent = options.checksum ? await contentComparer(tree, remote.entries, client) : undefined;
-    const plan = planChanges(tree, remote.entries, filter, { ...transferRules(options), delete: options.delete ?? false, deleteExcluded: options.deleteExcluded, sameContent, unchanged: remote.unchanged });
+    const plan = planChanges(tree, remote.entries, filter, {
+      ...transferRules(options),
+      delete: options.delete ?? false,
+      deleteExcluded: options.deleteExcluded,
+      owner: keepsOwners(client, options),
+      sameContent,
+      unchanged: remote.unchanged,
+    });
     run = new DestinationRun(target.name, client, plan, options);
     run.announce();
     run.reportScan(tree);
@@ -262,7 +269,12 @@ function helloOptions(root: string, options: TransferOptions, walk = false) {
 
 /** Whether a transfer with these options lists the destination by comparing the whole tree first. */
 export function comparesWholeTree(options: TransferOptions): boolean {
-  return !options.checksum && options.paths === undefined;
+  return !options.checksum && !options.owner && options.paths === undefined;
+}
+
+/** Whether owners are compared and kept at this destination: asked for, and its agent runs as root. */
+export function keepsOwners(client: AgentClient, options: TransferOptions): boolean {
+  return options.owner === true && client.info?.uid === 0;
 }
 
 /** One file as a native delta against the destination's basis (or nothing); its figures. */

@@ -268,6 +268,33 @@ describe('sync', () => {
     expect(await lstat(join(without, 'owned/f.txt'))).toMatchObject({ uid: 0, gid: 0 });
   });
 
+  it.skipIf(process.getuid?.() !== 0)('with owner (as root), an owner changed at the destination alone is put back, data unsent', async () => {
+    const src = tempDir();
+    await writeTree(src, { 'd/f.txt': file('content'), 'd/l': link('f.txt'), 'g.txt': file('g') });
+    await lchown(join(src, 'd/f.txt'), 1234, 5678);
+    await lchown(join(src, 'd/l'), 2345, 6789);
+    await lchown(join(src, 'd'), 3456, 7890);
+    const dst = tempDir();
+    expect(await runSync(`${src}/`, dst, { owner: true })).toMatchObject({ ok: true });
+    // Someone changes owners at the destination; content, modes and times stay.
+    for (const path of ['d/f.txt', 'd/l', 'd', 'g.txt']) await lchown(join(dst, path), 4242, 4343);
+    const times = (await lstat(join(dst, 'd/f.txt'))).mtimeMs;
+
+    const without = await runSync(`${src}/`, dst);
+    expect(without).toMatchObject({ ok: true, attributes: 0, symlinks: 0, updated: 0 });
+    expect(await lstat(join(dst, 'g.txt'))).toMatchObject({ uid: 4242, gid: 4343 });
+
+    const fixed = await runSync(`${src}/`, dst, { owner: true });
+    expect(fixed).toMatchObject({ ok: true, updated: 0, created: 0, sentBytes: 0, attributes: 2, symlinks: 1 });
+    for (const [path, uid, gid] of [['d/f.txt', 1234, 5678], ['d/l', 2345, 6789], ['d', 3456, 7890], ['g.txt', 0, 0]] as const) {
+      expect(await lstat(join(dst, path))).toMatchObject({ uid, gid });
+    }
+    expect((await lstat(join(dst, 'd/f.txt'))).mtimeMs).toBe(times);
+    expectRsyncAgrees(src, dst);
+    // Nothing left to do.
+    expect(await runSync(`${src}/`, dst, { owner: true })).toMatchObject({ ok: true, attributes: 0, symlinks: 0, updated: 0, created: 0 });
+  });
+
   it('creates the destination root and gives it the source directory mode and mtime', async () => {
     const src = tempDir();
     await writeTree(src, { f: file('f') });
