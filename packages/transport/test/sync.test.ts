@@ -1,8 +1,12 @@
-import { execFileSync } from 'node:child_process';
-import { chmod, lchown, lstat, mkdir, readFile, rename, rm, stat, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmod, chown, lchown, lstat, mkdir, readFile, rename, rm, stat, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { SyncEvent } from '../src/events.js';
+import { PathFilter } from '../src/filter.js';
+import { childProcessAgent } from '../src/local.js';
+import { syncTree } from '../src/sync.js';
+import { scanSource } from '../src/tree.js';
 import {
   BASE_MTIME_MS,
   diffTrees,
@@ -21,6 +25,7 @@ import {
 } from './helpers/tree.js';
 
 const MiB = 1024 * 1024;
+const hasSetpriv = spawnSync('sh', ['-c', 'command -v setpriv'], { stdio: 'ignore' }).status === 0;
 const tempDir = useTempDirs();
 
 /** rsync's view of the two trees; skipped (with a note, once) where rsync is missing. */
@@ -293,6 +298,25 @@ describe('sync', () => {
     expectRsyncAgrees(src, dst);
     // Nothing left to do.
     expect(await runSync(`${src}/`, dst, { owner: true })).toMatchObject({ ok: true, attributes: 0, symlinks: 0, updated: 0, created: 0 });
+  });
+
+  it.skipIf(process.getuid?.() !== 0 || !hasSetpriv)('an agent that is not root ignores owner: files arrive, its own', async () => {
+    const src = tempDir();
+    await writeTree(src, { 'a.txt': file('a'), 'd/b.txt': file('b') });
+    await lchown(join(src, 'a.txt'), 1234, 5678);
+    const parent = tempDir();
+    await chmod(parent, 0o755); // made 0700 for root
+    const dst = join(parent, 'dst');
+    await mkdir(dst);
+    await chown(dst, 65534, 65534);
+    // The built agent bundle, run as nobody.
+    const bundle = join(import.meta.dirname, '../dist/agent.bundle.mjs');
+    const agent = childProcessAgent(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, bundle]);
+    const summary = await syncTree(() => scanSource(`${src}/`), { name: dst, streams: agent, root: dst }, new PathFilter([]), { owner: true });
+    await agent.exited;
+    expect(summary.errors).toEqual([]);
+    expect(summary).toMatchObject({ ok: true, created: 2 });
+    expect(await lstat(join(dst, 'a.txt'))).toMatchObject({ uid: 65534, gid: 65534 });
   });
 
   it('creates the destination root and gives it the source directory mode and mtime', async () => {
