@@ -47,6 +47,7 @@ describe('usage errors exit 2 and touch nothing', () => {
     ['a timeout that is not a number', ['--timeout', 'soon'], /--timeout <seconds>' argument 'soon' is invalid\. not a number of seconds/],
     ['a negative connect timeout', ['--contimeout', '-1'], /--contimeout <seconds>' argument '-1' is invalid/],
     ['--size-only with --checksum', ['--size-only', '-c'], /--size-only and --checksum exclude each other/],
+    ["rsync's -p (perms) among archive flags, where -p is the ssh port", ['-rlptD'], /argument 'tD' is invalid\. not an integer: tD \(-p is the ssh port here, as ssh's; rsync's -p, --perms, is always on/],
     ['-L with --safe-links', ['-L', '--safe-links'], /-L, --copy-unsafe-links and --safe-links exclude each other/],
     ['a --chmod clause that is no mode', ['--chmod', 'Fu=rw,u+q'], /--chmod <mode>' argument 'Fu=rw,u\+q' is invalid\. --chmod clause "u\+q" is not a mode/],
     ['a rate that is not one', ['--bwlimit', 'fast'], /--bwlimit <rate>' argument 'fast' is invalid\. not a rate/],
@@ -94,6 +95,21 @@ describe('--delete-excluded and --max-size', () => {
     expect(run.status).toBe(0);
     expect((await paths(dest)).filter((p) => p !== '')).toEqual(['index.html']);
     expect(run.stdout.toString()).toContain('1 created, 0 updated, 2 deleted, 0 unchanged, 1 skipped');
+  });
+});
+
+describe("rsync's archive flags", () => {
+  it('-avz, -rltD and -P are taken as rsync users type them, and change nothing deltacast does not do anyway', async () => {
+    const src = fresh('src');
+    await writeTree(src, { 'a.txt': file('a', { mode: 0o640, mtimeMs: BASE_MTIME_MS }), 'd/b.txt': 'b\n' });
+    symlinkSync('a.txt', join(src, 'link'));
+    for (const flags of [['-avz', '--delete'], ['-rltDP'], ['-a', '-r', '-l', '--perms', '-t', '-D', '-o', '-g']]) {
+      const dest = fresh('dest');
+      const run = sync(...flags, `${src}/`, dest);
+      expect(run.stderr).toBe('');
+      expect(run.status).toBe(0);
+      expect(await diffTrees(src, dest)).toEqual([]);
+    }
   });
 });
 

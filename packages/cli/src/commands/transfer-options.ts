@@ -32,7 +32,7 @@ export function addSshOptions(command: Command): Command {
         seconds(0, 86_400),
       ),
     )
-    .option('-p, --port <port>', 'ssh port', integer(1, 65535))
+    .option('-p, --port <port>', 'ssh port', sshPort)
     .option('-i, --identity <file>', 'ssh identity (private key) file')
     .option('-F, --config <file>', 'ssh config file (default ~/.ssh/config)')
     .option('-J, --jump <hosts>', "reach SSH destinations through these jump hosts, as ssh -J ([user@]host[:port], comma-separated; 'none': directly, ignoring the config's ProxyJump and ProxyCommand)")
@@ -43,6 +43,23 @@ export function addSshOptions(command: Command): Command {
     )
     .option('--accept-new-host-keys', 'learn unknown host keys into known_hosts instead of refusing them (as the ssh config\'s StrictHostKeyChecking accept-new, which is honoured too)', false)
     .option('--remote-command <cmd>', 'command that starts the agent on the remote (default: deltacast agent, or an uploaded bundle)');
+}
+
+const portNumber = integer(1, 65535);
+
+/**
+ * -p's value: the ssh port, as ssh's -p. rsync's -p (--perms) is always on in deltacast; letters
+ * after it (`-rlptD`) get a hint.
+ */
+function sshPort(value: string): number {
+  try {
+    return portNumber(value);
+  } catch (error) {
+    if (/^[a-zA-Z]+$/.test(value)) {
+      throw new InvalidArgumentError(`${(error as Error).message} (-p is the ssh port here, as ssh's; rsync's -p, --perms, is always on: leave it out, as in -rltD or -a)`);
+    }
+    throw error;
+  }
 }
 
 /** A --chmod value, checked here so that a malformed one is a usage error. */
@@ -136,8 +153,10 @@ export function addTransferOptions(command: Command, rules: FilterRule[]): Comma
     )
     .option('--delete-excluded', 'also delete what the filters exclude at the destination (implies deletions on)', false)
     .option('-z, --compress', 'compress file data on the wire', false)
-    .option('--owner', 'preserve owner and group (when the destination agent runs as root)', false)
+    .option('-o, --owner', 'preserve owner and group (when the destination agent runs as root)', false)
+    .addOption(new Option('-g, --group', "rsync's -g: as --owner (owner and group go together)").hideHelp().implies({ owner: true }))
     .option('--partial', 'keep interrupted new files to resume from on the next run', false)
+    .addOption(new Option('-P', "rsync's -P: --partial (progress is shown on a terminal in any case)").implies({ partial: true }))
     .option('--exclude <pattern>', 'exclude paths matching a gitignore-style pattern (repeatable)', collect('exclude'))
     .option('--include <pattern>', 'include paths matching a pattern, overriding later excludes (repeatable)', collect('include'))
     .option('--exclude-from <file>', 'read exclude patterns from a file, in place among the other rules (repeatable)', (file: string) => {
@@ -156,6 +175,19 @@ export function addTransferOptions(command: Command, rules: FilterRule[]): Comma
         transferRate,
       ),
     );
+  // rsync's archive flags, so that `-avz` and `-rlptD` work as typed: what they ask for is what
+  // deltacast always does (files, directories, symlinks as links, modes, times), so they change
+  // nothing. Owners are kept with -o (or --owner), whoever runs it.
+  command.addOption(new Option('-a, --archive', "rsync's archive mode: what deltacast always does (-rlptD); owners need -o").default(false));
+  for (const [flags, what] of [
+    ['-r, --recursive', 'recursion'],
+    ['-l, --links', 'symlinks copied as links'],
+    ['--perms', 'modes'],
+    ['-t, --times', 'modification times'],
+    ['-D', 'devices and specials (those are skipped and reported)'],
+  ] as const) {
+    command.addOption(new Option(flags, `rsync's ${flags.split(',')[0]}: accepted, changes nothing (${what})`).hideHelp());
+  }
   return addSshOptions(command)
     .addOption(new Option('--concurrency <n>', 'files (or batches of small files) in flight at once (together at most 64 MiB but for one larger file)').argParser(integer(1, 256)).default(32))
     .addOption(new Option('--parallel <n>', 'with several destinations: how many are written at once').argParser(integer(1, 1024)).default(8))
