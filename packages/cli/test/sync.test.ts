@@ -174,6 +174,16 @@ describe('a destination another run holds', () => {
   });
 });
 
+describe('a remote source', () => {
+  it.each(['web1:/srv/site/', 'deploy@web1:site', 'ssh://web1:2222/srv/site'])('%s is a usage error that says the source must be local', (source) => {
+    const dest = fresh('dest');
+    const run = sync(source, dest);
+    expect(run.status).toBe(2);
+    expect(run.stderr).toBe(`deltacast: sync: ${source}: the source must be a local path: deltacast sends a local tree to its destinations (run it on the host that has the files)\n`);
+    expect(existsSync(dest)).toBe(false);
+  });
+});
+
 describe('a missing source', () => {
   it('exits 1 with ENOENT and creates no destination', () => {
     const dest = fresh('dest');

@@ -11,7 +11,7 @@ import cliProgress from 'cli-progress';
 import type { Writable } from 'node:stream';
 import { fanout, type FanoutEvent } from '@deltacast/fanout';
 import { formatBytes } from '../options.js';
-import { addTransferOptions, checkTransferFlags, fanoutOptions, transferOptions, type TransferFlags } from './transfer-options.js';
+import { addTransferOptions, checkLocalSource, checkTransferFlags, fanoutOptions, transferOptions, type TransferFlags } from './transfer-options.js';
 
 /**
  * rsync's codes for a partial transfer (some files failed) and for deletions --max-delete stopped;
@@ -115,6 +115,7 @@ export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Co
   command.addHelpText('after', SYNC_EXIT_CODES_HELP);
   return command.action(async (source: string, destinations: string[], opts: SyncCommandOptions) => {
     checkTransferFlags(opts);
+    checkLocalSource(source);
     if (destinations.length > 1 || opts.atomic === 'tree' || opts.allOrNone || opts.release || opts.beforeCommit !== undefined || opts.afterCommit !== undefined) {
       setExitCode(await runFanout(io, source, destinations, rules, opts));
       return;

@@ -1,6 +1,6 @@
 /** The options `sync` and `watch` share: what to transfer, how to reach destinations, how to commit. */
-import { parseChmod, parseFilterFile, splitCommand, type FilterRule } from '@deltacast/transport';
-import { readFileSync } from 'node:fs';
+import { parseChmod, parseDestination, parseFilterFile, splitCommand, type FilterRule } from '@deltacast/transport';
+import { existsSync, readFileSync } from 'node:fs';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { integer, seconds, sizeLimit, transferRate } from '../options.js';
 import { UsageError } from '../errors.js';
@@ -203,6 +203,23 @@ export function addTransferOptions(command: Command, rules: FilterRule[]): Comma
     .addOption(new Option('--keep <n>', 'with --release: keep this many releases (the newest; never the current one)').argParser(integer(1, 100_000)))
     .option('--before-commit <cmd>', 'run on each destination (in its root) before its changes go live; failing keeps it unchanged')
     .option('--after-commit <cmd>', 'run on each destination after its changes went live');
+}
+
+/**
+ * A source that is not here but reads as host:path (or ssh://...): deltacast sends from a local tree,
+ * so that is a usage error that says so, not a missing file.
+ */
+export function checkLocalSource(source: string): void {
+  if (existsSync(source)) return;
+  let remote = false;
+  try {
+    remote = parseDestination(source).kind === 'ssh';
+  } catch {
+    remote = true; // host::module and the like
+  }
+  if (remote) {
+    throw new UsageError(`${source}: the source must be a local path: deltacast sends a local tree to its destinations (run it on the host that has the files)`);
+  }
 }
 
 export function checkTransferFlags(opts: TransferFlags): void {

@@ -10,7 +10,7 @@ import type { Writable } from 'node:stream';
 import { stoppable, type MainIO } from '../io.js';
 import { formatBytes, seconds } from '../options.js';
 import { itemize, printable } from '../sync-output.js';
-import { addTransferOptions, checkTransferFlags, fanoutOptions, transferOptions, type TransferFlags } from './transfer-options.js';
+import { addTransferOptions, checkLocalSource, checkTransferFlags, fanoutOptions, transferOptions, type TransferFlags } from './transfer-options.js';
 
 interface WatchCommandOptions extends TransferFlags {
   delete: boolean;
@@ -55,6 +55,7 @@ export function watchCommand(io: MainIO): Command {
   command.addHelpText('after', WATCH_HELP);
   return command.action(async (source: string, destinations: string[], opts: WatchCommandOptions) => {
     checkTransferFlags(opts);
+    checkLocalSource(source);
     stoppable.active = true;
     const live = opts.status !== false && !opts.json && Boolean((io.stderr as { isTTY?: boolean }).isTTY) ? new StatusLine(io.stderr) : undefined;
     const log = (line: string) => {
