@@ -103,7 +103,7 @@ describe("rsync's archive flags", () => {
     const src = fresh('src');
     await writeTree(src, { 'a.txt': file('a', { mode: 0o640, mtimeMs: BASE_MTIME_MS }), 'd/b.txt': 'b\n' });
     symlinkSync('a.txt', join(src, 'link'));
-    for (const flags of [['-avz', '--delete'], ['-rltDP'], ['-a', '-r', '-l', '--perms', '-t', '-D', '-o', '-g']]) {
+    for (const flags of [['-avz', '--delete'], ['-rltDP'], ['-a', '-r', '-l', '--perms', '-t', '-D', '-o', '-g'], ['-axx']]) {
       const dest = fresh('dest');
       const run = sync(...flags, `${src}/`, dest);
       expect(run.stderr).toBe('');

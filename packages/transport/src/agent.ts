@@ -1066,7 +1066,7 @@ class Walked {
   readonly uids: number[] = [];
   readonly gids: number[] = [];
   readonly targets: (string | undefined)[] = [];
-  private readonly st = { size: 0, mtimeMs: 0, mode: 0, uid: 0, gid: 0 };
+  private readonly st = { dev: 0, size: 0, mtimeMs: 0, mode: 0, uid: 0, gid: 0 };
 
   /** An EmitEntry: records the entry, never waits. */
   readonly add: EmitEntry = (path, type, st, linkTarget) => {

@@ -21,6 +21,8 @@ import type { EntryType } from './messages.js';
 
 /** What a walk reads of an entry's lstat (a Stats has these fields too). */
 export interface EntryStat {
+  /** The device the entry is on (for -x, --one-file-system). */
+  readonly dev: number;
   readonly mode: number;
   readonly uid: number;
   readonly gid: number;
@@ -58,14 +60,14 @@ const MAY_BE_GONE = { throwIfNoEntry: false } as const;
 export const publicLstat: LstatFields = (path) => lstatSync(path, MAY_BE_GONE);
 
 /**
- * An lstat reading `binding`'s stat array (indices as Node's getStatsFromBinding reads them: mode 1,
- * uid 3, gid 4, size 8, mtime seconds 12 and nanoseconds 13).
+ * An lstat reading `binding`'s stat array (indices as Node's getStatsFromBinding reads them: dev 0,
+ * mode 1, uid 3, gid 4, size 8, mtime seconds 12 and nanoseconds 13).
  */
 export function bindingLstat(binding: FsBinding): LstatFields {
   return (path) => {
     const a = binding.lstat(path, false, undefined, false);
     if (a === undefined) return undefined;
-    return { mode: a[1], uid: a[3], gid: a[4], size: a[8], mtimeMs: a[12] * 1e3 + a[13] / 1e6 };
+    return { dev: a[0], mode: a[1], uid: a[3], gid: a[4], size: a[8], mtimeMs: a[12] * 1e3 + a[13] / 1e6 };
   };
 }
 
@@ -83,7 +85,7 @@ export function checkedLstat(fast: LstatFields): LstatFields {
     for (const path of [file, dir, join(dir, 'link')]) {
       const got = fast(path);
       const want = lstatSync(path);
-      if (!got || got.mode !== want.mode || got.uid !== want.uid || got.gid !== want.gid || got.size !== want.size || got.mtimeMs !== want.mtimeMs) {
+      if (!got || got.dev !== want.dev || got.mode !== want.mode || got.uid !== want.uid || got.gid !== want.gid || got.size !== want.size || got.mtimeMs !== want.mtimeMs) {
         return publicLstat;
       }
     }

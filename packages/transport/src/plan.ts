@@ -284,7 +284,12 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
       ? (path: string) => scope.contains(path)
       : (path: string) => scopes.some((s) => s === '' || path.startsWith(`${s}/`));
     // In comparePaths order whatever the listing's: a directory comes before its contents.
-    const extraneous = remote.filter((r) => !index.sourcePaths.has(r.path) && inScope(r.path) && (options.deleteExcluded || !filter.excludes(r.path, r.type === 'd')));
+    // What lies under a directory listed without its contents (a mount point with -x) is kept.
+    const opaque = tree.entries.filter((e) => e.noContent).map((e) => `${e.path}/`);
+    const underOpaque = (path: string) => opaque.length > 0 && opaque.some((p) => path.startsWith(p));
+    const extraneous = remote.filter(
+      (r) => !index.sourcePaths.has(r.path) && inScope(r.path) && !underOpaque(r.path) && (options.deleteExcluded || !filter.excludes(r.path, r.type === 'd')),
+    );
     extraneous.sort((a, b) => comparePaths(a.path, b.path));
     for (const r of extraneous) {
       // Only the topmost extraneous entry: deleting a directory takes its contents.

@@ -58,6 +58,11 @@ export interface TransferOptions extends TransferRules {
    * followed fails its path (NO_REFERENT, SYMLINK_LOOP).
    */
   links?: 'keep' | 'copy' | 'copy-unsafe' | 'safe';
+  /**
+   * rsync's -x: 1 lists a directory on another file system than the source's (a mount point) as an
+   * empty directory and keeps what the destination has under it; 2 (-xx) leaves it out.
+   */
+  oneFileSystem?: number;
   /** Compare content (SHA-256) instead of size + mtime. */
   checksum?: boolean;
   /** Filter rules in order; first match wins. */
@@ -363,7 +368,7 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
   // the handshake goes on, and the listing is encoded before the agent has even started.
   const stop = new AbortController();
   const chmod = options.chmod === undefined ? undefined : parseChmod(options.chmod);
-  const scanned = scanSource(options.source, filter, { paths: options.paths, signal: stop.signal, chmod, links: options.links }).then(async (tree) => {
+  const scanned = scanSource(options.source, filter, { paths: options.paths, signal: stop.signal, chmod, links: options.links, oneFileSystem: options.oneFileSystem }).then(async (tree) => {
     await nextTurn();
     encodeAhead(tree, options);
     return tree;

@@ -27,6 +27,11 @@ export interface SourceEntry {
   uid: number;
   gid: number;
   linkTarget?: string;
+  /**
+   * A directory on another file system than the source's, listed without its contents (-x): the
+   * destination keeps what it has under it, as rsync does, even with --delete.
+   */
+  noContent?: true;
 }
 
 /**
@@ -75,6 +80,11 @@ export interface ScanOptions {
    * source directory itself, whether or not its name is part of the paths.
    */
   links?: 'keep' | 'copy' | 'copy-unsafe' | 'safe';
+  /**
+   * rsync's -x, --one-file-system: directories on another file system than the source's are not
+   * walked; 1 lists each such mount point as an empty directory (noContent), 2 (-xx) leaves it out.
+   */
+  oneFileSystem?: number;
 }
 
 /**
@@ -106,6 +116,8 @@ export async function scanSource(source: string, filter = new PathFilter([]), op
   const skipped: SourceTree['skipped'] = [];
   const errors: SourceTree['errors'] = [];
   const links = options.links ?? 'keep';
+  const oneFileSystem = options.oneFileSystem ?? 0;
+  const topDev = st.dev;
   /** Components of a wire path that name the top of the tree (the source's name, without a trailing slash). */
   const topDepth = st.isDirectory() && !trailing ? 1 : 0;
   const chmod = options.chmod?.length ? options.chmod : undefined;
@@ -166,6 +178,14 @@ export async function scanSource(source: string, filter = new PathFilter([]), op
       if (filter.excludes(path, type === 'd')) continue;
       const entry = toEntry(path, local, s, type);
       if (type === 'l') entry.linkTarget = await readlink(local);
+      if (type === 'd' && oneFileSystem > 0 && s.dev !== topDev) {
+        // A mount point: listed empty (and marked so), or with -xx not at all.
+        if (oneFileSystem === 1) {
+          entry.noContent = true;
+          entries.push(entry);
+        }
+        continue;
+      }
       entries.push(entry);
       if (type === 'd') await walk(local, path);
     }
@@ -207,6 +227,13 @@ export async function scanSource(source: string, filter = new PathFilter([]), op
     if (filter.excludes(path, type === 'd')) return;
     const entry = toEntry(path, local, s, type);
     if (type === 'l') entry.linkTarget = linkTarget ?? (await readlink(local));
+    if (type === 'd' && oneFileSystem > 0 && s.dev !== topDev) {
+      if (oneFileSystem === 1) {
+        entry.noContent = true;
+        entries.push(entry);
+      }
+      return;
+    }
     entries.push(entry);
     if (type === 'd') await walk(local, path);
   };

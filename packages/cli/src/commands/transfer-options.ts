@@ -120,6 +120,8 @@ export interface TransferFlags extends SshFlags {
   maxSize?: number;
   minSize?: number;
   deleteExcluded: boolean;
+  /** -x given once (1) or twice (2). */
+  oneFileSystem: number;
   copyLinks: boolean;
   copyUnsafeLinks: boolean;
   safeLinks: boolean;
@@ -143,6 +145,7 @@ export function addTransferOptions(command: Command, rules: FilterRule[]): Comma
     .option('--existing', 'create nothing new at the destination (no file, symlink or directory); update what is there', false)
     .addOption(new Option('--max-size <size>', "send no regular file larger than SIZE (bytes, or e.g. 500K, 1.5M, 1G-1, as rsync's)").argParser(sizeLimit))
     .addOption(new Option('--min-size <size>', 'send no regular file smaller than SIZE').argParser(sizeLimit))
+    .option('-x, --one-file-system', "don't cross file systems: a mount point is sent as an empty directory and what the destination has under it is kept (-xx: left out)", (_: string, n: number) => n + 1, 0)
     .option('-L, --copy-links', 'send what symlinks point to (files, directories) instead of the links', false)
     .option('--copy-unsafe-links', 'the same for symlinks that point outside the source tree only', false)
     .option('--safe-links', 'leave out symlinks that point outside the source tree', false)
@@ -243,6 +246,7 @@ export function transferOptions(rules: FilterRule[], opts: TransferFlags) {
     minSize: opts.minSize,
     deleteExcluded: opts.deleteExcluded,
     chmod: opts.chmod?.join(','),
+    oneFileSystem: opts.oneFileSystem,
     links: opts.copyLinks ? ('copy' as const) : opts.copyUnsafeLinks ? ('copy-unsafe' as const) : opts.safeLinks ? ('safe' as const) : undefined,
     compress: opts.compress,
     owner: opts.owner,
