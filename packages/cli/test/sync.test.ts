@@ -48,6 +48,9 @@ describe('usage errors exit 2 and touch nothing', () => {
     ['a negative connect timeout', ['--contimeout', '-1'], /--contimeout <seconds>' argument '-1' is invalid/],
     ['--size-only with --checksum', ['--size-only', '-c'], /--size-only and --checksum exclude each other/],
     ["rsync's -p (perms) among archive flags, where -p is the ssh port", ['-rlptD'], /argument 'tD' is invalid\. not an integer: tD \(-p is the ssh port here, as ssh's; rsync's -p, --perms, is always on/],
+    ['--backup with --atomic tree', ['-b', '--atomic', 'tree'], /--backup goes with --atomic file/],
+    ['--suffix without --backup', ['--suffix', '.bak'], /--suffix goes with --backup or --backup-dir/],
+    ['a backup directory outside the root', ['--backup-dir', '../old'], /path leaves the root/],
     ['-L with --safe-links', ['-L', '--safe-links'], /-L, --copy-unsafe-links and --safe-links exclude each other/],
     ['a --chmod clause that is no mode', ['--chmod', 'Fu=rw,u+q'], /--chmod <mode>' argument 'Fu=rw,u\+q' is invalid\. --chmod clause "u\+q" is not a mode/],
     ['a rate that is not one', ['--bwlimit', 'fast'], /--bwlimit <rate>' argument 'fast' is invalid\. not a rate/],
@@ -125,6 +128,22 @@ describe('symlinks with -L', () => {
     expect(run.stderr).toBe('deltacast: sync: broken: NO_REFERENT: symlink has no referent: broken\n');
     expect(readFileSync(join(dest, 'alias/page.html'), 'utf8')).toBe('p\n');
     expect(lstatSync(join(dest, 'alias')).isDirectory()).toBe(true);
+  });
+});
+
+describe('--backup', () => {
+  it('--backup-dir keeps replaced and deleted files under the directory, --suffix names them', async () => {
+    const src = fresh('src');
+    await writeTree(src, { 'page.html': file('<p>v2</p>\n', { mtimeMs: BASE_MTIME_MS }) });
+    const dest = fresh('dest');
+    await writeTree(dest, { 'page.html': file('<p>v1</p>\n', { mtimeMs: BASE_MTIME_MS - 60_000 }), 'old.css': 'gone\n' });
+    const run = sync('--delete', '--backup-dir', '.backup', '--suffix', '.1', `${src}/`, dest);
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(readFileSync(join(dest, 'page.html'), 'utf8')).toBe('<p>v2</p>\n');
+    expect(readFileSync(join(dest, '.backup/page.html.1'), 'utf8')).toBe('<p>v1</p>\n');
+    expect(readFileSync(join(dest, '.backup/old.css.1'), 'utf8')).toBe('gone\n');
+    expect(existsSync(join(dest, 'old.css'))).toBe(false);
   });
 });
 

@@ -31,6 +31,9 @@ import {
   batchEnd,
   BATCH_CAPABILITY,
   changedSmallFiles,
+  checkAgentKeepsBackups,
+  checkBackup,
+  protectedPaths,
   keepsOwners,
   parseChmod,
   transferRules,
@@ -158,6 +161,13 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
   const emit = (event: FanoutEvent) => options.onEvent?.(event);
   const parallel = Math.max(1, options.parallel ?? DEFAULT_PARALLEL);
   const filter = await buildFilter(options);
+  if (options.backup) {
+    checkBackup(options.backup);
+    const stagedRun = options.release || options.commit === 'all-or-none' || options.atomic === 'tree';
+    if (stagedRun) {
+      throw new TransportError('INVALID_OPTION', 'backups are kept by --atomic file runs; staged commits and releases keep the old tree their own way (a release stays until pruned)', {});
+    }
+  }
   await lstat(options.source); // a missing source is reported before connecting anywhere
   // Scanned while the destinations connect (the scan gives the event loop a turn every millisecond),
   // so the remote shells and agents start during it; the listing is then encoded, once for all, while
@@ -190,6 +200,13 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
         // Agents walk their tree at once when the first listing is a compare of the whole tree there.
         const walk = releaseId === undefined && comparesWholeTree(options);
         const client = await connectForTransfer(destination.streams, destination.root, options, () => destination.close(), walk);
+        try {
+          checkAgentKeepsBackups(client, options, name);
+        } catch (error) {
+          await client.close().catch(() => {});
+          await destination.close();
+          throw error;
+        }
         return { client, destination };
       };
       const { client, destination } = options.sessions ? await options.sessions.acquire(name, connect) : await connect();
@@ -221,6 +238,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
         delete: options.delete ?? false,
         deleteExcluded: options.deleteExcluded,
         owner: keepsOwners(client, options),
+        protect: protectedPaths(options),
         sameContent,
         unchanged: listing.unchanged,
       });

@@ -20,6 +20,7 @@ import {
   type EntryType,
 } from './messages.js';
 import { wirePathComponents } from './paths.js';
+import type { Backup } from './backup.js';
 import { decodeBatchResults, encodeBatchFiles, encodeMkdirs, encodeSetattrs, MAX_BATCH_FILES, type BatchFile, type BatchResult, type MkdirEntry, type SetattrEntry } from './batch.js';
 import { normalizeScope, Scope } from './scope.js';
 import { bitIsSet, bitmapBytes, deflatedListing, encodeListing, sourceIndex } from './listing.js';
@@ -56,6 +57,8 @@ export interface HelloOptions {
    * walk overlaps the client's scan (docs/protocol.md, Hello). Not for release mode or --checksum.
    */
   walk?: boolean;
+  /** Keep what the session replaces or deletes (backup.ts); the agent must list BACKUP_CAPABILITY. */
+  backup?: Backup;
 }
 
 export interface AgentInfo {
@@ -212,6 +215,7 @@ export class AgentClient {
           partial: options.partial ?? false,
           lock: options.lock ?? false,
           ...(options.walk ? { walk: true } : {}),
+          ...(options.backup ? { backup: { ...(options.backup.dir !== undefined ? { dir: options.backup.dir } : {}), suffix: options.backup.suffix } } : {}),
         })
         .catch(reject);
     });

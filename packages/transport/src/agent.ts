@@ -5,10 +5,10 @@
  * targets, verifying each file's whole-file hash before renaming it into place. Every path it is sent goes
  * through `resolveInRoot`; every field through the readers in messages.ts.
  */
-import { chmodSync, chownSync, close, closeSync, constants, createReadStream, lchownSync, lutimesSync, mkdirSync, readdirSync, readlinkSync, utimesSync, fchmodSync, fchownSync, futimesSync, lstatSync, openSync, readSync, renameSync, rmSync, writeSync, writevSync, type Stats } from 'node:fs';
+import { chmodSync, chownSync, close, closeSync, constants, createReadStream, lchownSync, lutimesSync, mkdirSync, readdirSync, readlinkSync, utimesSync, fchmodSync, fchownSync, futimesSync, linkSync, lstatSync, openSync, readSync, renameSync, rmdirSync, rmSync, writeSync, writevSync, type Stats } from 'node:fs';
 import { lchown, lstat, lutimes, mkdir, realpath, rename, rm, symlink, unlink } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
 import {
   bufferBasis,
@@ -52,6 +52,7 @@ import { parsePartialName, parseTempName, partialPathFor, processAlive, tempPath
 import { FrameSession, type ByteStreams } from './wire.js';
 import { parseStageName, Stage } from './stage.js';
 import { DestinationLock, LOCK_NAME } from './lock.js';
+import { backupPath, checkBackup, type Backup } from './backup.js';
 import { checkReleaseId, currentRelease, discardRelease, listReleases, prepareRelease, pruneReleases, RELEASES_DIR, switchRelease, unshare } from './release.js';
 
 export interface AgentOptions {
@@ -75,6 +76,8 @@ const LEAVES_TREE = new Set(['list', 'compare', 'sig', 'sigs', 'hash', 'release-
 interface SessionOptions {
   owner: boolean;
   partial: boolean;
+  /** Keep what a change replaces or deletes (backup.ts); undefined: no backups. */
+  backup?: Backup;
 }
 
 /** Serves one session; resolves when the peer says bye or closes, rejects on a protocol error. */
@@ -290,7 +293,16 @@ class Agent {
       await this.session.send({ t: 'error', id: 0, code: 'VERSION_MISMATCH', message: `agent speaks protocol ${MIN_PROTOCOL_VERSION}..${PROTOCOL_VERSION}, client ${min}..${max}` });
       throw new ProtocolError('VERSION_MISMATCH', `client speaks protocol ${min}..${max}`, { min, max });
     }
+    let backup: Backup | undefined;
     try {
+      // Checked before the lock is taken: a malformed request takes nothing.
+      if (h.backup !== undefined && h.backup !== null) {
+        const b = h.backup as Record<string, unknown>;
+        if (typeof b !== 'object' || (b.dir !== undefined && typeof b.dir !== 'string') || typeof b.suffix !== 'string') {
+          throw new ProtocolError('BAD_MESSAGE', 'hello: "backup" must be a map of dir (optional) and suffix', {});
+        }
+        backup = checkBackup({ dir: b.dir as string | undefined, suffix: b.suffix });
+      }
       const allowed = this.options.allowedRoot !== undefined ? await realpath(this.options.allowedRoot) : undefined;
       // A relative root is relative to the allowed root if there is one, else to the working directory.
       const requested = allowed !== undefined ? resolve(allowed, str(h, 'root')) : resolve(str(h, 'root'));
@@ -312,7 +324,7 @@ class Agent {
     }
     // Owners are kept only by an agent that can set them (root); elsewhere the option does nothing, as
     // it says, rather than failing every file with EPERM.
-    this.opts = { owner: bool(h, 'owner') && process.getuid?.() === 0, partial: bool(h, 'partial') };
+    this.opts = { owner: bool(h, 'owner') && process.getuid?.() === 0, partial: bool(h, 'partial'), backup };
     await this.session.send({
       t: 'hello',
       v: PROTOCOL_VERSION,
@@ -632,7 +644,10 @@ class Agent {
       closeSync(out);
       out = undefined;
       if (stage) stage.record({ kind: 'place', path, staged: temp });
-      else renameSync(temp, target);
+      else {
+        this.keepBackup(path, target, false);
+        renameSync(temp, target);
+      }
       renamed = true;
       if (basis?.fromPartial) rmSync(basis.path, { force: true });
       await this.session.send({ t: 'ok', id, size: result.outputLength });
@@ -727,6 +742,7 @@ class Agent {
       out = undefined;
       if (stage) stage.record({ kind: 'place', path: file.path, staged: temp });
       else if (file.basis) {
+        this.keepBackup(file.path, target, false);
         placed = true; // the rename below owns the temp file now
         return rename(temp, target).then(
           () => {
@@ -738,7 +754,10 @@ class Agent {
             throw error;
           },
         );
-      } else renameSync(temp, target);
+      } else {
+        this.keepBackup(file.path, target, false);
+        renameSync(temp, target);
+      }
       placed = true;
     } finally {
       if (out !== undefined) closeSync(out);
@@ -854,6 +873,7 @@ class Agent {
       if (stage) stage.record({ kind: 'place', path, staged: temp });
       else {
         this.forgetDirs(target);
+        this.keepBackup(path, target, false);
         await rename(temp, target);
       }
     } catch (error) {
@@ -875,8 +895,55 @@ class Agent {
     }
     // fs.rm removes a symlink itself, never what it points to.
     this.forgetDirs(target);
-    await rm(target, { recursive: true, force: true });
+    if (this.opts.backup) this.deleteKeepingBackups(path, target);
+    else await rm(target, { recursive: true, force: true });
     await this.session.send({ t: 'ok', id });
+  }
+
+  /**
+   * Before `target` (wire path `path`), a file or symlink, is replaced (`move` false: hard-linked to
+   * its backup, so the path is never missing) or deleted (`move` true: moved there): its backup, when
+   * the session keeps backups. A directory is left to the caller.
+   */
+  private keepBackup(path: string, target: string, move: boolean): void {
+    const backup = this.opts.backup;
+    if (!backup) return;
+    const st = lstatSync(target, { throwIfNoEntry: false });
+    if (!st || st.isDirectory()) return;
+    const wire = backupPath(backup, path);
+    const full = this.resolve(wire); // parents inside the root, none a symlink
+    if (backup.dir !== undefined) mkdirSync(dirname(full), { recursive: true });
+    rmSync(full, { recursive: true, force: true }); // the previous backup of this path
+    if (move) {
+      renameSync(target, full);
+      return;
+    }
+    try {
+      linkSync(target, full);
+    } catch {
+      // No hard links here (another file system, a restrictive mount): moved, as rsync does.
+      renameSync(target, full);
+    }
+  }
+
+  /**
+   * A delete that keeps backups: each file and symlink under `target` moved to its backup, then the
+   * directories removed, deepest first, where nothing is left in them (a backup kept beside its file
+   * keeps its directory, as in rsync).
+   */
+  private deleteKeepingBackups(path: string, target: string): void {
+    const st = lstatSync(target, { throwIfNoEntry: false });
+    if (!st) return;
+    if (!st.isDirectory()) {
+      this.keepBackup(path, target, true);
+      return;
+    }
+    for (const name of readdirSync(target)) this.deleteKeepingBackups(joinWire(path, name), `${target}/${name}`);
+    try {
+      rmdirSync(target);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOTEMPTY' && (error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
   }
 
   private async setattr(id: number, h: Header): Promise<void> {

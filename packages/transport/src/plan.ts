@@ -91,6 +91,8 @@ export interface PlanOptions extends TransferRules {
   delete: boolean;
   /** With `delete`, rsync's --delete-excluded: excluded entries at the destination are deleted too. */
   deleteExcluded?: boolean;
+  /** With `delete`: destination entries never deleted as extraneous (backups, backup.ts). */
+  protect?: (path: string) => boolean;
   /**
    * --owner at an agent that can keep owners: an entry whose owner or group differs needs its
    * attributes set (a symlink is made anew) even when the quick check holds. Needs the full listing.
@@ -288,7 +290,12 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
     const opaque = tree.entries.filter((e) => e.noContent).map((e) => `${e.path}/`);
     const underOpaque = (path: string) => opaque.length > 0 && opaque.some((p) => path.startsWith(p));
     const extraneous = remote.filter(
-      (r) => !index.sourcePaths.has(r.path) && inScope(r.path) && !underOpaque(r.path) && (options.deleteExcluded || !filter.excludes(r.path, r.type === 'd')),
+      (r) =>
+        !index.sourcePaths.has(r.path) &&
+        inScope(r.path) &&
+        !underOpaque(r.path) &&
+        !options.protect?.(r.path) &&
+        (options.deleteExcluded || !filter.excludes(r.path, r.type === 'd')),
     );
     extraneous.sort((a, b) => comparePaths(a.path, b.path));
     for (const r of extraneous) {

@@ -20,6 +20,7 @@ import { scanSource, type SourceEntry, type SourceTree } from './tree.js';
 import { encodeAhead, listRemote, type RemoteListing } from './listing.js';
 import { InFlightBytes } from './in-flight.js';
 import { parseChmod } from './chmod.js';
+import { BACKUP_CAPABILITY, checkBackup, isBackup, type BackupOptions } from './backup.js';
 import { BATCH_CAPABILITY } from './batch.js';
 import { deltaFileHash, loadDeltaHashes } from './delta-hash.js';
 import { batchable, batchEnd, changedSmallFiles, sendBatch, smallChange } from './batch-send.js';
@@ -63,6 +64,13 @@ export interface TransferOptions extends TransferRules {
    * empty directory and keeps what the destination has under it; 2 (-xx) leaves it out.
    */
   oneFileSystem?: number;
+  /**
+   * rsync's --backup (backup.ts): what the run replaces or deletes at a destination is kept, as
+   * PATH~ (`suffix`) or under `dir` inside the root; backups are never deleted as extraneous. Not
+   * with staged commits or releases (INVALID_OPTION). An agent without the capability fails the
+   * destination (UNSUPPORTED).
+   */
+  backup?: BackupOptions;
   /** Compare content (SHA-256) instead of size + mtime. */
   checksum?: boolean;
   /** Filter rules in order; first match wins. */
@@ -143,6 +151,7 @@ export async function syncTree(
   scanned.catch(() => {});
   try {
     await ready;
+    checkAgentKeepsBackups(client, options, target.name);
   } catch (error) {
     target.streams.close?.();
     throw error;
@@ -165,6 +174,7 @@ export async function syncTree(
       delete: options.delete ?? false,
       deleteExcluded: options.deleteExcluded,
       owner: keepsOwners(client, options),
+      protect: protectedPaths(options),
       sameContent,
       unchanged: remote.unchanged,
     });
@@ -269,7 +279,24 @@ export async function connectForTransfer(
 
 /** `walk`: the first request will be a compare of the whole tree (not with --checksum, a scope or a release). */
 function helloOptions(root: string, options: TransferOptions, walk = false) {
-  return { root, owner: options.owner, partial: options.partial, lock: !options.dryRun, idleTimeoutMs: options.idleTimeoutMs, walk };
+  const backup = options.backup ? checkBackup(options.backup) : undefined;
+  return { root, owner: options.owner, partial: options.partial, lock: !options.dryRun, idleTimeoutMs: options.idleTimeoutMs, walk, backup };
+}
+
+/**
+ * Fails (UNSUPPORTED) when backups are asked for and the agent cannot keep them: it would replace and
+ * delete files with nothing kept.
+ */
+export function checkAgentKeepsBackups(client: AgentClient, options: TransferOptions, name: string): void {
+  if (!options.backup || options.dryRun || client.info?.capabilities.includes(BACKUP_CAPABILITY)) return;
+  throw new TransportError('UNSUPPORTED', `${name}: its agent (${client.info?.version ?? 'unknown'}) keeps no backups; update deltacast there, or sync without --backup`, {});
+}
+
+/** What --delete must leave: backups, when they are kept. */
+export function protectedPaths(options: TransferOptions): ((path: string) => boolean) | undefined {
+  if (!options.backup) return undefined;
+  const backup = checkBackup(options.backup);
+  return (path) => isBackup(backup, path);
 }
 
 /** Whether a transfer with these options lists the destination by comparing the whole tree first. */

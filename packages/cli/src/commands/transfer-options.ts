@@ -1,5 +1,5 @@
 /** The options `sync` and `watch` share: what to transfer, how to reach destinations, how to commit. */
-import { parseChmod, parseDestination, parseFilterFile, splitCommand, type FilterRule } from '@deltacast/transport';
+import { checkBackup, parseChmod, parseDestination, parseFilterFile, splitCommand, type FilterRule } from '@deltacast/transport';
 import { existsSync, readFileSync } from 'node:fs';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { integer, seconds, sizeLimit, transferRate } from '../options.js';
@@ -120,6 +120,9 @@ export interface TransferFlags extends SshFlags {
   maxSize?: number;
   minSize?: number;
   deleteExcluded: boolean;
+  backup: boolean;
+  backupDir?: string;
+  suffix?: string;
   /** -x given once (1) or twice (2). */
   oneFileSystem: number;
   copyLinks: boolean;
@@ -145,6 +148,9 @@ export function addTransferOptions(command: Command, rules: FilterRule[]): Comma
     .option('--existing', 'create nothing new at the destination (no file, symlink or directory); update what is there', false)
     .addOption(new Option('--max-size <size>', "send no regular file larger than SIZE (bytes, or e.g. 500K, 1.5M, 1G-1, as rsync's)").argParser(sizeLimit))
     .addOption(new Option('--min-size <size>', 'send no regular file smaller than SIZE').argParser(sizeLimit))
+    .option('-b, --backup', "keep what is replaced or deleted at the destination, as PATH~ (rsync's -b)", false)
+    .addOption(new Option('--backup-dir <dir>', 'keep backups under this directory inside the destination root instead, as DIR/PATH (implies --backup)').implies({ backup: true }))
+    .option('--suffix <suffix>', 'backup suffix (default ~, or none with --backup-dir)')
     .option('-x, --one-file-system', "don't cross file systems: a mount point is sent as an empty directory and what the destination has under it is kept (-xx: left out)", (_: string, n: number) => n + 1, 0)
     .option('-L, --copy-links', 'send what symlinks point to (files, directories) instead of the links', false)
     .option('--copy-unsafe-links', 'the same for symlinks that point outside the source tree only', false)
@@ -229,6 +235,17 @@ export function checkTransferFlags(opts: TransferFlags): void {
   if (opts.allOrNone && opts.bestEffort) throw new UsageError('--all-or-none and --best-effort exclude each other');
   if (opts.keep !== undefined && !opts.release) throw new UsageError('--keep goes with --release');
   if (opts.sizeOnly && opts.checksum) throw new UsageError('--size-only and --checksum exclude each other');
+  if (opts.suffix !== undefined && !opts.backup) throw new UsageError('--suffix goes with --backup or --backup-dir');
+  if (opts.backup && (opts.release || opts.allOrNone || opts.atomic === 'tree')) {
+    throw new UsageError('--backup goes with --atomic file: staged commits and releases keep the old tree their own way');
+  }
+  if (opts.backup) {
+    try {
+      checkBackup({ dir: opts.backupDir, suffix: opts.suffix });
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+  }
   if ([opts.copyLinks, opts.copyUnsafeLinks, opts.safeLinks].filter(Boolean).length > 1) {
     throw new UsageError('-L, --copy-unsafe-links and --safe-links exclude each other');
   }
@@ -247,6 +264,7 @@ export function transferOptions(rules: FilterRule[], opts: TransferFlags) {
     deleteExcluded: opts.deleteExcluded,
     chmod: opts.chmod?.join(','),
     oneFileSystem: opts.oneFileSystem,
+    backup: opts.backup ? { dir: opts.backupDir, suffix: opts.suffix } : undefined,
     links: opts.copyLinks ? ('copy' as const) : opts.copyUnsafeLinks ? ('copy-unsafe' as const) : opts.safeLinks ? ('safe' as const) : undefined,
     compress: opts.compress,
     owner: opts.owner,
