@@ -1,6 +1,7 @@
 /** Option value parsers (src/options.ts). */
 import { describe, expect, it } from 'vitest';
 import { sizeLimit, transferRate } from '../src/options.js';
+import { chownValue } from '../src/commands/transfer-options.js';
 
 describe("transferRate, as rsync's --bwlimit reads a rate", () => {
   it.each([
@@ -51,5 +52,21 @@ describe("sizeLimit, as rsync's --max-size and --min-size read a size", () => {
 
   it.each(['', 'big', '-1', '1.5.5', '10X', '1e6', '0-1'])('refuses %j', (text) => {
     expect(() => sizeLimit(text)).toThrow(/not a size/);
+  });
+});
+
+describe("chownValue, as rsync's --chown reads USER:GROUP", () => {
+  it.each([
+    ['www-data:www-data', { user: 'www-data', group: 'www-data' }],
+    ['deploy', { user: 'deploy' }],
+    ['deploy:', { user: 'deploy' }],
+    [':www', { group: 'www' }],
+    ['33:33', { user: '33', group: '33' }],
+  ])('%j', (text, value) => {
+    expect(chownValue(text)).toEqual(value);
+  });
+
+  it.each(['', ':', 'a:b:c', 'a b'])('refuses %j', (text) => {
+    expect(() => chownValue(text)).toThrow(/not USER, USER:GROUP or :GROUP/);
   });
 });

@@ -31,12 +31,10 @@ import {
   batchEnd,
   BATCH_CAPABILITY,
   changedSmallFiles,
+  planOptions,
   checkAgentKeepsBackups,
   checkBackup,
-  protectedPaths,
-  keepsOwners,
   parseChmod,
-  transferRules,
   nextTurn,
   SMALL_FILE,
   recordFailure,
@@ -224,7 +222,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
         await client.releaseEnter(releaseId);
       }
       // An agent that compares our listing (encoded once for all) sends back only what differs.
-      const listing = await listRemote(client, tree, { extraneous: options.delete ?? false, checksum: options.checksum, owner: options.owner });
+      const listing = await listRemote(client, tree, { extraneous: options.delete ?? false, checksum: options.checksum, owner: options.owner, chown: options.chown });
       // The agent signs the small files it found changed while this destination and the others are
       // planned; the requests leave before the plan holds this thread.
       if (!options.dryRun && (client.info?.capabilities.includes(BATCH_CAPABILITY) ?? false) && client.prefetchSignatures(changedSmallFiles(tree, listing, options), seed) > 0) {
@@ -233,15 +231,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
       const files = new Set(listing.entries.filter((r) => r.type === 'f').map((r) => r.path));
       remoteFiles.set(name, (path) => files.has(path) || heldUnchanged(listing, tree, path));
       const sameContent = options.checksum ? await contentComparer(tree, listing.entries, client, sourceHashes) : undefined;
-      const plan = planChanges(tree, listing.entries, filter, {
-        ...transferRules(options),
-        delete: options.delete ?? false,
-        deleteExcluded: options.deleteExcluded,
-        owner: keepsOwners(client, options),
-        protect: protectedPaths(options),
-        sameContent,
-        unchanged: listing.unchanged,
-      });
+      const plan = planChanges(tree, listing.entries, filter, planOptions(client, options, listing, sameContent));
       const run = new DestinationRun(name, client, plan, options);
       results.set(name, run.summary);
       runs.push(run);

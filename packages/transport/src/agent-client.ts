@@ -59,6 +59,8 @@ export interface HelloOptions {
   walk?: boolean;
   /** Keep what the session replaces or deletes (backup.ts); the agent must list BACKUP_CAPABILITY. */
   backup?: Backup;
+  /** --chown: user and group names (or numbers) the agent resolves and gives everything it writes. */
+  chown?: { user?: string; group?: string };
 }
 
 export interface AgentInfo {
@@ -66,6 +68,8 @@ export interface AgentInfo {
   root: string;
   capabilities: string[];
   uid: number;
+  /** The ids --chown resolved to at the agent, when it applies them (it runs as root). */
+  chown?: { uid?: number; gid?: number };
 }
 
 export interface FileAttributes {
@@ -200,6 +204,14 @@ export class AgentClient {
             capabilities: Array.isArray(h.caps) ? h.caps.filter((c): c is string => typeof c === 'string') : [],
             uid: typeof h.uid === 'number' ? h.uid : -1,
           };
+          if (h.chown !== undefined && h.chown !== null) {
+            const c = h.chown as Record<string, unknown>;
+            const id = (v: unknown) => (v === undefined ? undefined : Number.isSafeInteger(v) && (v as number) >= 0 ? (v as number) : badChown());
+            const badChown = (): never => {
+              throw new ProtocolError('BAD_MESSAGE', 'hello: "chown" must hold whole-number ids', {});
+            };
+            this.info.chown = { uid: id(c.uid), gid: id(c.gid) };
+          }
           resolve();
           return true;
         },
@@ -215,6 +227,7 @@ export class AgentClient {
           partial: options.partial ?? false,
           lock: options.lock ?? false,
           ...(options.walk ? { walk: true } : {}),
+          ...(options.chown ? { chown: { ...(options.chown.user !== undefined ? { user: options.chown.user } : {}), ...(options.chown.group !== undefined ? { group: options.chown.group } : {}) } } : {}),
           ...(options.backup ? { backup: { ...(options.backup.dir !== undefined ? { dir: options.backup.dir } : {}), suffix: options.backup.suffix } } : {}),
         })
         .catch(reject);

@@ -53,6 +53,7 @@ import { FrameSession, type ByteStreams } from './wire.js';
 import { parseStageName, Stage } from './stage.js';
 import { DestinationLock, LOCK_NAME } from './lock.js';
 import { backupPath, checkBackup, type Backup } from './backup.js';
+import { resolveOwnerName } from './owner-names.js';
 import { checkReleaseId, currentRelease, discardRelease, listReleases, prepareRelease, pruneReleases, RELEASES_DIR, switchRelease, unshare } from './release.js';
 
 export interface AgentOptions {
@@ -78,6 +79,8 @@ interface SessionOptions {
   partial: boolean;
   /** Keep what a change replaces or deletes (backup.ts); undefined: no backups. */
   backup?: Backup;
+  /** --chown: the ids every file, directory and symlink written gets (either may be absent). */
+  chown?: { uid?: number; gid?: number };
 }
 
 /** Serves one session; resolves when the peer says bye or closes, rejects on a protocol error. */
@@ -294,6 +297,7 @@ class Agent {
       throw new ProtocolError('VERSION_MISMATCH', `client speaks protocol ${min}..${max}`, { min, max });
     }
     let backup: Backup | undefined;
+    let chown: SessionOptions['chown'];
     try {
       // Checked before the lock is taken: a malformed request takes nothing.
       if (h.backup !== undefined && h.backup !== null) {
@@ -303,6 +307,8 @@ class Agent {
         }
         backup = checkBackup({ dir: b.dir as string | undefined, suffix: b.suffix });
       }
+      // Names resolved here, where the files are: ids differ between hosts. Only root can give files away.
+      if (h.chown !== undefined && h.chown !== null && process.getuid?.() === 0) chown = resolveChown(h.chown);
       const allowed = this.options.allowedRoot !== undefined ? await realpath(this.options.allowedRoot) : undefined;
       // A relative root is relative to the allowed root if there is one, else to the working directory.
       const requested = allowed !== undefined ? resolve(allowed, str(h, 'root')) : resolve(str(h, 'root'));
@@ -324,7 +330,7 @@ class Agent {
     }
     // Owners are kept only by an agent that can set them (root); elsewhere the option does nothing, as
     // it says, rather than failing every file with EPERM.
-    this.opts = { owner: bool(h, 'owner') && process.getuid?.() === 0, partial: bool(h, 'partial'), backup };
+    this.opts = { owner: bool(h, 'owner') && process.getuid?.() === 0, partial: bool(h, 'partial'), backup, chown };
     await this.session.send({
       t: 'hello',
       v: PROTOCOL_VERSION,
@@ -332,6 +338,8 @@ class Agent {
       root: this.root,
       version: this.options.version ?? '0',
       uid: process.getuid?.() ?? -1,
+      // The ids --chown resolved to here, for the client to compare owners against.
+      ...(chown ? { chown: { ...(chown.uid !== undefined ? { uid: chown.uid } : {}), ...(chown.gid !== undefined ? { gid: chown.gid } : {}) } } : {}),
     });
     // Signatures need the hash modules: set up now, off this thread's back while it walks or waits,
     // not when the first signature request arrives (a failure is reported by that request).
@@ -639,7 +647,8 @@ class Agent {
         throw new ProtocolError('BAD_MESSAGE', `put ${JSON.stringify(path)}: delta was not a verifiable native delta`, { path });
       }
       fchmodSync(out, mode);
-      if (this.opts.owner && uid !== undefined && gid !== undefined) fchownSync(out, uid, gid);
+      const owner = this.ownership(uid, gid);
+      if (owner) fchownSync(out, owner.uid, owner.gid);
       futimesSync(out, Date.now() / 1000, mtime / 1000);
       closeSync(out);
       out = undefined;
@@ -736,7 +745,8 @@ class Agent {
     try {
       writeAll(out, pieces, result.outputLength);
       fchmodSync(out, file.mode);
-      if (this.opts.owner && file.uid !== undefined && file.gid !== undefined) fchownSync(out, file.uid, file.gid);
+      const owner = this.ownership(file.uid, file.gid);
+      if (owner) fchownSync(out, owner.uid, owner.gid);
       futimesSync(out, Date.now() / 1000, file.mtime / 1000);
       closeSync(out);
       out = undefined;
@@ -869,7 +879,8 @@ class Agent {
       if (mtime !== undefined) await lutimes(temp, Date.now() / 1000, mtime / 1000);
       const uid = optUint(h, 'uid', 0xffffffff);
       const gid = optUint(h, 'gid', 0xffffffff);
-      if (this.opts.owner && uid !== undefined && gid !== undefined) await lchown(temp, uid, gid);
+      const owner = this.ownership(uid, gid);
+      if (owner) await lchown(temp, owner.uid, owner.gid);
       if (stage) stage.record({ kind: 'place', path, staged: temp });
       else {
         this.forgetDirs(target);
@@ -898,6 +909,18 @@ class Agent {
     if (this.opts.backup) this.deleteKeepingBackups(path, target);
     else await rm(target, { recursive: true, force: true });
     await this.session.send({ t: 'ok', id });
+  }
+
+  /**
+   * The owner and group to give what is written, from the ids the client sent (kept with `owner`)
+   * and --chown's (which win); -1 leaves one as it is; undefined: neither is set.
+   */
+  private ownership(uid: number | undefined, gid: number | undefined): { uid: number; gid: number } | undefined {
+    const chown = this.opts.chown;
+    const kept = this.opts.owner && uid !== undefined && gid !== undefined;
+    const u = chown?.uid ?? (kept ? uid! : -1);
+    const g = chown?.gid ?? (kept ? gid! : -1);
+    return u === -1 && g === -1 ? undefined : { uid: u, gid: g };
   }
 
   /**
@@ -987,12 +1010,13 @@ class Agent {
     const st = lstatSync(target);
     // Never change the attributes of a file an older release shares.
     if (this.inRelease) unshare(target);
+    const owner = this.ownership(uid, gid);
     if (st.isSymbolicLink()) {
-      if (this.opts.owner && uid !== undefined && gid !== undefined) lchownSync(target, uid, gid);
+      if (owner) lchownSync(target, owner.uid, owner.gid);
       if (mtime !== undefined) lutimesSync(target, Date.now() / 1000, mtime / 1000);
     } else {
       if (mode !== undefined) chmodSync(target, mode);
-      if (this.opts.owner && uid !== undefined && gid !== undefined) chownSync(target, uid, gid);
+      if (owner) chownSync(target, owner.uid, owner.gid);
       if (mtime !== undefined) utimesSync(target, Date.now() / 1000, mtime / 1000);
     }
   }
@@ -1040,7 +1064,7 @@ class Agent {
     if (id === undefined) return undefined;
     let stage = this.stages.get(id);
     if (!stage) {
-      stage = new Stage(this.rootDir, id, this.opts.owner);
+      stage = new Stage(this.rootDir, id, (uid, gid) => this.ownership(uid, gid));
       this.stages.set(id, stage);
     }
     return stage;
@@ -1265,4 +1289,25 @@ function seedOf(h: Header): bigint {
     throw new ProtocolError('BAD_MESSAGE', 'message "sig": field "seed" must be a decimal u64', { field: 'seed' });
   }
   return BigInt(text);
+}
+
+/**
+ * The hello's `chown` ({ user?, group? }, names or numbers) as ids on this host; a name it does not
+ * know refuses the session (NO_SUCH_USER, NO_SUCH_GROUP) rather than leave files to the wrong owner.
+ */
+function resolveChown(value: unknown): { uid?: number; gid?: number } {
+  const c = value as Record<string, unknown>;
+  if (typeof c !== 'object' || (c.user !== undefined && typeof c.user !== 'string') || (c.group !== undefined && typeof c.group !== 'string')) {
+    throw new ProtocolError('BAD_MESSAGE', 'hello: "chown" must be a map of user and group names', {});
+  }
+  const result: { uid?: number; gid?: number } = {};
+  if (c.user !== undefined) {
+    result.uid = resolveOwnerName(c.user as string, 'passwd');
+    if (result.uid === undefined) throw new TransportError('NO_SUCH_USER', `no user ${JSON.stringify(c.user)} on this host`, { user: c.user as string });
+  }
+  if (c.group !== undefined) {
+    result.gid = resolveOwnerName(c.group as string, 'group');
+    if (result.gid === undefined) throw new TransportError('NO_SUCH_GROUP', `no group ${JSON.stringify(c.group)} on this host`, { group: c.group as string });
+  }
+  return result;
 }

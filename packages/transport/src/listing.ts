@@ -504,7 +504,7 @@ const COMPARE_PATHS_BYTES = 32 * 1024;
 export async function listRemote(
   client: AgentClient,
   tree: SourceTree,
-  options: { extraneous: boolean; checksum?: boolean; owner?: boolean },
+  options: { extraneous: boolean; checksum?: boolean; owner?: boolean; chown?: object },
 ): Promise<RemoteListing> {
   const scope = tree.scope;
   const capable = client.info?.capabilities.includes(LIST_COMPARE_CAPABILITY) ?? false;
@@ -519,7 +519,7 @@ export async function listRemote(
  * MAX_LISTING_ENTRIES); an agent without the capability is listed the old way, and the bytes go
  * unused.
  */
-export function encodeAhead(tree: SourceTree, options: { checksum?: boolean; owner?: boolean }): void {
+export function encodeAhead(tree: SourceTree, options: { checksum?: boolean; owner?: boolean; chown?: object }): void {
   if (comparable(tree, options)) void deflatedListing(tree.entries);
 }
 
@@ -528,10 +528,10 @@ export function encodeAhead(tree: SourceTree, options: { checksum?: boolean; own
  * Whether the agent can compare this tree's listing: not with --checksum (content decides), nor with
  * --owner (the listing carries no owners, so the plan needs the destination's), nor beyond the limits.
  */
-function comparable(tree: SourceTree, options: { checksum?: boolean; owner?: boolean }): boolean {
+function comparable(tree: SourceTree, options: { checksum?: boolean; owner?: boolean; chown?: object }): boolean {
   const scope = tree.scope;
   const fits = scope === undefined || (scope.length <= MAX_LIST_PATHS && scope.reduce((n, p) => n + p.length, 0) <= COMPARE_PATHS_BYTES);
-  return !options.checksum && !options.owner && fits && tree.entries.length <= MAX_LISTING_ENTRIES;
+  return !options.checksum && !options.owner && !options.chown && fits && tree.entries.length <= MAX_LISTING_ENTRIES;
 }
 
 /** Whether a compared listing says the destination holds source entry `path` unchanged. */

@@ -10,7 +10,7 @@ export const PROTOCOL_VERSION = 1;
 export const MIN_PROTOCOL_VERSION = 1;
 
 /** Capabilities this build offers in its hello. */
-export const CAPABILITIES = ['native-delta', 'zlib', 'checksum', 'owner', 'partial', 'list-paths', 'list-compare', 'list-compare-zlib', 'batch', 'setattrs', 'mkdirs', 'delta-xxh128', 'backup'] as const;
+export const CAPABILITIES = ['native-delta', 'zlib', 'checksum', 'owner', 'partial', 'list-paths', 'list-compare', 'list-compare-zlib', 'batch', 'setattrs', 'mkdirs', 'delta-xxh128', 'backup', 'chown'] as const;
 
 /** An agent offering this lists only the `paths` a `list` request names (a scoped sync). */
 export const LIST_PATHS_CAPABILITY = 'list-paths';

@@ -94,10 +94,11 @@ export interface PlanOptions extends TransferRules {
   /** With `delete`: destination entries never deleted as extraneous (backups, backup.ts). */
   protect?: (path: string) => boolean;
   /**
-   * --owner at an agent that can keep owners: an entry whose owner or group differs needs its
-   * attributes set (a symlink is made anew) even when the quick check holds. Needs the full listing.
+   * --owner or --chown at an agent that can keep owners: the owner and group each entry should have
+   * (either undefined: not compared). An entry whose owner or group differs needs its attributes set
+   * (a symlink is made anew) even when the quick check holds. Needs the full listing.
    */
-  owner?: boolean;
+  owner?: (source: SourceEntry) => { uid?: number; gid?: number };
   /** For --checksum: whether a same-size file has the same content (decided by the caller). */
   sameContent?: (source: SourceEntry, remote: RemoteEntry) => boolean;
   /**
@@ -198,7 +199,7 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
   remote = remote.filter((e) => e.type !== 'p');
   const remoteByPath = new Map(remote.map((e) => [e.path, e]));
   const plan: Plan = { deletes: [], mkdirs: [], files: [], symlinks: [], attrs: [], dirAttrs: [], unchanged: 0, skipped: 0 };
-  const owner = options.owner === true;
+  const owner = options.owner;
   const rules = options.update || options.ignoreExisting || options.existing || options.maxSize !== undefined || options.minSize !== undefined;
   const index = treeIndex(tree);
   const touchedDirs = new Set<string>();
@@ -237,7 +238,11 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
       deleted.add(entry.path);
     }
     const existing = r && r.type === entry.type ? r : undefined;
-    const ownerDiffers = owner && existing !== undefined && (existing.uid !== entry.uid || existing.gid !== entry.gid);
+    let ownerDiffers = false;
+    if (owner && existing !== undefined) {
+      const want = owner(entry);
+      ownerDiffers = (want.uid !== undefined && existing.uid !== want.uid) || (want.gid !== undefined && existing.gid !== want.gid);
+    }
     if (existing && !ownerDiffers && (entry.type !== 'f' || !options.sameContent) && quickCheck(entry, existing)) {
       if (entry.type !== 'd') plan.unchanged++;
       continue;

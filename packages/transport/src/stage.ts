@@ -53,7 +53,8 @@ export class Stage {
   constructor(
     private readonly root: string,
     id: string,
-    private readonly owner: boolean,
+    /** The owner and group a setattr gives (agent.ts ownership), or undefined for none. */
+    private readonly owner: (uid: number | undefined, gid: number | undefined) => { uid: number; gid: number } | undefined,
   ) {
     this.dir = join(root, `${STAGE_PREFIX}${process.pid.toString(36)}-${checkStageId(id)}`);
   }
@@ -119,13 +120,13 @@ export class Stage {
         case 'setattr': {
           const { mode, mtime, uid, gid } = op.attributes;
           const st = await lstat(target);
-          const own = this.owner && uid !== undefined && gid !== undefined;
+          const own = this.owner(uid, gid);
           if (st.isSymbolicLink()) {
-            if (own) await lchown(target, uid, gid);
+            if (own) await lchown(target, own.uid, own.gid);
             if (mtime !== undefined) await lutimes(target, Date.now() / 1000, mtime / 1000);
           } else {
             if (mode !== undefined) await chmod(target, mode);
-            if (own) await chown(target, uid, gid);
+            if (own) await chown(target, own.uid, own.gid);
             if (mtime !== undefined) await utimes(target, Date.now() / 1000, mtime / 1000);
           }
           break;

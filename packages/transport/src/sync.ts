@@ -15,7 +15,7 @@ import { ProtocolError, TransportError } from './errors.js';
 import type { EventListener, SyncSummary } from './events.js';
 import { DestinationRun, emptySummary, isSessionFailure, recordFailure } from './destination-run.js';
 import { parseFilterFile, PathFilter, type FilterRule } from './filter.js';
-import { hasBasis, planChanges, type Change, type TransferRules } from './plan.js';
+import { hasBasis, planChanges, type Change, type PlanOptions, type TransferRules } from './plan.js';
 import { scanSource, type SourceEntry, type SourceTree } from './tree.js';
 import { encodeAhead, listRemote, type RemoteListing } from './listing.js';
 import { InFlightBytes } from './in-flight.js';
@@ -71,6 +71,13 @@ export interface TransferOptions extends TransferRules {
    * destination (UNSUPPORTED).
    */
   backup?: BackupOptions;
+  /**
+   * rsync's --chown USER:GROUP: everything written at a destination gets this owner and/or group,
+   * names resolved there (an unknown one fails the destination: NO_SUCH_USER, NO_SUCH_GROUP), owners
+   * differing are put back, as with `owner`. Takes effect where the agent runs as root; an agent
+   * without the capability fails the destination (UNSUPPORTED).
+   */
+  chown?: { user?: string; group?: string };
   /** Compare content (SHA-256) instead of size + mtime. */
   checksum?: boolean;
   /** Filter rules in order; first match wins. */
@@ -143,7 +150,7 @@ export async function syncTree(
   // --checksum needs the whole listing: asked for at once, it is walked while the source is scanned.
   // Otherwise the agent compares the source listing once it has it (listRemote; `list` for an agent
   // without list-compare) and sends back only what differs, not 20,000 entries to decode and plan.
-  const early = options.checksum || options.owner ? client.list(options.paths).then((entries): RemoteListing => ({ entries })) : undefined;
+  const early = options.checksum || options.owner || options.chown ? client.list(options.paths).then((entries): RemoteListing => ({ entries })) : undefined;
   // setImmediate runs after the session's own, which writes the batched hello (and list).
   const scanned = typeof source === 'function' ? new Promise<void>((r) => setImmediate(r)).then(source) : Promise.resolve(source);
   // Awaited below; a failed hello must not leave them unhandled.
@@ -169,15 +176,7 @@ export async function syncTree(
     // first: the plan holds this thread, and they would wait for it in the session's batch.
     if (batches && !options.dryRun && client.prefetchSignatures(changedSmallFiles(tree, remote, options), seed) > 0) await nextTurn();
     const sameContent = options.checksum ? await contentComparer(tree, remote.entries, client) : undefined;
-    const plan = planChanges(tree, remote.entries, filter, {
-      ...transferRules(options),
-      delete: options.delete ?? false,
-      deleteExcluded: options.deleteExcluded,
-      owner: keepsOwners(client, options),
-      protect: protectedPaths(options),
-      sameContent,
-      unchanged: remote.unchanged,
-    });
+    const plan = planChanges(tree, remote.entries, filter, planOptions(client, options, remote, sameContent));
     run = new DestinationRun(target.name, client, plan, options);
     run.announce();
     run.reportScan(tree);
@@ -241,6 +240,19 @@ export async function syncTree(
   return summary;
 }
 
+/** How to plan for one destination (sync and fan-out alike): its agent, the run's options, its listing. */
+export function planOptions(client: AgentClient, options: TransferOptions, listing: RemoteListing, sameContent: PlanOptions['sameContent']): PlanOptions {
+  return {
+    ...transferRules(options),
+    delete: options.delete ?? false,
+    deleteExcluded: options.deleteExcluded,
+    owner: keepsOwners(client, options),
+    protect: protectedPaths(options),
+    sameContent,
+    unchanged: listing.unchanged,
+  };
+}
+
 /** The transfer rules of `options` (--size-only gives way to --checksum, which compares content). */
 export function transferRules(options: TransferOptions): TransferRules {
   return {
@@ -280,7 +292,7 @@ export async function connectForTransfer(
 /** `walk`: the first request will be a compare of the whole tree (not with --checksum, a scope or a release). */
 function helloOptions(root: string, options: TransferOptions, walk = false) {
   const backup = options.backup ? checkBackup(options.backup) : undefined;
-  return { root, owner: options.owner, partial: options.partial, lock: !options.dryRun, idleTimeoutMs: options.idleTimeoutMs, walk, backup };
+  return { root, owner: options.owner, partial: options.partial, lock: !options.dryRun, idleTimeoutMs: options.idleTimeoutMs, walk, backup, chown: options.chown };
 }
 
 /**
@@ -288,7 +300,11 @@ function helloOptions(root: string, options: TransferOptions, walk = false) {
  * delete files with nothing kept.
  */
 export function checkAgentKeepsBackups(client: AgentClient, options: TransferOptions, name: string): void {
-  if (!options.backup || options.dryRun || client.info?.capabilities.includes(BACKUP_CAPABILITY)) return;
+  const caps = client.info?.capabilities ?? [];
+  if (options.chown && !caps.includes('chown')) {
+    throw new TransportError('UNSUPPORTED', `${name}: its agent (${client.info?.version ?? 'unknown'}) cannot --chown; update deltacast there`, {});
+  }
+  if (!options.backup || options.dryRun || caps.includes(BACKUP_CAPABILITY)) return;
   throw new TransportError('UNSUPPORTED', `${name}: its agent (${client.info?.version ?? 'unknown'}) keeps no backups; update deltacast there, or sync without --backup`, {});
 }
 
@@ -301,12 +317,19 @@ export function protectedPaths(options: TransferOptions): ((path: string) => boo
 
 /** Whether a transfer with these options lists the destination by comparing the whole tree first. */
 export function comparesWholeTree(options: TransferOptions): boolean {
-  return !options.checksum && !options.owner && options.paths === undefined;
+  return !options.checksum && !options.owner && !options.chown && options.paths === undefined;
 }
 
-/** Whether owners are compared and kept at this destination: asked for, and its agent runs as root. */
-export function keepsOwners(client: AgentClient, options: TransferOptions): boolean {
-  return options.owner === true && client.info?.uid === 0;
+/**
+ * The owners a destination should have, for the plan to compare (undefined: owners are not kept
+ * there: not asked for, or its agent is not root): the source's with `owner`, --chown's ids (as the
+ * agent resolved them) over those.
+ */
+export function keepsOwners(client: AgentClient, options: TransferOptions): ((source: { uid: number; gid: number }) => { uid?: number; gid?: number }) | undefined {
+  if (!(options.owner || options.chown) || client.info?.uid !== 0) return undefined;
+  const chown = client.info.chown ?? {};
+  const owner = options.owner === true;
+  return (source) => ({ uid: chown.uid ?? (owner ? source.uid : undefined), gid: chown.gid ?? (owner ? source.gid : undefined) });
 }
 
 /** One file as a native delta against the destination's basis (or nothing); its figures. */

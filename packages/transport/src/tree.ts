@@ -178,17 +178,24 @@ export async function scanSource(source: string, filter = new PathFilter([]), op
       if (filter.excludes(path, type === 'd')) continue;
       const entry = toEntry(path, local, s, type);
       if (type === 'l') entry.linkTarget = await readlink(local);
-      if (type === 'd' && oneFileSystem > 0 && s.dev !== topDev) {
-        // A mount point: listed empty (and marked so), or with -xx not at all.
-        if (oneFileSystem === 1) {
-          entry.noContent = true;
-          entries.push(entry);
-        }
-        continue;
-      }
-      entries.push(entry);
-      if (type === 'd') await walk(local, path);
+      if (keep(entry, s)) await walk(local, path);
     }
+  };
+
+  /**
+   * Lists `entry` (its lstat `s`); true for a directory to walk. With -x a directory on another file
+   * system (a mount point) is listed empty, marked so, and not walked; with -xx not listed at all.
+   */
+  const keep = (entry: SourceEntry, s: EntryStat): boolean => {
+    if (entry.type === 'd' && oneFileSystem > 0 && s.dev !== topDev) {
+      if (oneFileSystem === 1) {
+        entry.noContent = true;
+        entries.push(entry);
+      }
+      return false;
+    }
+    entries.push(entry);
+    return entry.type === 'd';
   };
 
   /**
@@ -227,15 +234,7 @@ export async function scanSource(source: string, filter = new PathFilter([]), op
     if (filter.excludes(path, type === 'd')) return;
     const entry = toEntry(path, local, s, type);
     if (type === 'l') entry.linkTarget = linkTarget ?? (await readlink(local));
-    if (type === 'd' && oneFileSystem > 0 && s.dev !== topDev) {
-      if (oneFileSystem === 1) {
-        entry.noContent = true;
-        entries.push(entry);
-      }
-      return;
-    }
-    entries.push(entry);
-    if (type === 'd') await walk(local, path);
+    if (keep(entry, s)) await walk(local, path);
   };
 
   /**

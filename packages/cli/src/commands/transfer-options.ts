@@ -62,6 +62,13 @@ function sshPort(value: string): number {
   }
 }
 
+/** --chown's USER, USER:GROUP, USER: or :GROUP (a name or a number each). */
+export function chownValue(value: string): { user?: string; group?: string } {
+  const match = /^([^:\s]*)(?::([^:\s]*))?$/.exec(value);
+  if (!match || (match[1] === '' && !match[2])) throw new InvalidArgumentError(`not USER, USER:GROUP or :GROUP: ${value}`);
+  return { ...(match[1] ? { user: match[1] } : {}), ...(match[2] ? { group: match[2] } : {}) };
+}
+
 /** A --chmod value, checked here so that a malformed one is a usage error. */
 function checkedChmod(mode: string): string {
   try {
@@ -120,6 +127,8 @@ export interface TransferFlags extends SshFlags {
   maxSize?: number;
   minSize?: number;
   deleteExcluded: boolean;
+  /** --chown, split. */
+  chown?: { user?: string; group?: string };
   backup: boolean;
   backupDir?: string;
   suffix?: string;
@@ -148,6 +157,11 @@ export function addTransferOptions(command: Command, rules: FilterRule[]): Comma
     .option('--existing', 'create nothing new at the destination (no file, symlink or directory); update what is there', false)
     .addOption(new Option('--max-size <size>', "send no regular file larger than SIZE (bytes, or e.g. 500K, 1.5M, 1G-1, as rsync's)").argParser(sizeLimit))
     .addOption(new Option('--min-size <size>', 'send no regular file smaller than SIZE').argParser(sizeLimit))
+    .addOption(
+      new Option('--chown <user:group>', "give everything written this owner and/or group (USER, USER:GROUP or :GROUP; names resolved on each destination, which must run as root), as rsync's --chown").argParser(
+        chownValue,
+      ),
+    )
     .option('-b, --backup', "keep what is replaced or deleted at the destination, as PATH~ (rsync's -b)", false)
     .addOption(new Option('--backup-dir <dir>', 'keep backups under this directory inside the destination root instead, as DIR/PATH (implies --backup)').implies({ backup: true }))
     .option('--suffix <suffix>', 'backup suffix (default ~, or none with --backup-dir)')
@@ -265,6 +279,7 @@ export function transferOptions(rules: FilterRule[], opts: TransferFlags) {
     chmod: opts.chmod?.join(','),
     oneFileSystem: opts.oneFileSystem,
     backup: opts.backup ? { dir: opts.backupDir, suffix: opts.suffix } : undefined,
+    chown: opts.chown,
     links: opts.copyLinks ? ('copy' as const) : opts.copyUnsafeLinks ? ('copy-unsafe' as const) : opts.safeLinks ? ('safe' as const) : undefined,
     compress: opts.compress,
     owner: opts.owner,
