@@ -84,20 +84,26 @@ describe('fan-out with releases', () => {
         '-e',
         `const fs = require('fs'); const path = require('path'); let passes = 0, mixed = 0; const end = Date.now() + 60000;
          process.stdin.on('data', () => { console.log(JSON.stringify({ passes, mixed })); process.exit(0); });
+         process.stdin.on('end', () => process.exit(1)); // the test is gone: so is the reader
          (function loop() { for (let k = 0; k < 20 && Date.now() < end; k++) { try { const root = fs.realpathSync(${JSON.stringify(join(dests()[0], 'current'))});
            const seen = new Set(); for (let i = 0; i < ${STAMPS}; i++) seen.add(fs.readFileSync(path.join(root, 'stamps', 's' + i + '.txt'), 'utf8'));
-           passes++; if (seen.size !== 1) mixed++; } catch (e) { if (e.code !== 'ENOENT') throw e; } } setImmediate(loop); })();`,
+           passes++; if (seen.size !== 1) mixed++; } catch (e) { if (e.code !== 'ENOENT') throw e; } } if (Date.now() < end) setImmediate(loop); })();`,
       ],
       { stdio: ['pipe', 'pipe', 'inherit'] },
     );
     let output = '';
     reader.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    for (let v = 2; v <= 6; v++) {
-      writeVersion(v);
-      expect((await run()).ok).toBe(true);
+    const closed = new Promise((resolve) => reader.on('close', resolve));
+    try {
+      for (let v = 2; v <= 6; v++) {
+        writeVersion(v);
+        expect((await run()).ok).toBe(true);
+      }
+      reader.stdin.write('stop\n');
+      await closed;
+    } finally {
+      reader.kill(); // on a failure above; a reader that has exited takes no signal
     }
-    reader.stdin.write('stop\n');
-    await new Promise((resolve) => reader.on('close', resolve));
     const { passes, mixed } = JSON.parse(output) as { passes: number; mixed: number };
     expect(passes).toBeGreaterThan(0);
     expect(mixed).toBe(0);
