@@ -32,7 +32,7 @@ import {
   BATCH_CAPABILITY,
   changedSmallFiles,
   planOptions,
-  checkAgentKeepsBackups,
+  checkAgentCapabilities,
   checkBackup,
   parseChmod,
   nextTurn,
@@ -199,7 +199,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
         const walk = releaseId === undefined && comparesWholeTree(options);
         const client = await connectForTransfer(destination.streams, destination.root, options, () => destination.close(), walk);
         try {
-          checkAgentKeepsBackups(client, options, name);
+          checkAgentCapabilities(client, options, name);
         } catch (error) {
           await client.close().catch(() => {});
           await destination.close();

@@ -329,7 +329,7 @@ class Agent {
       return;
     }
     // Owners are kept only by an agent that can set them (root); elsewhere the option does nothing, as
-    // it says, rather than failing every file with EPERM.
+    // it says, rather than failing each file owned by someone else with EPERM.
     this.opts = { owner: bool(h, 'owner') && process.getuid?.() === 0, partial: bool(h, 'partial'), backup, chown };
     await this.session.send({
       t: 'hello',

@@ -158,7 +158,7 @@ export async function syncTree(
   scanned.catch(() => {});
   try {
     await ready;
-    checkAgentKeepsBackups(client, options, target.name);
+    checkAgentCapabilities(client, options, target.name);
   } catch (error) {
     target.streams.close?.();
     throw error;
@@ -296,10 +296,10 @@ function helloOptions(root: string, options: TransferOptions, walk = false) {
 }
 
 /**
- * Fails (UNSUPPORTED) when backups are asked for and the agent cannot keep them: it would replace and
- * delete files with nothing kept.
+ * Fails (UNSUPPORTED) when the run asks for what the agent cannot do: --chown, or backups (it would
+ * replace and delete files with nothing kept).
  */
-export function checkAgentKeepsBackups(client: AgentClient, options: TransferOptions, name: string): void {
+export function checkAgentCapabilities(client: AgentClient, options: TransferOptions, name: string): void {
   const caps = client.info?.capabilities ?? [];
   if (options.chown && !caps.includes('chown')) {
     throw new TransportError('UNSUPPORTED', `${name}: its agent (${client.info?.version ?? 'unknown'}) cannot --chown; update deltacast there`, {});
