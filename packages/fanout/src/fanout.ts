@@ -34,7 +34,7 @@ import {
   planOptions,
   checkAgentCapabilities,
   checkBackup,
-  parseChmod,
+  scanOptions,
   nextTurn,
   SMALL_FILE,
   recordFailure,
@@ -171,8 +171,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
   // so the remote shells and agents start during it; the listing is then encoded, once for all, while
   // the agents start. Each destination waits for it before its listing. A scan that fails ends the
   // run with its error once the sessions opened meanwhile are let go.
-  const chmod = options.chmod === undefined ? undefined : parseChmod(options.chmod);
-  const scanned = scanSource(options.source, filter, { paths: options.paths, chmod, links: options.links, oneFileSystem: options.oneFileSystem }).then(async (tree) => {
+  const scanned = scanSource(options.source, filter, scanOptions(options)).then(async (tree) => {
     await nextTurn();
     encodeAhead(tree, options);
     // XXH3-128 for the deltas, set up while the agents walk and compare (this side waits then).

@@ -1,4 +1,4 @@
-export { sync, syncTree, sendFile, connectForTransfer, comparesWholeTree, buildFilter, readChunks, contentComparer, nextTurn, transferRules, keepsOwners, checkAgentCapabilities, protectedPaths, planOptions, type SyncOptions, type SyncTarget, type TransferOptions } from './sync.js';
+export { sync, syncTree, sendFile, connectForTransfer, comparesWholeTree, buildFilter, readChunks, contentComparer, nextTurn, transferRules, keepsOwners, checkAgentCapabilities, protectedPaths, planOptions, scanOptions, type SyncOptions, type SyncTarget, type TransferOptions } from './sync.js';
 export { deltaFileHash, loadDeltaHashes } from './delta-hash.js';
 export { BATCH_CAPABILITY, MAX_BATCH_BYTES, MAX_BATCH_FILES, TOO_LARGE, type BatchResult } from './batch.js';
 export { batchEnd, changedSmallFiles, PayloadBuffer, remoteFailure, SMALL_FILE } from './batch-send.js';

@@ -525,13 +525,19 @@ export function encodeAhead(tree: SourceTree, options: { checksum?: boolean; own
 
 /** Whether a capable agent is sent this tree as a compared listing (else it is listed): see listRemote. */
 /**
- * Whether the agent can compare this tree's listing: not with --checksum (content decides), nor with
- * --owner (the listing carries no owners, so the plan needs the destination's), nor beyond the limits.
+ * Whether a run's plan needs the destination's whole listing rather than a compared one: with
+ * --checksum (content decides), with --owner or --chown (a compared listing carries no owners, and
+ * the plan compares the destination's).
  */
+export function needsFullListing(options: { checksum?: boolean; owner?: boolean; chown?: object }): boolean {
+  return options.checksum === true || options.owner === true || options.chown !== undefined;
+}
+
+/** Whether the agent can compare this tree's listing: unless the run needs the full one, or beyond the limits. */
 function comparable(tree: SourceTree, options: { checksum?: boolean; owner?: boolean; chown?: object }): boolean {
   const scope = tree.scope;
   const fits = scope === undefined || (scope.length <= MAX_LIST_PATHS && scope.reduce((n, p) => n + p.length, 0) <= COMPARE_PATHS_BYTES);
-  return !options.checksum && !options.owner && !options.chown && fits && tree.entries.length <= MAX_LISTING_ENTRIES;
+  return !needsFullListing(options) && fits && tree.entries.length <= MAX_LISTING_ENTRIES;
 }
 
 /** Whether a compared listing says the destination holds source entry `path` unchanged. */

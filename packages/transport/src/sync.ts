@@ -16,8 +16,8 @@ import type { EventListener, SyncSummary } from './events.js';
 import { DestinationRun, emptySummary, isSessionFailure, recordFailure } from './destination-run.js';
 import { parseFilterFile, PathFilter, type FilterRule } from './filter.js';
 import { hasBasis, planChanges, type Change, type PlanOptions, type TransferRules } from './plan.js';
-import { scanSource, type SourceEntry, type SourceTree } from './tree.js';
-import { encodeAhead, listRemote, type RemoteListing } from './listing.js';
+import { scanSource, type ScanOptions, type SourceEntry, type SourceTree } from './tree.js';
+import { encodeAhead, listRemote, needsFullListing, type RemoteListing } from './listing.js';
 import { InFlightBytes } from './in-flight.js';
 import { parseChmod } from './chmod.js';
 import { BACKUP_CAPABILITY, checkBackup, isBackup, type BackupOptions } from './backup.js';
@@ -150,7 +150,7 @@ export async function syncTree(
   // --checksum needs the whole listing: asked for at once, it is walked while the source is scanned.
   // Otherwise the agent compares the source listing once it has it (listRemote; `list` for an agent
   // without list-compare) and sends back only what differs, not 20,000 entries to decode and plan.
-  const early = options.checksum || options.owner || options.chown ? client.list(options.paths).then((entries): RemoteListing => ({ entries })) : undefined;
+  const early = needsFullListing(options) ? client.list(options.paths).then((entries): RemoteListing => ({ entries })) : undefined;
   // setImmediate runs after the session's own, which writes the batched hello (and list).
   const scanned = typeof source === 'function' ? new Promise<void>((r) => setImmediate(r)).then(source) : Promise.resolve(source);
   // Awaited below; a failed hello must not leave them unhandled.
@@ -240,6 +240,16 @@ export async function syncTree(
   return summary;
 }
 
+/** How to scan the source for a transfer (sync and fan-out alike); a malformed --chmod throws here. */
+export function scanOptions(options: TransferOptions): ScanOptions {
+  return {
+    paths: options.paths,
+    chmod: options.chmod === undefined ? undefined : parseChmod(options.chmod),
+    links: options.links,
+    oneFileSystem: options.oneFileSystem,
+  };
+}
+
 /** How to plan for one destination (sync and fan-out alike): its agent, the run's options, its listing. */
 export function planOptions(client: AgentClient, options: TransferOptions, listing: RemoteListing, sameContent: PlanOptions['sameContent']): PlanOptions {
   return {
@@ -317,7 +327,7 @@ export function protectedPaths(options: TransferOptions): ((path: string) => boo
 
 /** Whether a transfer with these options lists the destination by comparing the whole tree first. */
 export function comparesWholeTree(options: TransferOptions): boolean {
-  return !options.checksum && !options.owner && !options.chown && options.paths === undefined;
+  return !needsFullListing(options) && options.paths === undefined;
 }
 
 /**
@@ -417,8 +427,7 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
   // Scanned while the session is set up: the scan gives the event loop a turn every millisecond, so
   // the handshake goes on, and the listing is encoded before the agent has even started.
   const stop = new AbortController();
-  const chmod = options.chmod === undefined ? undefined : parseChmod(options.chmod);
-  const scanned = scanSource(options.source, filter, { paths: options.paths, signal: stop.signal, chmod, links: options.links, oneFileSystem: options.oneFileSystem }).then(async (tree) => {
+  const scanned = scanSource(options.source, filter, { ...scanOptions(options), signal: stop.signal }).then(async (tree) => {
     await nextTurn();
     encodeAhead(tree, options);
     return tree;
