@@ -10,7 +10,10 @@ import { formatBytes } from './options.js';
 
 export interface OutputOptions {
   json: boolean;
+  /** Print each change: `items` decides how. */
   verbose: boolean;
+  /** How changes are printed: 'short' (-v) or 'rsync' (-i, rsync's --itemize-changes codes). */
+  items?: ItemStyle;
   /** Show a progress bar (stderr is a TTY and not --json). */
   progress: boolean;
 }
@@ -20,25 +23,33 @@ export function printable(path: string): string {
   return path.replace(/[\x00-\x1f\x7f]/g, (c) => `\\#${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
 }
 
-/** Itemized change, in the spirit of rsync's --itemize-changes: `>f+` new, `>f.` changed, ... */
-export function itemize(event: Extract<SyncEvent, { type: 'item' }>): string {
-  return itemizeRaw({ ...event, path: printable(event.path), linkTarget: event.linkTarget === undefined ? undefined : printable(event.linkTarget) });
-}
+type ItemEvent = Extract<SyncEvent, { type: 'item' }>;
 
-function itemizeRaw(event: Extract<SyncEvent, { type: 'item' }>): string {
+/** 'short': -v's three-character codes; 'rsync': -i's, rsync's --itemize-changes exactly. */
+export type ItemStyle = 'short' | 'rsync';
+
+/**
+ * The line for a change, or undefined where the style has none: with 'rsync', rsync -i's line
+ * (`<f.st...... path`, `*deleting   path`, a directory's path ending in `/`, ` -> target` after a
+ * symlink); with 'short', `>f+` new, `>f.` changed, `.f` attributes only, ...
+ */
+export function itemize(event: ItemEvent, style: ItemStyle = 'short'): string | undefined {
+  const path = `${printable(event.path)}${event.entryType === 'd' ? '/' : ''}`;
+  const arrow = event.linkTarget === undefined || event.entryType !== 'l' ? '' : ` -> ${printable(event.linkTarget)}`;
+  if (style === 'rsync') return event.itemized === undefined ? undefined : `${event.itemized.padEnd(11)} ${path}${arrow}`;
   switch (event.kind) {
     case 'create':
-      return `>f+ ${event.path}`;
+      return `>f+ ${path}`;
     case 'update':
-      return `>f. ${event.path}`;
+      return `>f. ${path}`;
     case 'attrs':
-      return `.f  ${event.path}`;
+      return `.${event.entryType === 'd' ? 'd' : 'f'}  ${path}`;
     case 'mkdir':
-      return `cd+ ${event.path}/`;
+      return `cd+ ${path}`;
     case 'symlink':
-      return `cL+ ${event.path} -> ${event.linkTarget ?? ''}`;
+      return `cL+ ${path}${arrow}`;
     case 'delete':
-      return `*deleting ${event.path}`;
+      return `*deleting ${path}`;
   }
 }
 
@@ -84,8 +95,10 @@ export function createSyncOutput(stdout: Writable, stderr: Writable, options: Ou
       bar?.stop();
       stdout.write(`skipping ${printable(event.path)}: ${event.reason}\n`);
     } else if (event.type === 'item' && options.verbose) {
+      const line = itemize(event, options.items);
+      if (line === undefined) return;
       if (bar) bar.stop();
-      stdout.write(`${itemize(event)}\n`);
+      stdout.write(`${line}\n`);
     } else if (event.type === 'error') {
       bar?.stop();
       stderr.write(`deltacast: sync: ${printable(event.path || event.destination)}: ${event.code}: ${printable(event.message)}\n`);

@@ -263,6 +263,49 @@ describe.skipIf(!hasSshd)(`sync over OpenSSH ${sshdSkipReason}`, () => {
     await expectIdentical(src, dest);
   });
 
+  it.skipIf(!hasRsync)('--itemize-changes prints the lines rsync -i prints for the same changes over the same server (files sent: `<`)', async () => {
+    writeFileSync(join(src, 'one-byte'), 'zz');
+    utimesSync(join(src, 'one-byte'), (T + 50_000) / 1000, (T + 50_000) / 1000);
+    chmodSync(join(src, 'bin/run.sh'), 0o700);
+    utimesSync(join(src, 'with space.txt'), (T + 51_000) / 1000, (T + 51_000) / 1000);
+    mkdirSync(join(src, 'itemized'));
+    writeFileSync(join(src, 'itemized/new.txt'), 'new\n');
+    rmSync(join(src, 'links/relative'));
+    execFileSync('ln', ['-s', '../one-byte', join(src, 'links/relative')]);
+    rmSync(join(src, 'a/b'), { recursive: true });
+    rmSync(join(src, 'empty-file'));
+    await pinNaturalTimes(src);
+
+    // rsync -i without -o/-g (deltacast keeps owners only with -o), as a dry run on the same destination.
+    const rsync = spawnSync('rsync', ['-rlptD', '-i', '-n', '--delete', '-e', `ssh -F ${config}`, `${src}/`, `bench:${dest}/`], { encoding: 'utf8' });
+    expect(rsync.stderr).toBe('');
+    expect(rsync.status).toBe(0);
+    const rsyncLines = rsync.stdout.split('\n').filter((l) => l !== '' && !l.endsWith(' ./'));
+
+    const run = sync('--itemize-changes', '--delete', '-F', config, `${src}/`, `bench:${dest}`);
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    const lines = itemLines(run);
+    expect(lines).toEqual(
+      [
+        '<f.st...... one-byte',
+        '.f...p..... bin/run.sh',
+        '<f..t...... with space.txt',
+        'cd+++++++++ itemized/',
+        '<f+++++++++ itemized/new.txt',
+        'cLc.t...... links/relative -> ../one-byte',
+        '.d..t...... links/',
+        '*deleting   a/b/c/deep.txt',
+        '*deleting   a/b/c/',
+        '*deleting   a/b/',
+        '.d..t...... a/',
+        '*deleting   empty-file',
+      ].sort(),
+    );
+    expect(lines).toEqual(rsyncLines.sort());
+    await expectIdentical(src, dest);
+  });
+
   it('-z gives the same tree and compresses compressible data', async () => {
     const dest2 = join(work, 'dest-z');
     const run = sync('-z', '--json', '-F', config, `${src}/`, `bench:${dest2}`);

@@ -7,7 +7,7 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSyn
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BASE_MTIME_MS, diffTrees, file, snapshotTree, writeTree } from '../../transport/test/helpers/tree.js';
+import { BASE_MTIME_MS, diffTrees, dir, file, link, snapshotTree, writeTree } from '../../transport/test/helpers/tree.js';
 import { deltacast, makeTempDir, parseNdjson, pseudoRandom, type Run } from './helpers.js';
 
 let work: string;
@@ -48,6 +48,7 @@ describe('usage errors exit 2 and touch nothing', () => {
     ['a negative connect timeout', ['--contimeout', '-1'], /--contimeout <seconds>' argument '-1' is invalid/],
     ['--size-only with --checksum', ['--size-only', '-c'], /--size-only and --checksum exclude each other/],
     ["rsync's -p (perms) among archive flags, where -p is the ssh port", ['-rlptD'], /argument 'tD' is invalid\. not an integer: tD \(-p is the ssh port here, as ssh's; rsync's -p, --perms, is always on/],
+    ["rsync's -i (itemize) among archive flags, where -i is the ssh identity", ['-ai'], /is a directory, not a key \(-i is the ssh identity file here, as ssh's; for rsync's -i write --itemize-changes\)/],
     ['--backup with --atomic tree', ['-b', '--atomic', 'tree'], /--backup goes with --atomic file/],
     ['--suffix without --backup', ['--suffix', '.bak'], /--suffix goes with --backup or --backup-dir/],
     ['a backup directory outside the root', ['--backup-dir', '../old'], /path leaves the root/],
@@ -64,6 +65,36 @@ describe('usage errors exit 2 and touch nothing', () => {
     expect(run.stderr).toMatch(message);
     expect(run.stdout.toString()).toBe('');
     expect(existsSync(dest)).toBe(false);
+  });
+});
+
+describe('--itemize-changes', () => {
+  it("prints rsync -i's codes, each line naming its destination when there are several; -n too", async () => {
+    const src = fresh('src');
+    await writeTree(src, { 'f.txt': file('new\n', { mtimeMs: BASE_MTIME_MS }), d: dir({ mtimeMs: BASE_MTIME_MS }), 'd/l': link('../f.txt', { mtimeMs: BASE_MTIME_MS }) });
+    const one = fresh('one');
+    const two = fresh('two');
+    await writeTree(two, { 'f.txt': file('old\n', { mtimeMs: BASE_MTIME_MS - 60_000 }), gone: dir(), 'gone/x': 'x' });
+    const lines = (run: Run) => run.stdout.toString().split('\n').filter((l) => / [.<>c*][fdL. ]/.test(l) && !/: (ok|FAILED);/.test(l) && !l.includes('changed files:'));
+    const dry = sync('-n', '--itemize-changes', '--delete', `${src}/`, one, two);
+    expect(dry.stderr).toBe('');
+    expect(dry.status).toBe(0);
+    const expected = [
+      `${one}: cd+++++++++ d/`,
+      `${one}: >f+++++++++ f.txt`,
+      `${one}: cL+++++++++ d/l -> ../f.txt`,
+      `${two}: *deleting   gone/x`,
+      `${two}: *deleting   gone/`,
+      `${two}: cd+++++++++ d/`,
+      `${two}: >f..t...... f.txt`,
+      `${two}: cL+++++++++ d/l -> ../f.txt`,
+    ];
+    expect(lines(dry).sort()).toEqual([...expected].sort());
+    const real = sync('--itemize-changes', '--delete', `${src}/`, one, two);
+    expect(real.status).toBe(0);
+    expect(lines(real).sort()).toEqual([...expected].sort());
+    // Nothing left to change: no lines.
+    expect(lines(sync('--itemize-changes', '--delete', `${src}/`, one, two))).toEqual([]);
   });
 });
 

@@ -231,7 +231,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
       remoteFiles.set(name, (path) => files.has(path) || heldUnchanged(listing, tree, path));
       const sameContent = options.checksum ? await contentComparer(tree, listing.entries, client, sourceHashes) : undefined;
       const plan = planChanges(tree, listing.entries, filter, planOptions(client, options, listing, sameContent));
-      const run = new DestinationRun(name, client, plan, options);
+      const run = new DestinationRun(name, client, plan, options, destination.remote);
       results.set(name, run.summary);
       runs.push(run);
       opened.set(run, destination);

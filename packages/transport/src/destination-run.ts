@@ -11,6 +11,8 @@ import { MAX_MKDIRS, MAX_SETATTRS, MKDIRS_CAPABILITY, SETATTRS_CAPABILITY } from
 import { ProtocolError, RemoteError, TransportError, type TransportErrorCode } from './errors.js';
 import type { SyncEvent, SyncSummary } from './events.js';
 import { byDepth, depth, limitDeletes, type Change, type Plan } from './plan.js';
+import { DELETING, itemCode, itemizesChange } from './itemize.js';
+import type { EntryType } from './messages.js';
 import type { SourceEntry, SourceTree } from './tree.js';
 
 export interface RunOptions {
@@ -82,6 +84,8 @@ export class DestinationRun {
     readonly client: AgentClient,
     readonly plan: Plan,
     private readonly options: RunOptions,
+    /** The destination is on another host (itemized as files sent, `<`, not received, `>`). */
+    private readonly remote = false,
   ) {
     const max = options.maxDelete;
     if (max !== undefined && !(Number.isSafeInteger(max) && max >= 0)) {
@@ -95,6 +99,28 @@ export class DestinationRun {
 
   emit(event: SyncEvent): void {
     this.options.onEvent?.(event);
+  }
+
+  /**
+   * An item event per change, in the order of the run's phases: deletions (a directory's contents
+   * first), new directories, files, symlinks, attribute changes, then directories whose own
+   * attributes differ (rsync's `.d..t......`; those only reset after their contents changed are not items).
+   */
+  private announceItems(): void {
+    const plan = this.plan;
+    const context = { ...plan.compared, remote: this.remote };
+    const item = (change: Change, itemized: string | undefined, path = change.path, entryType = (change.source ?? change.remote!).type as EntryType) =>
+      this.emit({ type: 'item', destination: this.name, kind: change.kind, path, entryType, itemized, linkTarget: change.kind === 'delete' ? undefined : change.source?.linkTarget });
+    for (const change of this.deletes) {
+      for (const r of change.contents ?? []) if (r.type !== 'p') item(change, DELETING, r.path, r.type);
+      item(change, itemCode(change, context), change.path, change.remote!.type as EntryType);
+    }
+    for (const change of [...plan.mkdirs, ...plan.files, ...plan.symlinks, ...plan.attrs]) item(change, itemCode(change, context));
+    for (const change of plan.dirAttrs) {
+      if (!change.remote) continue;
+      const code = itemCode(change, context);
+      if (code !== undefined && itemizesChange(code)) item(change, code);
+    }
   }
 
   /** Records a failed path; rethrows failures of the session itself. */
@@ -132,9 +158,7 @@ export class DestinationRun {
       bytes: plan.files.reduce((n, c) => n + (c.source?.size ?? 0), 0),
       dryRun: this.summary.dryRun,
     });
-    for (const change of [...this.deletes, ...plan.mkdirs, ...plan.files, ...plan.symlinks, ...plan.attrs]) {
-      this.emit({ type: 'item', destination: this.name, kind: change.kind, path: change.path, linkTarget: change.source?.linkTarget });
-    }
+    if (this.options.onEvent) this.announceItems();
     if (!this.summary.dryRun) return;
     const s = this.summary;
     s.deleted = this.deletes.length;

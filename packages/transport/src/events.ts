@@ -2,11 +2,17 @@
  * What a sync reports while it runs. The same objects are NDJSON lines with --json, drive the progress
  * bar on a TTY, and come back in the result.
  */
+import type { EntryType } from './messages.js';
 import type { ChangeKind } from './plan.js';
 
 export type SyncEvent =
   | { type: 'start'; destination: string; files: number; bytes: number; dryRun: boolean }
-  | { type: 'item'; destination: string; kind: ChangeKind; path: string; linkTarget?: string }
+  /**
+   * A change the plan makes, announced before it is made. `itemized`: rsync's --itemize-changes code
+   * (itemize.ts), absent where rsync prints none; `entryType`: what the path is in the source (or,
+   * for a deletion, at the destination). A directory deleted is announced after each entry under it.
+   */
+  | { type: 'item'; destination: string; kind: ChangeKind; path: string; entryType: EntryType; itemized?: string; linkTarget?: string }
   | {
       type: 'file';
       destination: string;

@@ -71,6 +71,8 @@ export interface OpenedDestination {
   name: string;
   /** The root as the agent resolves it. */
   root: string;
+  /** On another host (reached over SSH), not a local path. */
+  remote: boolean;
   streams: ByteStreams;
   /**
    * Runs a shell command on the destination's host, in its root, with DELTACAST_ROOT and
@@ -109,6 +111,7 @@ async function openTransport(spec: string | Destination, options: DestinationOpt
     return {
       name,
       root: destination.path,
+      remote: false,
       streams,
       exec: (command) =>
         new Promise((done) => {
@@ -150,6 +153,7 @@ async function openTransport(spec: string | Destination, options: DestinationOpt
     return {
       name,
       root,
+      remote: true,
       streams,
       exec: hookRunner(sshShell(client), name, root),
       close: async () => {
@@ -204,6 +208,7 @@ async function openThroughRsh(destination: Extract<Destination, { kind: 'ssh' }>
   return {
     name,
     root,
+    remote: true,
     streams,
     exec: hookRunner(shell, name, root),
     close: async () => {

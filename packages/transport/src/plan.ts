@@ -25,6 +25,11 @@ export interface Change {
   resume?: boolean;
   /** A delete of an entry the source does not have (--delete), not of one whose type changes. */
   extraneous?: boolean;
+  /**
+   * A delete of a directory: the entries under it that the destination listed, deepest first (they
+   * go with it; itemized one by one, as rsync does).
+   */
+  contents?: RemoteEntry[];
 }
 
 /** Whether a file change is sent as a delta against a basis at the destination (its file, or a kept partial). */
@@ -50,6 +55,8 @@ export interface Plan {
   unchanged: number;
   /** Files and symlinks left as they are by a transfer rule (TransferRules), though they differ or are missing. */
   skipped: number;
+  /** What was compared beyond size, mtime and mode, for itemizing the changes (itemize.ts). */
+  compared: { checksum: boolean; owner?: PlanOptions['owner'] };
 }
 
 /**
@@ -121,7 +128,7 @@ export interface CheckedAttributes {
  * Mtimes compare to the millisecond, give or take 10 µs: times travel as floating-point seconds
  * (utimes), so an exact millisecond may come back a few hundred nanoseconds early.
  */
-function sameTime(a: number, b: number): boolean {
+export function sameTime(a: number, b: number): boolean {
   return Math.abs(a - b) < 0.01 || Math.floor(a) === Math.floor(b);
 }
 
@@ -198,13 +205,24 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
   const partials = new Set(remote.filter((e) => e.type === 'p').map((e) => e.path));
   remote = remote.filter((e) => e.type !== 'p');
   const remoteByPath = new Map(remote.map((e) => [e.path, e]));
-  const plan: Plan = { deletes: [], mkdirs: [], files: [], symlinks: [], attrs: [], dirAttrs: [], unchanged: 0, skipped: 0 };
+  const plan: Plan = {
+    deletes: [],
+    mkdirs: [],
+    files: [],
+    symlinks: [],
+    attrs: [],
+    dirAttrs: [],
+    unchanged: 0,
+    skipped: 0,
+    compared: { checksum: options.sameContent !== undefined, owner: options.owner },
+  };
   const owner = options.owner;
   const rules = options.update || options.ignoreExisting || options.existing || options.maxSize !== undefined || options.minSize !== undefined;
   const index = treeIndex(tree);
   const touchedDirs = new Set<string>();
   const parentOf = (path: string) => (path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '');
-  const deleted = new Set<string>();
+  /** Each deleted path's delete: the topmost's own, or the one that takes it with its directory. */
+  const deleted = new Map<string, Change>();
   const scope = tree.scope ? new Scope(tree.scope) : undefined;
 
   const held = options.unchanged;
@@ -234,8 +252,9 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
     // A directory above the scope that the destination holds as a file is not replaced (a scoped run
     // never deletes outside its scope): its mkdir fails and the paths under it are reported.
     if (r && r.type !== entry.type && (!scope || scope.contains(entry.path))) {
-      plan.deletes.push({ kind: 'delete', path: entry.path, remote: r });
-      deleted.add(entry.path);
+      const change: Change = { kind: 'delete', path: entry.path, remote: r };
+      plan.deletes.push(change);
+      deleted.set(entry.path, change);
     }
     const existing = r && r.type === entry.type ? r : undefined;
     let ownerDiffers = false;
@@ -306,24 +325,31 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
     for (const r of extraneous) {
       // Only the topmost extraneous entry: deleting a directory takes its contents.
       let parent = parentOf(r.path);
-      let covered = false;
+      let covering: Change | undefined;
       while (parent !== '') {
-        if (deleted.has(parent)) {
-          covered = true;
-          break;
-        }
+        covering = deleted.get(parent);
+        if (covering) break;
         parent = parentOf(parent);
       }
-      deleted.add(r.path);
-      if (covered) continue;
-      plan.deletes.push({ kind: 'delete', path: r.path, remote: r, extraneous: true });
+      if (covering) {
+        (covering.contents ??= []).push(r);
+        deleted.set(r.path, covering);
+        continue;
+      }
+      const change: Change = { kind: 'delete', path: r.path, remote: r, extraneous: true };
+      deleted.set(r.path, change);
+      plan.deletes.push(change);
       touchedDirs.add(parentOf(r.path));
     }
+    // Deepest first, as they go: comparePaths order put each directory before what is in it.
+    for (const change of plan.deletes) change.contents?.reverse();
   }
 
   for (const path of touchedDirs) {
     const source = path === '' ? tree.root : index.dirs.get(path);
-    if (source) plan.dirAttrs.push({ kind: 'attrs', path, source });
+    if (!source) continue;
+    const r = remoteByPath.get(path);
+    plan.dirAttrs.push(r?.type === 'd' ? { kind: 'attrs', path, source, remote: r } : { kind: 'attrs', path, source });
   }
   plan.dirAttrs = byDepth(plan.dirAttrs, -1);
   return plan;

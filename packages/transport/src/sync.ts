@@ -119,6 +119,8 @@ export interface SyncTarget {
   streams: ByteStreams;
   /** Root path as the agent should resolve it. */
   root: string;
+  /** On another host (changes are itemized as sent, `<`, not received, `>`). */
+  remote?: boolean;
 }
 
 const DEFAULT_CONCURRENCY = 32;
@@ -177,7 +179,7 @@ export async function syncTree(
     if (batches && !options.dryRun && client.prefetchSignatures(changedSmallFiles(tree, remote, options), seed) > 0) await nextTurn();
     const sameContent = options.checksum ? await contentComparer(tree, remote.entries, client) : undefined;
     const plan = planChanges(tree, remote.entries, filter, planOptions(client, options, remote, sameContent));
-    run = new DestinationRun(target.name, client, plan, options);
+    run = new DestinationRun(target.name, client, plan, options, target.remote);
     run.announce();
     run.reportScan(tree);
     if (!options.dryRun) {
@@ -441,7 +443,7 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
     throw error;
   }
   try {
-    return await syncTree(scanned, { name: destination.name, streams: destination.streams, root: destination.root }, filter, options);
+    return await syncTree(scanned, { name: destination.name, streams: destination.streams, root: destination.root, remote: destination.remote }, filter, options);
   } finally {
     await destination.close(); // a local agent has let go of the lock when sync() settles, also after an error
   }

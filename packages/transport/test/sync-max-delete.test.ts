@@ -63,8 +63,9 @@ describe('sync with maxDelete', () => {
     ]);
     const errorEvents = events.filter((e) => e.type === 'error');
     expect(errorEvents).toEqual([{ type: 'error', destination: dst, path: '', code: 'MAX_DELETE', message: summary.errors[0].message }]);
+    // A directory's deletion is itemized after each entry under it, deepest first (as rsync does).
     const deleteItems = events.flatMap((e) => (e.type === 'item' && e.kind === 'delete' ? [e.path] : []));
-    expect(deleteItems).toEqual(['turned-file', 'gone-dir', 'sub/gone.txt']);
+    expect(deleteItems).toEqual(['turned-file/inner.txt', 'turned-file', 'gone-dir/c.txt', 'gone-dir/a/b.txt', 'gone-dir/a', 'gone-dir', 'sub/gone.txt']);
     // Apart from the two left, the destination is the source.
     expect(await diffTrees(src, dst)).toEqual(['extra: "x1.txt"', 'extra: "x2.txt"']);
 
@@ -103,7 +104,7 @@ describe('sync with maxDelete', () => {
       ['', 'MAX_DELETE', 'the --max-delete limit stopped deletions: 3 of 4 extraneous entries skipped (at most 1 per run)'],
     ]);
     const deleteItems = events.flatMap((e) => (e.type === 'item' && e.kind === 'delete' ? [e.path] : []));
-    expect(deleteItems).toEqual(['turned-file', 'gone-dir']);
+    expect(deleteItems).toEqual(['turned-file/inner.txt', 'turned-file', 'gone-dir/c.txt', 'gone-dir/a/b.txt', 'gone-dir/a', 'gone-dir']);
     expect(await snapshotTree(dst, { includeRoot: true })).toEqual(before);
   });
 

@@ -106,7 +106,7 @@ describe('sync() with paths', () => {
       expect(summary.matchedBytes).toBeGreaterThan(150_000);
       const items = events.filter((e): e is Extract<SyncEvent, { type: 'item' }> => e.type === 'item').map((e) => `${e.kind} ${e.path}`);
       expect(items.sort()).toEqual(
-        ['delete a/e.txt', 'delete m/old.txt', 'delete x/y', 'mkdir n', 'mkdir n/p', 'mkdir n/p/q', 'create m/new.txt', 'create n/p/q/new.txt', 'update a/b/c.bin'].sort(),
+        ['delete a/e.txt', 'delete m/old.txt', 'delete x/y', 'delete x/y/deeper', 'delete x/y/deeper/w.txt', 'delete x/y/z.txt', 'mkdir n', 'mkdir n/p', 'mkdir n/p/q', 'create m/new.txt', 'create n/p/q/new.txt', 'update a/b/c.bin'].sort(),
       );
       // Only the edit outside the scope and the destination's drift are left; parents' times are restored.
       expect(await differingPaths(src, dst)).toEqual(['keep/k.txt', 'top.txt']);

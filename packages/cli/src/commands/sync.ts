@@ -6,7 +6,7 @@ import { ConnectError, sync, TransportError, type FilterRule, type SyncSummary }
 import { EXIT_FAILED } from '../errors.js';
 import { Command } from 'commander';
 import type { MainIO } from '../io.js';
-import { createSyncOutput, itemize, printable, summaryLine } from '../sync-output.js';
+import { createSyncOutput, itemize, printable, summaryLine, type ItemStyle } from '../sync-output.js';
 import cliProgress from 'cli-progress';
 import type { Writable } from 'node:stream';
 import { fanout, type FanoutEvent } from '@deltacast/fanout';
@@ -40,6 +40,7 @@ interface SyncCommandOptions extends TransferFlags {
   dryRun: boolean;
   delete: boolean;
   verbose: boolean;
+  itemizeChanges: boolean;
   progress?: boolean;
 }
 
@@ -47,9 +48,14 @@ function syncOptions(rules: FilterRule[], opts: SyncCommandOptions) {
   return { ...transferOptions(rules, opts), delete: opts.delete || opts.deleteExcluded, dryRun: opts.dryRun };
 }
 
+/** Changes are printed with -v, -i and in a dry run; -i prints them as rsync -i does. */
+function itemOptions(opts: { verbose: boolean; itemizeChanges: boolean; dryRun?: boolean }): { verbose: boolean; items: ItemStyle } {
+  return { verbose: opts.verbose || opts.itemizeChanges || opts.dryRun === true, items: opts.itemizeChanges ? 'rsync' : 'short' };
+}
+
 /** Several destinations: the fan-out, a line per destination, and one exit code for all. */
 async function runFanout(io: MainIO, source: string, destinations: string[], rules: FilterRule[], opts: SyncCommandOptions): Promise<number> {
-  const output = createSyncOutput(io.stdout, io.stderr, { json: opts.json, verbose: opts.verbose || opts.dryRun, progress: false });
+  const output = createSyncOutput(io.stdout, io.stderr, { json: opts.json, ...itemOptions(opts), progress: false });
   const lines = opts.progress !== false && !opts.json && Boolean((io.stderr as { isTTY?: boolean }).isTTY) ? new DestinationLines(io.stderr) : undefined;
   const result = await fanout({
     source,
@@ -62,7 +68,9 @@ async function runFanout(io: MainIO, source: string, destinations: string[], rul
         if (opts.json) output.jsonLine(event);
       } else if (event.type === 'item' && !opts.json) {
         // Several destinations: each itemized line says which one it is about.
-        if (opts.verbose || opts.dryRun) io.stdout.write(`${printable(event.destination)}: ${itemize(event)}\n`);
+        const { verbose, items } = itemOptions(opts);
+        const line = verbose ? itemize(event, items) : undefined;
+        if (line !== undefined) io.stdout.write(`${printable(event.destination)}: ${line}\n`);
       } else if (event.type !== 'summary' || opts.json) {
         output.onEvent(event);
       }
@@ -110,6 +118,7 @@ export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Co
     .option('-n, --dry-run', 'show what would change, change nothing', false)
     .option('--delete', 'delete destination files that are not in the source', false)
     .option('-v, --verbose', 'itemize every change', false)
+    .option('--itemize-changes', "itemize every change as rsync -i does (e.g. <f.st...... for a file sent whose size and mtime changed); -i is the ssh identity here", false)
     .option('--no-progress', 'no progress bar even on a terminal');
   addTransferOptions(command, rules);
   command.addHelpText('after', SYNC_EXIT_CODES_HELP);
@@ -123,7 +132,7 @@ export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Co
     const destination = destinations[0];
     const output = createSyncOutput(io.stdout, io.stderr, {
       json: opts.json,
-      verbose: opts.verbose || opts.dryRun,
+      ...itemOptions(opts),
       progress: opts.progress !== false && !opts.json && Boolean((io.stderr as { isTTY?: boolean }).isTTY),
     });
     let summary: SyncSummary | undefined;

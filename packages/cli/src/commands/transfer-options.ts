@@ -1,6 +1,6 @@
 /** The options `sync` and `watch` share: what to transfer, how to reach destinations, how to commit. */
 import { checkBackup, parseChmod, parseDestination, parseFilterFile, splitCommand, type FilterRule } from '@deltacast/transport';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { integer, seconds, sizeLimit, transferRate } from '../options.js';
 import { UsageError } from '../errors.js';
@@ -33,7 +33,7 @@ export function addSshOptions(command: Command): Command {
       ),
     )
     .option('-p, --port <port>', 'ssh port', sshPort)
-    .option('-i, --identity <file>', 'ssh identity (private key) file')
+    .option('-i, --identity <file>', 'ssh identity (private key) file', identityFile)
     .option('-F, --config <file>', 'ssh config file (default ~/.ssh/config)')
     .option('-J, --jump <hosts>', "reach SSH destinations through these jump hosts, as ssh -J ([user@]host[:port], comma-separated; 'none': directly, ignoring the config's ProxyJump and ProxyCommand)")
     .addOption(
@@ -60,6 +60,17 @@ function sshPort(value: string): number {
     }
     throw error;
   }
+}
+
+/**
+ * -i's value: the ssh identity file, as ssh's -i. rsync's -i (--itemize-changes) written in a
+ * cluster (`-ai SRC DEST`) would take the source for a key: a directory gets a hint.
+ */
+function identityFile(value: string): string {
+  if (statSync(value, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new InvalidArgumentError(`${value} is a directory, not a key (-i is the ssh identity file here, as ssh's; for rsync's -i write --itemize-changes)`);
+  }
+  return value;
 }
 
 /** --chown's USER, USER:GROUP, USER: or :GROUP (a name or a number each). */

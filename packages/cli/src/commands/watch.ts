@@ -9,7 +9,7 @@ import { Command, Option } from 'commander';
 import type { Writable } from 'node:stream';
 import { stoppable, type MainIO } from '../io.js';
 import { formatBytes, seconds } from '../options.js';
-import { itemize, printable } from '../sync-output.js';
+import { itemize, printable, type ItemStyle } from '../sync-output.js';
 import { addTransferOptions, checkLocalSource, checkTransferFlags, fanoutOptions, transferOptions, type TransferFlags } from './transfer-options.js';
 
 interface WatchCommandOptions extends TransferFlags {
@@ -19,6 +19,7 @@ interface WatchCommandOptions extends TransferFlags {
   settleTimeout: number;
   rescanInterval?: number;
   verbose: boolean;
+  itemizeChanges: boolean;
   status?: boolean;
 }
 
@@ -50,6 +51,7 @@ export function watchCommand(io: MainIO): Command {
     .addOption(new Option('--rescan-interval <seconds>', 'also compare the whole tree this often (default: only when events may have been lost)').argParser(seconds(1, 86_400 * 7)))
     .option('--no-delete', 'keep destination files deleted at the source (default: deletions replicate)')
     .option('-v, --verbose', 'itemize every change', false)
+    .option('--itemize-changes', 'itemize every change as rsync -i does (-i is the ssh identity here)', false)
     .option('--no-status', 'no live status line even on a terminal');
   addTransferOptions(command, rules);
   command.addHelpText('after', WATCH_HELP);
@@ -76,7 +78,7 @@ export function watchCommand(io: MainIO): Command {
       rescanInterval: opts.rescanInterval,
       onEvent: (event) => {
         if (opts.json) io.stdout.write(`${JSON.stringify(event)}\n`);
-        else describe(event, opts.verbose, log);
+        else describe(event, opts.itemizeChanges ? 'rsync' : opts.verbose ? 'short' : undefined, log);
         if (live && current) live.update(current.status());
       },
     });
@@ -103,8 +105,8 @@ function stamp(): string {
   return `[${new Date().toTimeString().slice(0, 8)}]`;
 }
 
-/** One line per batch, destination change and rescan (itemized changes too with -v). */
-function describe(event: WatchEvent, verbose: boolean, log: (line: string) => void): void {
+/** One line per batch, destination change and rescan (itemized changes too with -v or -i: `items`). */
+function describe(event: WatchEvent, items: ItemStyle | undefined, log: (line: string) => void): void {
   switch (event.type) {
     case 'watching':
       log(`${stamp()} watching ${printable(event.source)} (${plural(event.directories, 'directory', 'directories')}) for ${plural(event.destinations.length, 'destination', 'destinations')}`);
@@ -140,9 +142,11 @@ function describe(event: WatchEvent, verbose: boolean, log: (line: string) => vo
     case 'error':
       if (event.path !== '') log(`${stamp()} ${printable(event.destination)}: ${printable(event.path)}: ${event.code}: ${event.message}`);
       break;
-    case 'item':
-      if (verbose) log(`${stamp()} ${printable(event.destination)}: ${itemize(event)}`);
+    case 'item': {
+      const line = items ? itemize(event, items) : undefined;
+      if (line !== undefined) log(`${stamp()} ${printable(event.destination)}: ${line}`);
       break;
+    }
     default:
       break;
   }
