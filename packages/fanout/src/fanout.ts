@@ -32,6 +32,7 @@ import {
   BATCH_CAPABILITY,
   changedSmallFiles,
   planOptions,
+  mapOwnersByName,
   checkAgentCapabilities,
   checkBackup,
   scanOptions,
@@ -220,8 +221,11 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
         await client.releasePrepare(releaseId);
         await client.releaseEnter(releaseId);
       }
+      // --owner by name: the names go first, as the plan compares owners through the agent's map.
+      const owners = mapOwnersByName(client, tree, options);
       // An agent that compares our listing (encoded once for all) sends back only what differs.
       const listing = await listRemote(client, tree, { extraneous: options.delete ?? false, checksum: options.checksum, owner: options.owner, chown: options.chown });
+      await owners;
       // The agent signs the small files it found changed while this destination and the others are
       // planned; the requests leave before the plan holds this thread.
       if (!options.dryRun && (client.info?.capabilities.includes(BATCH_CAPABILITY) ?? false) && client.prefetchSignatures(changedSmallFiles(tree, listing, options), seed) > 0) {

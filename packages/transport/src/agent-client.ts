@@ -28,6 +28,17 @@ import type { SourceEntry } from './tree.js';
 import { FrameSession, type ByteStreams } from './wire.js';
 
 /** One entry of a destination listing. */
+/** Pairs of each kind in one `owners` request (the agent takes at most MAX_OWNER_IDS). */
+const OWNER_REQUEST_PAIRS = 4096;
+/** Bytes of names (and their ids) in one `owners` request, well under the 64 KiB header cap. */
+const OWNER_REQUEST_BYTES = 40 * 1024;
+
+/** Source ids to destination ids (ids not in a map stay as they are). */
+export interface OwnerMap {
+  uids: Map<number, number>;
+  gids: Map<number, number>;
+}
+
 export interface RemoteEntry {
   path: string;
   /** 'p': a partial file kept from an interrupted transfer of `path` (listed with --partial only). */
@@ -662,6 +673,49 @@ export class AgentClient {
   async setattrBatch(entries: readonly SetattrEntry[]): Promise<BatchResult[]> {
     return decodeBatchResults(await this.request({ t: 'setattrs', f: encodeSetattrs(entries) }), entries.length);
   }
+
+  /**
+   * --owner by name (`owners`, docs/protocol.md): sends the source's ids with their names; the agent
+   * maps each name it knows to its own id from then on. Resolves to that map (ids it keeps are left
+   * out), which `ownerMap` then holds for comparing owners.
+   */
+  async mapOwners(users: readonly [number, string][], groups: readonly [number, string][]): Promise<OwnerMap> {
+    // Requests of at most OWNER_REQUEST_PAIRS pairs and OWNER_REQUEST_BYTES of names each (the frame
+    // header cap is 64 KiB), all sent at once; the agent adds each to its map.
+    const requests: { users: [number, string][]; groups: [number, string][] }[] = [];
+    let current = { users: [] as [number, string][], groups: [] as [number, string][] };
+    let bytes = 0;
+    const add = (kind: 'users' | 'groups', pair: [number, string]) => {
+      const size = Buffer.byteLength(pair[1]) + 8;
+      if (current[kind].length === OWNER_REQUEST_PAIRS || bytes + size > OWNER_REQUEST_BYTES) {
+        requests.push(current);
+        current = { users: [], groups: [] };
+        bytes = 0;
+      }
+      current[kind].push(pair);
+      bytes += size;
+    };
+    for (const pair of users) add('users', pair);
+    for (const pair of groups) add('groups', pair);
+    requests.push(current);
+    const replies = await Promise.all(requests.map((r) => this.request({ t: 'owners', users: r.users, groups: r.groups }, undefined, 'owners')));
+    const map: OwnerMap = { uids: new Map(), gids: new Map() };
+    for (const h of replies) {
+      for (const [field, into] of [['users', map.uids], ['groups', map.gids]] as const) {
+        const value = h[field];
+        const ok = (x: unknown) => Number.isInteger(x) && (x as number) >= 0 && (x as number) <= 0xffffffff;
+        if (!Array.isArray(value) || !value.every((p) => Array.isArray(p) && p.length === 2 && ok(p[0]) && ok(p[1]))) {
+          throw new ProtocolError('BAD_MESSAGE', `owners reply: "${field}" malformed`, { field });
+        }
+        for (const [from, to] of value as [number, number][]) into.set(from, to);
+      }
+    }
+    this.ownerMap = map;
+    return map;
+  }
+
+  /** The source's ids to the destination's, where `mapOwners` found names that map them elsewhere. */
+  ownerMap: OwnerMap | undefined;
 
   /** SHA-256 (hex) of destination files, null where not a regular file. */
   async hashes(paths: string[]): Promise<(string | null)[]> {

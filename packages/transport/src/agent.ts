@@ -53,12 +53,14 @@ import { FrameSession, type ByteStreams } from './wire.js';
 import { parseStageName, Stage } from './stage.js';
 import { DestinationLock, LOCK_NAME } from './lock.js';
 import { backupPath, checkBackup, type Backup } from './backup.js';
-import { resolveOwnerName } from './owner-names.js';
+import { resolveOwnerName, resolveOwnerNames, type OwnerDatabaseFiles } from './owner-names.js';
 import { checkReleaseId, currentRelease, discardRelease, listReleases, prepareRelease, pruneReleases, RELEASES_DIR, switchRelease, unshare } from './release.js';
 
 export interface AgentOptions {
   /** If set, only roots inside this directory may be served. */
   allowedRoot?: string;
+  /** The user and group databases names are resolved in (then `getent`); default /etc/passwd and /etc/group. */
+  ownerFiles?: OwnerDatabaseFiles;
   /** Version string reported in the hello. */
   version?: string;
 }
@@ -72,7 +74,7 @@ const QUEUE_LOW = 2 * 1024 * 1024;
  * Requests that leave the tree as it is: walks (`list`, `compare`) and reads. Any other request
  * changes it, and never runs during a walk (walk-gate.ts).
  */
-const LEAVES_TREE = new Set(['list', 'compare', 'sig', 'sigs', 'hash', 'release-list']);
+const LEAVES_TREE = new Set(['list', 'compare', 'sig', 'sigs', 'hash', 'release-list', 'owners']);
 
 interface SessionOptions {
   owner: boolean;
@@ -81,6 +83,8 @@ interface SessionOptions {
   backup?: Backup;
   /** --chown: the ids every file, directory and symlink written gets (either may be absent). */
   chown?: { uid?: number; gid?: number };
+  /** --owner by name (`owners`): the client's ids to this host's, where the names map them elsewhere. */
+  idMap?: { uids: Map<number, number>; gids: Map<number, number> };
 }
 
 /** Serves one session; resolves when the peer says bye or closes, rejects on a protocol error. */
@@ -258,6 +262,8 @@ class Agent {
         return this.setattrBatch;
       case 'hash':
         return this.hash;
+      case 'owners':
+        return this.mapOwners;
       case 'commit':
         return this.commitStage;
       case 'release-prepare':
@@ -308,7 +314,7 @@ class Agent {
         backup = checkBackup({ dir: b.dir as string | undefined, suffix: b.suffix });
       }
       // Names resolved here, where the files are: ids differ between hosts. Only root can give files away.
-      if (h.chown !== undefined && h.chown !== null && process.getuid?.() === 0) chown = resolveChown(h.chown);
+      if (h.chown !== undefined && h.chown !== null && process.getuid?.() === 0) chown = resolveChown(h.chown, this.options.ownerFiles);
       const allowed = this.options.allowedRoot !== undefined ? await realpath(this.options.allowedRoot) : undefined;
       // A relative root is relative to the allowed root if there is one, else to the working directory.
       const requested = allowed !== undefined ? resolve(allowed, str(h, 'root')) : resolve(str(h, 'root'));
@@ -916,11 +922,44 @@ class Agent {
    * and --chown's (which win); -1 leaves one as it is; undefined: neither is set.
    */
   private ownership(uid: number | undefined, gid: number | undefined): { uid: number; gid: number } | undefined {
-    const chown = this.opts.chown;
+    const { chown, idMap } = this.opts;
     const kept = this.opts.owner && uid !== undefined && gid !== undefined;
-    const u = chown?.uid ?? (kept ? uid! : -1);
-    const g = chown?.gid ?? (kept ? gid! : -1);
+    const u = chown?.uid ?? (kept ? (idMap?.uids.get(uid!) ?? uid!) : -1);
+    const g = chown?.gid ?? (kept ? (idMap?.gids.get(gid!) ?? gid!) : -1);
     return u === -1 && g === -1 ? undefined : { uid: u, gid: g };
+  }
+
+  /**
+   * `owners` (docs/protocol.md, Owners by name): the client's ids with their names there; replies
+   * with this host's id for each name it knows that maps elsewhere, and keeps that map for the
+   * session's uid/gid. Ids 0 are never mapped (rsync's rule). An agent that does not keep owners
+   * (not root, or no `owner`) maps nothing.
+   */
+  private async mapOwners(id: number, h: Header): Promise<void> {
+    const users = idNamePairs(h, 'users');
+    const groups = idNamePairs(h, 'groups');
+    const map = (pairs: [number, string][], database: 'passwd' | 'group'): Map<number, number> => {
+      const result = new Map<number, number>();
+      if (!this.opts.owner) return result;
+      const named = pairs.filter(([from]) => from !== 0);
+      const ids = resolveOwnerNames(
+        named.map(([, name]) => name),
+        database,
+        this.options.ownerFiles,
+      );
+      for (const [from, name] of named) {
+        const to = ids.get(name);
+        if (to !== undefined && to !== from) result.set(from, to);
+      }
+      return result;
+    };
+    const mapped = { uids: map(users, 'passwd'), gids: map(groups, 'group') };
+    // A long list comes in several requests: each adds to the session's map.
+    const idMap = this.opts.idMap ?? { uids: new Map(), gids: new Map() };
+    for (const [from, to] of mapped.uids) idMap.uids.set(from, to);
+    for (const [from, to] of mapped.gids) idMap.gids.set(from, to);
+    this.opts = { ...this.opts, idMap };
+    await this.session.send({ t: 'owners', id, users: [...mapped.uids], groups: [...mapped.gids] });
   }
 
   /**
@@ -1291,22 +1330,39 @@ function seedOf(h: Header): bigint {
   return BigInt(text);
 }
 
+/** At most this many ids of each kind in one `owners` request (a client splits longer lists). */
+export const MAX_OWNER_IDS = 4096;
+
+/** A request's list of [id, name] pairs (ids up to 2^32 - 1, names of 1 to 256 characters, no ':' or newline). */
+function idNamePairs(h: Header, field: string): [number, string][] {
+  const value = h[field];
+  const bad = () => new ProtocolError('BAD_MESSAGE', `owners: "${field}" must be a list of at most ${MAX_OWNER_IDS} [id, name] pairs`, { field });
+  if (!Array.isArray(value) || value.length > MAX_OWNER_IDS) throw bad();
+  for (const pair of value) {
+    if (!Array.isArray(pair) || pair.length !== 2) throw bad();
+    const [from, name] = pair as unknown[];
+    if (!Number.isInteger(from) || (from as number) < 0 || (from as number) > 0xffffffff) throw bad();
+    if (typeof name !== 'string' || name.length === 0 || name.length > 256 || /[:\n\0]/.test(name)) throw bad();
+  }
+  return value as [number, string][];
+}
+
 /**
  * The hello's `chown` ({ user?, group? }, names or numbers) as ids on this host; a name it does not
  * know refuses the session (NO_SUCH_USER, NO_SUCH_GROUP) rather than leave files to the wrong owner.
  */
-function resolveChown(value: unknown): { uid?: number; gid?: number } {
+function resolveChown(value: unknown, files?: OwnerDatabaseFiles): { uid?: number; gid?: number } {
   const c = value as Record<string, unknown>;
   if (typeof c !== 'object' || (c.user !== undefined && typeof c.user !== 'string') || (c.group !== undefined && typeof c.group !== 'string')) {
     throw new ProtocolError('BAD_MESSAGE', 'hello: "chown" must be a map of user and group names', {});
   }
   const result: { uid?: number; gid?: number } = {};
   if (c.user !== undefined) {
-    result.uid = resolveOwnerName(c.user as string, 'passwd');
+    result.uid = resolveOwnerName(c.user as string, 'passwd', files);
     if (result.uid === undefined) throw new TransportError('NO_SUCH_USER', `no user ${JSON.stringify(c.user)} on this host`, { user: c.user as string });
   }
   if (c.group !== undefined) {
-    result.gid = resolveOwnerName(c.group as string, 'group');
+    result.gid = resolveOwnerName(c.group as string, 'group', files);
     if (result.gid === undefined) throw new TransportError('NO_SUCH_GROUP', `no group ${JSON.stringify(c.group)} on this host`, { group: c.group as string });
   }
   return result;

@@ -1,4 +1,4 @@
-export { sync, syncTree, sendFile, connectForTransfer, comparesWholeTree, buildFilter, readChunks, contentComparer, nextTurn, transferRules, keepsOwners, checkAgentCapabilities, protectedPaths, planOptions, scanOptions, type SyncOptions, type SyncTarget, type TransferOptions } from './sync.js';
+export { sync, syncTree, sendFile, connectForTransfer, comparesWholeTree, buildFilter, readChunks, contentComparer, nextTurn, transferRules, keepsOwners, checkAgentCapabilities, protectedPaths, planOptions, scanOptions, mapOwnersByName, type SyncOptions, type SyncTarget, type TransferOptions } from './sync.js';
 export { deltaFileHash, loadDeltaHashes } from './delta-hash.js';
 export { BATCH_CAPABILITY, MAX_BATCH_BYTES, MAX_BATCH_FILES, TOO_LARGE, type BatchResult } from './batch.js';
 export { batchEnd, changedSmallFiles, PayloadBuffer, remoteFailure, SMALL_FILE } from './batch-send.js';
@@ -7,7 +7,7 @@ export type { SyncEvent, SyncSummary, EventListener } from './events.js';
 export { openDestination, type DestinationOptions, type OpenedDestination, type SshOptions, type HookResult } from './open-destination.js';
 export { serveAgent, type AgentOptions } from './agent.js';
 export { releaseStdio } from './stdio-release.js';
-export { AgentClient, type RemoteEntry, type HelloOptions, type AgentInfo, type FileAttributes } from './agent-client.js';
+export { AgentClient, type RemoteEntry, type HelloOptions, type AgentInfo, type FileAttributes, type OwnerMap } from './agent-client.js';
 export { scanSource, type ScanOptions, type SourceEntry, type SourceTree } from './tree.js';
 export { PathFilter, parseFilterFile, type FilterRule } from './filter.js';
 export { hasBasis, planChanges, quickCheck, skippedByRules, type TransferRules, type Plan, type Change, type ChangeKind } from './plan.js';
@@ -15,7 +15,7 @@ export { listRemote, encodeAhead, heldUnchanged, encodeListing, decodeListing, t
 export { inProcessAgent, childProcessAgent, agentEntryPath } from './local.js';
 export { FrameSession, type ByteStreams } from './wire.js';
 export { FrameDecoder, encodeFrameHead, MAX_HEADER_LENGTH, MAX_PAYLOAD_LENGTH, type Frame, type Header } from './frame.js';
-export { PROTOCOL_VERSION } from './messages.js';
+export { PROTOCOL_VERSION, OWNER_NAMES_CAPABILITY } from './messages.js';
 export { wirePathComponents, resolveInRoot } from './paths.js';
 export { fdBasis } from './fd-basis.js';
 export { TransportError, ProtocolError, PathError, ConnectError, RemoteError, type TransportErrorCode } from './errors.js';

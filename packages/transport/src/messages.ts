@@ -10,7 +10,10 @@ export const PROTOCOL_VERSION = 1;
 export const MIN_PROTOCOL_VERSION = 1;
 
 /** Capabilities this build offers in its hello. */
-export const CAPABILITIES = ['native-delta', 'zlib', 'checksum', 'owner', 'partial', 'list-paths', 'list-compare', 'list-compare-zlib', 'batch', 'setattrs', 'mkdirs', 'delta-xxh128', 'backup', 'chown'] as const;
+export const CAPABILITIES = ['native-delta', 'zlib', 'checksum', 'owner', 'partial', 'list-paths', 'list-compare', 'list-compare-zlib', 'batch', 'setattrs', 'mkdirs', 'delta-xxh128', 'backup', 'chown', 'owner-names'] as const;
+
+/** An agent offering this maps --owner's ids by name (`owners`), as rsync does without --numeric-ids. */
+export const OWNER_NAMES_CAPABILITY = 'owner-names';
 
 /** An agent offering this lists only the `paths` a `list` request names (a scoped sync). */
 export const LIST_PATHS_CAPABILITY = 'list-paths';

@@ -1,32 +1,71 @@
 /**
- * User and group names to ids on the destination's host, for --chown USER:GROUP: the agent resolves
- * them where the files are, since ids differ between hosts. A number is taken as the id itself. A
- * name is looked up in /etc/passwd or /etc/group, then through `getent` (which asks NSS: LDAP, sssd)
- * where that exists; undefined when neither knows it.
+ * User and group names and ids on this host. For --chown USER:GROUP and for --owner's mapping by
+ * name (rsync's default, unless --numeric-ids), the agent resolves names where the files are, since
+ * ids differ between hosts; the client names the ids its source tree uses. A name or id is looked up
+ * in /etc/passwd or /etc/group, then through `getent` (which asks NSS: LDAP, sssd) where that exists,
+ * once for all that the files lack.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
-/** The id of user (`passwd`) or group (`group`) `name` on this host, or undefined. */
-export function resolveOwnerName(name: string, database: 'passwd' | 'group', files = { passwd: '/etc/passwd', group: '/etc/group' }): number | undefined {
+export type OwnerDatabase = 'passwd' | 'group';
+
+/** Where the user and group databases are read from (then `getent`). */
+export interface OwnerDatabaseFiles {
+  passwd: string;
+  group: string;
+}
+
+export const SYSTEM_OWNER_FILES: OwnerDatabaseFiles = { passwd: '/etc/passwd', group: '/etc/group' };
+
+/** The id of user (`passwd`) or group (`group`) `name` on this host, or undefined. A number is the id itself. */
+export function resolveOwnerName(name: string, database: OwnerDatabase, files = SYSTEM_OWNER_FILES): number | undefined {
   if (/^\d+$/.test(name)) {
     const id = Number(name);
     return id <= 0xffffffff ? id : undefined;
   }
-  const fromFile = lookup(readText(files[database]), name);
-  if (fromFile !== undefined) return fromFile;
-  const run = spawnSync('getent', [database, name], { encoding: 'utf8', timeout: 10_000 });
-  return run.status === 0 ? lookup(run.stdout, name) : undefined;
+  return resolveOwnerNames([name], database, files).get(name);
 }
 
-/** The id (third field) of the line for `name` in passwd or group format. */
-function lookup(text: string | undefined, name: string): number | undefined {
-  if (!text) return undefined;
+/** The ids of `names` on this host (those it knows). */
+export function resolveOwnerNames(names: readonly string[], database: OwnerDatabase, files = SYSTEM_OWNER_FILES): Map<string, number> {
+  const wanted = new Set(names);
+  const found = new Map<string, number>();
+  const take = (text: string | undefined) => {
+    for (const [id, name] of parseDatabase(text)) if (wanted.has(name) && !found.has(name)) found.set(name, id);
+  };
+  take(readText(files[database]));
+  const missing = [...wanted].filter((n) => !found.has(n) && n !== '' && !n.startsWith('-'));
+  if (missing.length > 0) take(getent(database, missing));
+  return found;
+}
+
+/** The names of `ids` on this host (those that have one). */
+export function ownerNamesOf(ids: Iterable<number>, database: OwnerDatabase, files = SYSTEM_OWNER_FILES): Map<number, string> {
+  const wanted = new Set(ids);
+  const found = new Map<number, string>();
+  const take = (text: string | undefined) => {
+    for (const [id, name] of parseDatabase(text)) if (wanted.has(id) && !found.has(id)) found.set(id, name);
+  };
+  take(readText(files[database]));
+  const missing = [...wanted].filter((id) => !found.has(id));
+  if (missing.length > 0) take(getent(database, missing.map(String)));
+  return found;
+}
+
+/** [id, name] for each well-formed line of a passwd or group file (name, password, id, ...). */
+function* parseDatabase(text: string | undefined): Generator<[number, string]> {
+  if (!text) return;
   for (const line of text.split('\n')) {
     const fields = line.split(':');
-    if (fields[0] === name && fields.length >= 3 && /^\d+$/.test(fields[2])) return Number(fields[2]);
+    if (fields.length >= 3 && fields[0] !== '' && /^\d+$/.test(fields[2])) yield [Number(fields[2]), fields[0]];
   }
-  return undefined;
+}
+
+/** `getent DATABASE KEY...`: the lines of those it knows (exit 2 when some are unknown), or undefined. */
+function getent(database: OwnerDatabase, keys: string[]): string | undefined {
+  const run = spawnSync('getent', [database, ...keys], { encoding: 'utf8', timeout: 10_000 });
+  return run.status === 0 || run.status === 2 ? run.stdout : undefined;
 }
 
 function readText(file: string): string | undefined {

@@ -26,6 +26,8 @@ import { deltaFileHash, loadDeltaHashes } from './delta-hash.js';
 import { batchable, batchEnd, changedSmallFiles, sendBatch, smallChange } from './batch-send.js';
 import type { ByteStreams } from './wire.js';
 import { openDestination, type DestinationOptions } from './open-destination.js';
+import { ownerNamesOf } from './owner-names.js';
+import { OWNER_NAMES_CAPABILITY } from './messages.js';
 
 export interface TransferOptions extends TransferRules {
   /** Remove destination entries that are not in the source (within the transferred scope). */
@@ -88,8 +90,14 @@ export interface TransferOptions extends TransferRules {
   dryRun?: boolean;
   /** Compress file data on the wire (zlib raw deflate per data frame). */
   compress?: boolean;
-  /** Preserve owner and group (takes effect when the agent runs as root). */
+  /**
+   * Preserve owner and group (takes effect when the agent runs as root), by name as rsync does: each
+   * destination gives a file the ids its own host has for the source's user and group names (ids
+   * without a name there, and 0, stay as they are).
+   */
   owner?: boolean;
+  /** With `owner`: keep the source's ids as numbers, not mapped by name (rsync's --numeric-ids). */
+  numericIds?: boolean;
   /** Keep interrupted transfers of new files as a basis for the next run. */
   partial?: boolean;
   /**
@@ -171,7 +179,10 @@ export async function syncTree(
     const tree = await scanned;
     // XXH3-128 for the deltas, set up while the agent walks and compares (this side waits then).
     if (!options.dryRun) loadDeltaHashes().catch(() => {});
+    // The names go first: the plan compares owners through the agent's map.
+    const owners = mapOwnersByName(client, tree, options);
     const remote = await (early ?? listRemote(client, tree, { extraneous: options.delete ?? false }));
+    await owners;
     const seed = randomBytes(8).readBigUInt64BE();
     const batches = client.info?.capabilities.includes(BATCH_CAPABILITY) ?? false;
     // The agent signs the small files it found changed while this side plans. The requests leave
@@ -341,7 +352,43 @@ export function keepsOwners(client: AgentClient, options: TransferOptions): ((so
   if (!(options.owner || options.chown) || client.info?.uid !== 0) return undefined;
   const chown = client.info.chown ?? {};
   const owner = options.owner === true;
-  return (source) => ({ uid: chown.uid ?? (owner ? source.uid : undefined), gid: chown.gid ?? (owner ? source.gid : undefined) });
+  const map = client.ownerMap;
+  return (source) => ({
+    uid: chown.uid ?? (owner ? (map?.uids.get(source.uid) ?? source.uid) : undefined),
+    gid: chown.gid ?? (owner ? (map?.gids.get(source.gid) ?? source.gid) : undefined),
+  });
+}
+
+const sourceOwnerNames = new WeakMap<SourceTree, { users: [number, string][]; groups: [number, string][] }>();
+
+/**
+ * --owner by name: the ids the source tree uses (but 0, never mapped) with their names on this host,
+ * found once per scan however many destinations need them.
+ */
+function ownerNames(tree: SourceTree): { users: [number, string][]; groups: [number, string][] } {
+  let names = sourceOwnerNames.get(tree);
+  if (!names) {
+    const uids = new Set<number>();
+    const gids = new Set<number>();
+    for (const e of tree.root ? [tree.root, ...tree.entries] : tree.entries) {
+      if (e.uid !== 0) uids.add(e.uid);
+      if (e.gid !== 0) gids.add(e.gid);
+    }
+    names = { users: [...ownerNamesOf(uids, 'passwd')], groups: [...ownerNamesOf(gids, 'group')] };
+    sourceOwnerNames.set(tree, names);
+  }
+  return names;
+}
+
+/**
+ * With --owner (not --numeric-ids), at an agent that keeps owners and maps names: sends it the
+ * source's ids and names (`owners`), so that it gives files its own ids for those names; the
+ * client's plan compares owners through the map it returns. Undefined where nothing is mapped.
+ */
+export function mapOwnersByName(client: AgentClient, tree: SourceTree, options: TransferOptions): Promise<unknown> | undefined {
+  if (!options.owner || options.numericIds || client.info?.uid !== 0 || !client.info.capabilities.includes(OWNER_NAMES_CAPABILITY)) return undefined;
+  const { users, groups } = ownerNames(tree);
+  return users.length > 0 || groups.length > 0 ? client.mapOwners(users, groups) : undefined;
 }
 
 /** One file as a native delta against the destination's basis (or nothing); its figures. */

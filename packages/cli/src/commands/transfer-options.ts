@@ -118,6 +118,7 @@ export interface TransferFlags extends SshFlags {
   checksum: boolean;
   compress: boolean;
   owner: boolean;
+  numericIds: boolean;
   partial: boolean;
   json: boolean;
   concurrency?: number;
@@ -187,7 +188,8 @@ export function addTransferOptions(command: Command, rules: FilterRule[]): Comma
     )
     .option('--delete-excluded', 'also delete what the filters exclude at the destination (implies deletions on)', false)
     .option('-z, --compress', 'compress file data on the wire', false)
-    .option('-o, --owner', 'preserve owner and group (when the destination agent runs as root)', false)
+    .option('-o, --owner', 'preserve owner and group (when the destination agent runs as root), by name as rsync does: each destination maps the source\'s user and group names to its own ids', false)
+    .option('--numeric-ids', 'with --owner: keep the source\'s uid and gid numbers, not mapped by name', false)
     .addOption(new Option('-g, --group', "rsync's -g: as --owner (owner and group go together)").hideHelp().implies({ owner: true }))
     .option('--partial', 'keep interrupted new files to resume from on the next run', false)
     .addOption(new Option('-P', "rsync's -P: --partial (progress is shown on a terminal in any case)").implies({ partial: true }))
@@ -294,6 +296,7 @@ export function transferOptions(rules: FilterRule[], opts: TransferFlags) {
     links: opts.copyLinks ? ('copy' as const) : opts.copyUnsafeLinks ? ('copy-unsafe' as const) : opts.safeLinks ? ('safe' as const) : undefined,
     compress: opts.compress,
     owner: opts.owner,
+    numericIds: opts.numericIds,
     partial: opts.partial,
     filters: rules,
     concurrency: opts.concurrency,
