@@ -34,7 +34,8 @@ export type ItemStyle = 'short' | 'rsync';
  * symlink); with 'short', `>f+` new, `>f.` changed, `.f` attributes only, ...
  */
 export function itemize(event: ItemEvent, style: ItemStyle = 'short'): string | undefined {
-  const path = `${printable(event.path)}${event.entryType === 'd' ? '/' : ''}`;
+  // The destination root is `./`, as rsync names it.
+  const path = `${event.path === '' ? '.' : printable(event.path)}${event.entryType === 'd' ? '/' : ''}`;
   const arrow = event.linkTarget === undefined || event.entryType !== 'l' ? '' : ` -> ${printable(event.linkTarget)}`;
   if (style === 'rsync') return event.itemized === undefined ? undefined : `${event.itemized.padEnd(11)} ${path}${arrow}`;
   switch (event.kind) {
@@ -43,6 +44,8 @@ export function itemize(event: ItemEvent, style: ItemStyle = 'short'): string | 
     case 'update':
       return `>f. ${path}`;
     case 'attrs':
+      // The destination root, made by this run, has no mkdir of its own.
+      if (event.itemized?.startsWith('cd')) return `cd+ ${path}`;
       return `.${event.entryType === 'd' ? 'd' : 'f'}  ${path}`;
     case 'mkdir':
       return `cd+ ${path}`;

@@ -75,11 +75,16 @@ describe('--itemize-changes', () => {
     const one = fresh('one');
     const two = fresh('two');
     await writeTree(two, { 'f.txt': file('old\n', { mtimeMs: BASE_MTIME_MS - 60_000 }), gone: dir(), 'gone/x': 'x' });
+    // The roots' own mtimes differ (rsync's `./`), whatever second each was made in.
+    utimesSync(src, BASE_MTIME_MS / 1000, BASE_MTIME_MS / 1000);
+    utimesSync(two, (BASE_MTIME_MS - 60_000) / 1000, (BASE_MTIME_MS - 60_000) / 1000);
     const lines = (run: Run) => run.stdout.toString().split('\n').filter((l) => / [.<>c*][fdL. ]/.test(l) && !/: (ok|FAILED);/.test(l) && !l.includes('changed files:'));
     const dry = sync('-n', '--itemize-changes', '--delete', `${src}/`, one, two);
     expect(dry.stderr).toBe('');
     expect(dry.status).toBe(0);
     const expected = [
+      `${one}: cd+++++++++ ./`,
+      `${two}: .d..t...... ./`,
       `${one}: cd+++++++++ d/`,
       `${one}: >f+++++++++ f.txt`,
       `${one}: cL+++++++++ d/l -> ../f.txt`,
@@ -92,7 +97,9 @@ describe('--itemize-changes', () => {
     expect(lines(dry).sort()).toEqual([...expected].sort());
     const real = sync('--itemize-changes', '--delete', `${src}/`, one, two);
     expect(real.status).toBe(0);
-    expect(lines(real).sort()).toEqual([...expected].sort());
+    // The dry run's session made the root `one` (the agent makes its root at hello): only its mtime differs now.
+    const made = expected.map((l) => (l === `${one}: cd+++++++++ ./` ? `${one}: .d..t...... ./` : l));
+    expect(lines(real).sort()).toEqual(made.sort());
     // Nothing left to change: no lines.
     expect(lines(sync('--itemize-changes', '--delete', `${src}/`, one, two))).toEqual([]);
   });
@@ -390,8 +397,10 @@ describe('-v itemize output', () => {
     const run = sync('-v', `${src}/`, fresh('dest'));
     expect(run.status).toBe(0);
     const lines = run.stdout.toString('utf8').trimEnd().split('\n');
-    expect(lines).toHaveLength(2);
-    expect(lines[0]).toMatch(/^>f\+ new.+line$/);
+    // The destination root the run made, the file, the summary.
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toBe('cd+ ./');
+    expect(lines[1]).toMatch(/^>f\+ new.+line$/);
   });
 });
 

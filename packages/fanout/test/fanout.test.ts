@@ -260,7 +260,8 @@ describe('delete, excludes, sequential and dry runs (in-process agents)', () => 
     expect(summaries[2]).toMatchObject({ created: 1, updated: 1, deleted: 1 });
     const items = (root: string) =>
       run.events
-        .filter((e) => e.type === 'item' && e.destination === root)
+        // Directories' own attributes (the roots' mtimes, as the second of the edits decides) left out.
+        .filter((e) => e.type === 'item' && e.destination === root && !(e.kind === 'attrs' && e.entryType === 'd'))
         .map((e) => (e.type === 'item' ? `${e.kind} ${e.path}` : ''))
         .sort();
     expect(items(roots[0])).toEqual(['create new.txt', 'update big.bin']);

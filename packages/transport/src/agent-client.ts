@@ -28,6 +28,16 @@ import type { SourceEntry } from './tree.js';
 import { FrameSession, type ByteStreams } from './wire.js';
 
 /** One entry of a destination listing. */
+/** The hello's `rootAttrs` as an entry; BAD_MESSAGE for another shape. */
+function rootEntry(value: unknown): RootEntry {
+  const r = value as Record<string, unknown>;
+  const id = (x: unknown) => Number.isInteger(x) && (x as number) >= 0 && (x as number) <= 0xffffffff;
+  if (typeof r !== 'object' || !id(r.mode) || (r.mode as number) > 0o7777 || typeof r.mtime !== 'number' || !Number.isFinite(r.mtime) || !id(r.uid) || !id(r.gid) || typeof r.made !== 'boolean') {
+    throw new ProtocolError('BAD_MESSAGE', 'hello: "rootAttrs" must hold mode, mtime, uid, gid and made', {});
+  }
+  return { path: '', type: 'd', size: 0, mode: r.mode as number, mtimeMs: r.mtime, uid: r.uid as number, gid: r.gid as number, made: r.made };
+}
+
 /** Pairs of each kind in one `owners` request (the agent takes at most MAX_OWNER_IDS). */
 const OWNER_REQUEST_PAIRS = 4096;
 /** Bytes of names (and their ids) in one `owners` request, well under the 64 KiB header cap. */
@@ -81,6 +91,13 @@ export interface AgentInfo {
   uid: number;
   /** The ids --chown resolved to at the agent, when it applies them (it runs as root). */
   chown?: { uid?: number; gid?: number };
+  /** The root directory's own attributes as the session began (`made`: the hello created it). */
+  rootAttrs?: RootEntry;
+}
+
+/** The destination root as an entry (path ''), for comparing its own attributes. */
+export interface RootEntry extends RemoteEntry {
+  made: boolean;
 }
 
 export interface FileAttributes {
@@ -215,6 +232,7 @@ export class AgentClient {
             capabilities: Array.isArray(h.caps) ? h.caps.filter((c): c is string => typeof c === 'string') : [],
             uid: typeof h.uid === 'number' ? h.uid : -1,
           };
+          if (h.rootAttrs !== undefined && h.rootAttrs !== null) this.info.rootAttrs = rootEntry(h.rootAttrs);
           if (h.chown !== undefined && h.chown !== null) {
             const c = h.chown as Record<string, unknown>;
             const id = (v: unknown) => (v === undefined ? undefined : Number.isSafeInteger(v) && (v as number) >= 0 ? (v as number) : badChown());
@@ -747,7 +765,19 @@ export class AgentClient {
 
   /** From now on the session works inside releases/ID. */
   async releaseEnter(release: string): Promise<void> {
+    // The session's root is now the release's: the hello's attributes are not its own.
+    if (this.info) this.info.rootAttrs = undefined;
     await this.request({ t: 'release-enter', release });
+  }
+
+  /**
+   * The root's attributes from the hello, once: a session kept for further runs (watch) changed
+   * them since, and those runs leave the root to what changes in it.
+   */
+  takeRootAttrs(): RootEntry | undefined {
+    const attrs = this.info?.rootAttrs;
+    if (this.info) this.info.rootAttrs = undefined;
+    return attrs;
   }
 
   /** Points `current` at releases/ID; with `keep`, removes all but the newest `keep` releases. */

@@ -304,6 +304,7 @@ class Agent {
     }
     let backup: Backup | undefined;
     let chown: SessionOptions['chown'];
+    let rootAttrs: { mode: number; mtime: number; uid: number; gid: number; made: boolean } | undefined;
     try {
       // Checked before the lock is taken: a malformed request takes nothing.
       if (h.backup !== undefined && h.backup !== null) {
@@ -321,10 +322,13 @@ class Agent {
       const inside = (path: string) => allowed === undefined || path === allowed || path.startsWith(`${allowed}/`);
       if (!inside(requested)) throw new PathError('PATH_ESCAPE', `root ${requested} is outside the allowed ${allowed}`, { root: requested });
       // Like rsync, create the destination directory itself if it is missing.
-      await mkdir(requested, { recursive: true });
+      const made = (await mkdir(requested, { recursive: true })) !== undefined;
       const real = await realpath(requested);
       // Checked again after resolving symlinks: a link inside the allowed root may point out of it.
       if (!inside(real)) throw new PathError('PATH_ESCAPE', `root ${requested} resolves to ${real}, outside the allowed ${allowed}`, { root: real });
+      // The root's own attributes, before the lock touches its mtime: the client compares them.
+      const st = await lstat(real);
+      rootAttrs = { mode: st.mode & 0o7777, mtime: st.mtimeMs, uid: st.uid, gid: st.gid, made };
       if (bool(h, 'lock')) this.lock = DestinationLock.acquire(real);
       this.root = real;
       this.baseRoot = real;
@@ -344,6 +348,7 @@ class Agent {
       root: this.root,
       version: this.options.version ?? '0',
       uid: process.getuid?.() ?? -1,
+      rootAttrs,
       // The ids --chown resolved to here, for the client to compare owners against.
       ...(chown ? { chown: { ...(chown.uid !== undefined ? { uid: chown.uid } : {}), ...(chown.gid !== undefined ? { gid: chown.gid } : {}) } } : {}),
     });

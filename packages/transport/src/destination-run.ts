@@ -102,25 +102,30 @@ export class DestinationRun {
   }
 
   /**
-   * An item event per change, in the order of the run's phases: deletions (a directory's contents
-   * first), new directories, files, symlinks, attribute changes, then directories whose own
-   * attributes differ (rsync's `.d..t......`; those only reset after their contents changed are not items).
+   * An item event per change, in the order of the run's phases: the root's own (`./`), deletions (a
+   * directory's contents first), new directories, files, symlinks, attribute changes, then directories
+   * whose own attributes differ (rsync's `.d..t......`; those only reset after their contents changed
+   * are not items).
    */
   private announceItems(): void {
     const plan = this.plan;
     const context = { ...plan.compared, remote: this.remote };
     const item = (change: Change, itemized: string | undefined, path = change.path, entryType = (change.source ?? change.remote!).type as EntryType) =>
       this.emit({ type: 'item', destination: this.name, kind: change.kind, path, entryType, itemized, linkTarget: change.kind === 'delete' ? undefined : change.source?.linkTarget });
+    const dirItem = (change: Change) => {
+      if (!change.remote) return;
+      const code = itemCode(change, context);
+      if (code !== undefined && itemizesChange(code)) item(change, code);
+    };
+    // The root first, as rsync lists `./` (deepest first puts it last among the directories).
+    const root = plan.dirAttrs.at(-1)?.path === '' ? plan.dirAttrs.at(-1) : undefined;
+    if (root) dirItem(root);
     for (const change of this.deletes) {
       for (const r of change.contents ?? []) if (r.type !== 'p') item(change, DELETING, r.path, r.type);
       item(change, itemCode(change, context), change.path, change.remote!.type as EntryType);
     }
     for (const change of [...plan.mkdirs, ...plan.files, ...plan.symlinks, ...plan.attrs]) item(change, itemCode(change, context));
-    for (const change of plan.dirAttrs) {
-      if (!change.remote) continue;
-      const code = itemCode(change, context);
-      if (code !== undefined && itemizesChange(code)) item(change, code);
-    }
+    for (const change of plan.dirAttrs) if (change !== root) dirItem(change);
   }
 
   /** Records a failed path; rethrows failures of the session itself. */

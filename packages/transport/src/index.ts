@@ -7,7 +7,7 @@ export type { SyncEvent, SyncSummary, EventListener } from './events.js';
 export { openDestination, type DestinationOptions, type OpenedDestination, type SshOptions, type HookResult } from './open-destination.js';
 export { serveAgent, type AgentOptions } from './agent.js';
 export { releaseStdio } from './stdio-release.js';
-export { AgentClient, type RemoteEntry, type HelloOptions, type AgentInfo, type FileAttributes, type OwnerMap } from './agent-client.js';
+export { AgentClient, type RemoteEntry, type HelloOptions, type AgentInfo, type FileAttributes, type OwnerMap, type RootEntry } from './agent-client.js';
 export { scanSource, type ScanOptions, type SourceEntry, type SourceTree } from './tree.js';
 export { PathFilter, parseFilterFile, type FilterRule } from './filter.js';
 export { hasBasis, planChanges, quickCheck, skippedByRules, type TransferRules, type Plan, type Change, type ChangeKind } from './plan.js';

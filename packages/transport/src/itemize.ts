@@ -13,7 +13,7 @@
  * The letters come from the same comparisons the plan made (plan.ts): a time differs by more than
  * plan.ts's tolerance, a mode's permission bits, an owner the plan wants otherwise.
  */
-import type { RemoteEntry } from './agent-client.js';
+import type { RemoteEntry, RootEntry } from './agent-client.js';
 import { sameTime, type Change, type PlanOptions } from './plan.js';
 import type { SourceEntry } from './tree.js';
 
@@ -53,6 +53,8 @@ export function itemCode(change: Change, context: ItemizeContext): string | unde
     case 'attrs': {
       if (!source) return undefined;
       if (!remote) return change.kind === 'update' ? `${context.remote ? '<' : '>'}f${NEW}` : undefined;
+      // The destination root, made by this session: as rsync shows it.
+      if ((remote as RootEntry).made) return `cd${NEW}`;
       const head = change.kind === 'update' ? (context.remote ? '<' : '>') : '.';
       const type = TYPE_LETTER[source.type];
       const content = change.kind === 'update' && context.checksum && source.type === 'f' ? 'c' : '.';

@@ -8,7 +8,7 @@
  * Extraneous entries are deleted in a fixed order (comparePaths), so that --max-delete (limitDeletes)
  * picks the same ones whatever order the destination listed them in.
  */
-import type { RemoteEntry } from './agent-client.js';
+import type { RemoteEntry, RootEntry } from './agent-client.js';
 import type { PathFilter } from './filter.js';
 import type { EntryType } from './messages.js';
 import { Scope } from './scope.js';
@@ -108,6 +108,11 @@ export interface PlanOptions extends TransferRules {
   owner?: (source: SourceEntry) => { uid?: number; gid?: number };
   /** For --checksum: whether a same-size file has the same content (decided by the caller). */
   sameContent?: (source: SourceEntry, remote: RemoteEntry) => boolean;
+  /**
+   * The destination root's own attributes (the agent's hello): a "dir/" source's root directory is
+   * compared with them as any directory is (rsync's `./`), its mode, mtime and owner set where they differ.
+   */
+  root?: RootEntry;
   /**
    * A compared listing's bitmap (src/listing.ts): bit i set when the destination holds
    * `tree.entries[i]` unchanged by `quickCheck`, so `remote` need not hold it. Not with `sameContent`.
@@ -224,6 +229,13 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
   /** Each deleted path's delete: the topmost's own, or the one that takes it with its directory. */
   const deleted = new Map<string, Change>();
   const scope = tree.scope ? new Scope(tree.scope) : undefined;
+
+  const rootRemote = options.root;
+  if (tree.root && rootRemote) {
+    const want = owner?.(tree.root);
+    const ownerDiffers = want !== undefined && ((want.uid !== undefined && rootRemote.uid !== want.uid) || (want.gid !== undefined && rootRemote.gid !== want.gid));
+    if (ownerDiffers || rootRemote.mode !== tree.root.mode || !sameTime(rootRemote.mtimeMs, tree.root.mtimeMs)) touchedDirs.add('');
+  }
 
   const held = options.unchanged;
   if (held) {
@@ -348,7 +360,7 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
   for (const path of touchedDirs) {
     const source = path === '' ? tree.root : index.dirs.get(path);
     if (!source) continue;
-    const r = remoteByPath.get(path);
+    const r = path === '' ? rootRemote : remoteByPath.get(path);
     plan.dirAttrs.push(r?.type === 'd' ? { kind: 'attrs', path, source, remote: r } : { kind: 'attrs', path, source });
   }
   plan.dirAttrs = byDepth(plan.dirAttrs, -1);

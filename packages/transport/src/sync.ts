@@ -273,6 +273,7 @@ export function planOptions(client: AgentClient, options: TransferOptions, listi
     protect: protectedPaths(options),
     sameContent,
     unchanged: listing.unchanged,
+    root: client.takeRootAttrs(),
   };
 }
 

@@ -4,7 +4,7 @@
  * of the same two trees. Times differ by whole seconds, as rsync here compares them to the second.
  */
 import { spawnSync } from 'node:child_process';
-import { chownSync, utimesSync } from 'node:fs';
+import { chmodSync, chownSync, statSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { SyncEvent } from '../src/events.js';
@@ -61,7 +61,7 @@ const DESTINATION: TreeSpec = {
 function line(e: Extract<SyncEvent, { type: 'item' }>): string | undefined {
   if (e.itemized === undefined) return undefined;
   const arrow = e.entryType === 'l' && e.linkTarget !== undefined ? ` -> ${e.linkTarget}` : '';
-  return `${e.itemized.padEnd(11)} ${e.path}${e.entryType === 'd' ? '/' : ''}${arrow}`;
+  return `${e.itemized.padEnd(11)} ${e.path === '' ? '.' : e.path}${e.entryType === 'd' ? '/' : ''}${arrow}`;
 }
 
 async function trees(): Promise<{ src: string; dst: string; base: string }> {
@@ -93,7 +93,7 @@ async function deltacastLines(src: string, dst: string, options: Partial<Transfe
   return lines.sort();
 }
 
-/** rsync -i's lines, sorted, for the same trees (a copy of the destination), without the root's. */
+/** rsync -i's lines, sorted, for the same trees (a copy of the destination). */
 function rsyncLines(src: string, dst: string, base: string, flags: string[]): string[] | undefined {
   if (!hasRsync) return undefined;
   const copy = join(base, 'rsync-dst');
@@ -104,7 +104,7 @@ function rsyncLines(src: string, dst: string, base: string, flags: string[]): st
   if (run.status !== 0) throw new Error(`rsync failed: ${run.stderr}`);
   return run.stdout
     .split('\n')
-    .filter((l) => l !== '' && !l.endsWith(' ./'))
+    .filter((l) => l !== '')
     .sort();
 }
 
@@ -156,6 +156,30 @@ describe('--itemize-changes codes, as rsync -i prints them', () => {
     const rsync = rsyncLines(src, dst, base, ['-o', '-g']);
     expect(await deltacastLines(src, dst, { owner: true })).toEqual(expected);
     if (rsync) expect(rsync).toEqual(expected);
+  });
+
+  it("the root's own mode and mtime are compared and set, as rsync's `./`, even where nothing in it changes", async () => {
+    const { src, dst, base } = await trees();
+    // The same trees, but for everything that differs under the root.
+    const again = await deltacastLines(src, dst, {});
+    expect(again.length).toBeGreaterThan(0);
+    chmodSync(dst, 0o700);
+    utimesSync(dst, EARLIER / 1000, EARLIER / 1000);
+    const rsync = rsyncLines(src, dst, base, []);
+    expect(await deltacastLines(src, dst, {})).toEqual(['.d..tp..... ./']);
+    if (rsync) expect(rsync).toEqual(['.d..tp..... ./']);
+    const [a, b] = [statSync(src), statSync(dst)];
+    expect([b.mode & 0o7777, b.mtimeMs]).toEqual([a.mode & 0o7777, a.mtimeMs]);
+    expect(await deltacastLines(src, dst, {})).toEqual([]);
+  });
+
+  it('a destination root the session makes is `cd+++++++++ ./`, listed first, as rsync lists it', async () => {
+    const { src, base } = await trees();
+    const fresh = join(base, 'fresh', 'dst');
+    const lines: string[] = [];
+    await sync({ source: `${src}/`, destination: fresh, localAgent: 'in-process', onEvent: (e) => void (e.type === 'item' && lines.push(line(e) ?? '')) });
+    expect(lines[0]).toBe('cd+++++++++ ./');
+    expect(lines.filter((l) => l.endsWith(' ./'))).toHaveLength(1);
   });
 
   it('a destination on another host is sent to (`<`); attribute changes and creations keep their letter', () => {

@@ -104,7 +104,11 @@ describe('sync() with paths', () => {
       expect(summary).toMatchObject({ ok: true, updated: 1, created: 2, deleted: 3, directories: 3, symlinks: 0, unchanged: 0 });
       // The edit was sent as a delta against the destination's copy.
       expect(summary.matchedBytes).toBeGreaterThan(150_000);
-      const items = events.filter((e): e is Extract<SyncEvent, { type: 'item' }> => e.type === 'item').map((e) => `${e.kind} ${e.path}`);
+      // Directories whose own mtime differs are items too (`.d..t......`), as the second they were
+      // changed in decides: left out here.
+      const items = events
+        .filter((e): e is Extract<SyncEvent, { type: 'item' }> => e.type === 'item' && !(e.kind === 'attrs' && e.entryType === 'd'))
+        .map((e) => `${e.kind} ${e.path}`);
       expect(items.sort()).toEqual(
         ['delete a/e.txt', 'delete m/old.txt', 'delete x/y', 'delete x/y/deeper', 'delete x/y/deeper/w.txt', 'delete x/y/z.txt', 'mkdir n', 'mkdir n/p', 'mkdir n/p/q', 'create m/new.txt', 'create n/p/q/new.txt', 'update a/b/c.bin'].sort(),
       );

@@ -215,7 +215,8 @@ describe('sync', () => {
     const events: SyncEvent[] = [];
     const summary = await runSync(`${src}/`, dst, { delete: true, dryRun: true, onEvent: (e) => events.push(e) });
     expect(summary).toMatchObject({ ok: true, dryRun: true, created: 1, updated: 1, deleted: 1, directories: 1, attributes: 1, sentBytes: 0 });
-    const items = events.flatMap((e) => (e.type === 'item' ? [`${e.kind} ${e.path}`] : []));
+    // Directories' own attributes (the root's mtime, as the second of the edits decides) left out.
+    const items = events.flatMap((e) => (e.type === 'item' && !(e.kind === 'attrs' && e.entryType === 'd') ? [`${e.kind} ${e.path}`] : []));
     expect(items.sort()).toEqual(['attrs keep.txt', 'create new/n.txt', 'delete drop.txt', 'mkdir new', 'update edit.txt']);
     expect(events[0]).toMatchObject({ type: 'start', files: 2, dryRun: true });
     expect(await snapshotTree(dst, { includeRoot: true })).toEqual(before);
