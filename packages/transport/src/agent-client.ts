@@ -82,6 +82,8 @@ export interface HelloOptions {
   backup?: Backup;
   /** --chown: user and group names (or numbers) the agent resolves and gives everything it writes. */
   chown?: { user?: string; group?: string };
+  /** A dry run: the agent leaves a missing root missing (it lists as empty), as rsync -n makes nothing. */
+  dryRun?: boolean;
 }
 
 export interface AgentInfo {
@@ -256,6 +258,7 @@ export class AgentClient {
           partial: options.partial ?? false,
           lock: options.lock ?? false,
           ...(options.walk ? { walk: true } : {}),
+          ...(options.dryRun ? { dry: true } : {}),
           ...(options.chown ? { chown: { ...(options.chown.user !== undefined ? { user: options.chown.user } : {}), ...(options.chown.group !== undefined ? { group: options.chown.group } : {}) } } : {}),
           ...(options.backup ? { backup: { ...(options.backup.dir !== undefined ? { dir: options.backup.dir } : {}), suffix: options.backup.suffix } } : {}),
         })

@@ -8,7 +8,7 @@
 import { chmodSync, chownSync, close, closeSync, constants, createReadStream, lchownSync, lutimesSync, mkdirSync, readdirSync, readlinkSync, utimesSync, fchmodSync, fchownSync, futimesSync, linkSync, lstatSync, openSync, readSync, renameSync, rmdirSync, rmSync, writeSync, writevSync, type Stats } from 'node:fs';
 import { lchown, lstat, lutimes, mkdir, realpath, rename, rm, symlink, unlink } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
 import {
   bufferBasis,
@@ -321,15 +321,18 @@ class Agent {
       const requested = allowed !== undefined ? resolve(allowed, str(h, 'root')) : resolve(str(h, 'root'));
       const inside = (path: string) => allowed === undefined || path === allowed || path.startsWith(`${allowed}/`);
       if (!inside(requested)) throw new PathError('PATH_ESCAPE', `root ${requested} is outside the allowed ${allowed}`, { root: requested });
-      // Like rsync, create the destination directory itself if it is missing.
-      const made = (await mkdir(requested, { recursive: true })) !== undefined;
-      const real = await realpath(requested);
+      // Like rsync, create the destination directory itself if it is missing; a dry run (`dry`)
+      // makes nothing: a missing root lists as empty, and the run would make it.
+      const dry = bool(h, 'dry');
+      const missing = dry && (await lstat(requested).catch(() => undefined)) === undefined;
+      const made = missing || (!dry && (await mkdir(requested, { recursive: true })) !== undefined);
+      const real = missing ? await realpathOfMissing(requested) : await realpath(requested);
       // Checked again after resolving symlinks: a link inside the allowed root may point out of it.
       if (!inside(real)) throw new PathError('PATH_ESCAPE', `root ${requested} resolves to ${real}, outside the allowed ${allowed}`, { root: real });
       // The root's own attributes, before the lock touches its mtime: the client compares them.
-      const st = await lstat(real);
-      rootAttrs = { mode: st.mode & 0o7777, mtime: st.mtimeMs, uid: st.uid, gid: st.gid, made };
-      if (bool(h, 'lock')) this.lock = DestinationLock.acquire(real);
+      const st = missing ? undefined : await lstat(real);
+      rootAttrs = st ? { mode: st.mode & 0o7777, mtime: st.mtimeMs, uid: st.uid, gid: st.gid, made } : { mode: 0, mtime: 0, uid: 0, gid: 0, made };
+      if (bool(h, 'lock') && !missing) this.lock = DestinationLock.acquire(real);
       this.root = real;
       this.baseRoot = real;
     } catch (error) {
@@ -1333,6 +1336,25 @@ function seedOf(h: Header): bigint {
     throw new ProtocolError('BAD_MESSAGE', 'message "sig": field "seed" must be a decimal u64', { field: 'seed' });
   }
   return BigInt(text);
+}
+
+/**
+ * The real path a missing `path` would have: its nearest existing ancestor's real path, with the
+ * rest of the components after it (so a dry run's root is checked against --root like a real one).
+ */
+async function realpathOfMissing(path: string): Promise<string> {
+  const rest: string[] = [];
+  let at = path;
+  for (;;) {
+    try {
+      return join(await realpath(at), ...rest.reverse());
+    } catch (error) {
+      const parent = dirname(at);
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || parent === at) throw error;
+      rest.push(basename(at));
+      at = parent;
+    }
+  }
 }
 
 /** At most this many ids of each kind in one `owners` request (a client splits longer lists). */

@@ -316,7 +316,7 @@ export async function connectForTransfer(
 /** `walk`: the first request will be a compare of the whole tree (not with --checksum, a scope or a release). */
 function helloOptions(root: string, options: TransferOptions, walk = false) {
   const backup = options.backup ? checkBackup(options.backup) : undefined;
-  return { root, owner: options.owner, partial: options.partial, lock: !options.dryRun, idleTimeoutMs: options.idleTimeoutMs, walk, backup, chown: options.chown };
+  return { root, owner: options.owner, partial: options.partial, lock: !options.dryRun, dryRun: options.dryRun, idleTimeoutMs: options.idleTimeoutMs, walk, backup, chown: options.chown };
 }
 
 /**

@@ -85,6 +85,20 @@ describe('the agent handshake', () => {
     expect(error).toMatchObject({ code: 'PATH_ESCAPE' });
   });
 
+  it('a dry run does not make a missing root, but still refuses one under a symlink leading out of allowedRoot', async () => {
+    await symlink(outside, join(root, 'link'));
+    const agent = inProcessAgent({ allowedRoot: root });
+    const error = await AgentClient.connect(agent, { root: join(root, 'link', 'new', 'deeper'), dryRun: true }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'PATH_ESCAPE' });
+    await outsideIsEmpty();
+    const inside = join(root, 'new', 'deeper');
+    const client = await AgentClient.connect(inProcessAgent({ allowedRoot: root }), { root: inside, dryRun: true });
+    expect(client.info).toMatchObject({ root: inside, rootAttrs: { made: true } });
+    expect(await client.list()).toEqual([]);
+    await client.close();
+    expect(await readdir(root)).toEqual(['link']);
+  });
+
   // A relative root is checked as allowedRoot/root but served as cwd/root.
   it('serves a relative root inside allowedRoot, not inside the working directory', async () => {
     const cwd = tempDir();

@@ -4,7 +4,7 @@
  * of the same two trees. Times differ by whole seconds, as rsync here compares them to the second.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, statSync, utimesSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, statSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { SyncEvent } from '../src/events.js';
@@ -180,6 +180,16 @@ describe('--itemize-changes codes, as rsync -i prints them', () => {
     await sync({ source: `${src}/`, destination: fresh, localAgent: 'in-process', onEvent: (e) => void (e.type === 'item' && lines.push(line(e) ?? '')) });
     expect(lines[0]).toBe('cd+++++++++ ./');
     expect(lines.filter((l) => l.endsWith(' ./'))).toHaveLength(1);
+  });
+
+  it('a dry run to a missing destination makes nothing, not even the root, and shows it would be made', async () => {
+    const { src, base } = await trees();
+    const missing = join(base, 'missing', 'dst');
+    const lines: string[] = [];
+    const summary = await sync({ source: `${src}/`, destination: missing, localAgent: 'in-process', dryRun: true, onEvent: (e) => void (e.type === 'item' && lines.push(line(e) ?? '')) });
+    expect(summary).toMatchObject({ ok: true, dryRun: true, created: 9, errors: [] });
+    expect(lines[0]).toBe('cd+++++++++ ./');
+    expect(existsSync(join(base, 'missing'))).toBe(false);
   });
 
   it('a destination on another host is sent to (`<`); attribute changes and creations keep their letter', () => {
