@@ -36,7 +36,8 @@ export type ItemStyle = 'short' | 'rsync';
 export function itemize(event: ItemEvent, style: ItemStyle = 'short'): string | undefined {
   // The destination root is `./`, as rsync names it.
   const path = `${event.path === '' ? '.' : printable(event.path)}${event.entryType === 'd' ? '/' : ''}`;
-  const arrow = event.linkTarget === undefined || event.entryType !== 'l' ? '' : ` -> ${printable(event.linkTarget)}`;
+  const arrow =
+    event.linkTarget === undefined ? '' : event.kind === 'hardlink' ? ` => ${printable(event.linkTarget)}` : event.entryType === 'l' ? ` -> ${printable(event.linkTarget)}` : '';
   if (style === 'rsync') return event.itemized === undefined ? undefined : `${event.itemized.padEnd(11)} ${path}${arrow}`;
   switch (event.kind) {
     case 'create':
@@ -53,6 +54,8 @@ export function itemize(event: ItemEvent, style: ItemStyle = 'short'): string | 
       return `cL+ ${path}${arrow}`;
     case 'delete':
       return `*deleting ${path}`;
+    case 'hardlink':
+      return `hf+ ${path}${arrow}`;
   }
 }
 
@@ -66,6 +69,7 @@ export function summaryLine(s: SyncSummary): string {
   if (s.skipped) parts.push(`${s.skipped} skipped`);
   if (s.directories) parts.push(`${s.directories} directories`);
   if (s.symlinks) parts.push(`${s.symlinks} symlinks`);
+  if (s.hardlinks) parts.push(`${s.hardlinks} hard links`);
   const head = s.dryRun ? '(dry run) would change: ' : '';
   const data = s.dryRun
     ? `${formatBytes(s.totalBytes)} to check`

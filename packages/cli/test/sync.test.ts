@@ -3,7 +3,7 @@
  * a missing source, filter rules from the command line and from a file, "dir" vs "dir/", --checksum.
  */
 import type { SyncEvent, SyncSummary } from '@deltacast/transport';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -49,6 +49,7 @@ describe('usage errors exit 2 and touch nothing', () => {
     ['--size-only with --checksum', ['--size-only', '-c'], /--size-only and --checksum exclude each other/],
     ["rsync's -p (perms) among archive flags, where -p is the ssh port", ['-rlptD'], /argument 'tD' is invalid\. not an integer: tD \(-p is the ssh port here, as ssh's; rsync's -p, --perms, is always on/],
     ["rsync's -i (itemize) among archive flags, where -i is the ssh identity", ['-ai'], /is a directory, not a key \(-i is the ssh identity file here, as ssh's; for rsync's -i write --itemize-changes\)/],
+    ['-H with --atomic tree', ['-H', '--atomic', 'tree'], /-H goes with --atomic file/],
     ['--backup with --atomic tree', ['-b', '--atomic', 'tree'], /--backup goes with --atomic file/],
     ['--suffix without --backup', ['--suffix', '.bak'], /--suffix goes with --backup or --backup-dir/],
     ['a backup directory outside the root', ['--backup-dir', '../old'], /path leaves the root/],
@@ -102,6 +103,21 @@ describe('--itemize-changes', () => {
     expect(lines(real).sort()).toEqual([...expected].sort());
     // Nothing left to change: no lines.
     expect(lines(sync('--itemize-changes', '--delete', `${src}/`, one, two))).toEqual([]);
+  });
+});
+
+describe('-H', () => {
+  it('keeps hard links, itemized as rsync -iH does, and counts them in the summary', async () => {
+    const src = fresh('src');
+    await writeTree(src, { a: file('linked\n', { mtimeMs: BASE_MTIME_MS }) });
+    linkSync(join(src, 'a'), join(src, 'b'));
+    const dest = fresh('dest');
+    const run = sync('-H', '--itemize-changes', `${src}/`, dest);
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(run.stdout.toString()).toContain('hf+++++++++ b => a\n');
+    expect(run.stdout.toString()).toMatch(/1 created, .*1 hard links;/);
+    expect(lstatSync(join(dest, 'b')).ino).toBe(lstatSync(join(dest, 'a')).ino);
   });
 });
 

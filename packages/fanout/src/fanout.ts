@@ -167,6 +167,10 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
       throw new TransportError('INVALID_OPTION', 'backups are kept by --atomic file runs; staged commits and releases keep the old tree their own way (a release stays until pruned)', {});
     }
   }
+  if (options.hardLinks && (options.release || options.commit === 'all-or-none' || options.atomic === 'tree')) {
+    // A staged file is not at its path until the commit: a link to it would find the old one.
+    throw new TransportError('INVALID_OPTION', 'hard links (-H) are made by --atomic file runs, not with staged commits or releases', {});
+  }
   await lstat(options.source); // a missing source is reported before connecting anywhere
   // Scanned while the destinations connect (the scan gives the event loop a turn every millisecond),
   // so the remote shells and agents start during it; the listing is then encoded, once for all, while
@@ -463,6 +467,9 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
         });
       });
     }
+  } else {
+    // -H: which links would be made is each agent's to say.
+    await limit([...live], parallel, (run) => guarded(run, () => run.hardLinks()));
   }
   if (!staged && !options.dryRun) await limit([...live], parallel, async (run) => void (await hook(run, 'after-commit', options.afterCommit)));
   if (options.sessions) {

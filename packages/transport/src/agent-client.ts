@@ -21,7 +21,7 @@ import {
 } from './messages.js';
 import { wirePathComponents } from './paths.js';
 import type { Backup } from './backup.js';
-import { decodeBatchResults, encodeBatchFiles, encodeMkdirs, encodeSetattrs, MAX_BATCH_FILES, type BatchFile, type BatchResult, type MkdirEntry, type SetattrEntry } from './batch.js';
+import { decodeBatchResults, encodeBatchFiles, encodeLinks, encodeMkdirs, encodeSetattrs, MAX_BATCH_FILES, type BatchFile, type BatchResult, type LinkEntry, type MkdirEntry, type SetattrEntry } from './batch.js';
 import { normalizeScope, Scope } from './scope.js';
 import { bitIsSet, bitmapBytes, deflatedListing, encodeListing, sourceIndex } from './listing.js';
 import type { SourceEntry } from './tree.js';
@@ -689,6 +689,15 @@ export class AgentClient {
   /** Directories made in this order (agents listing `mkdirs`): each one's result. */
   async mkdirBatch(entries: readonly MkdirEntry[]): Promise<BatchResult[]> {
     return decodeBatchResults(await this.request({ t: 'mkdirs', f: encodeMkdirs(entries) }), entries.length);
+  }
+
+  /**
+   * Hard links (-H, agents listing `hardlinks`): each result's size is 0 where the path already was a
+   * name of its target's file, else 1 where a link replaced what the path held and 2 where the path
+   * was free (with `dry`: would be).
+   */
+  async linkBatch(entries: readonly LinkEntry[], dry = false): Promise<BatchResult[]> {
+    return decodeBatchResults(await this.request({ t: 'links', f: encodeLinks(entries), ...(dry ? { dry: true } : {}) }), entries.length);
   }
 
   async setattrBatch(entries: readonly SetattrEntry[]): Promise<BatchResult[]> {

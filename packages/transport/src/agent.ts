@@ -42,7 +42,7 @@ import {
   type EntryType,
 } from './messages.js';
 import { joinWire, resolveInRootSync } from './paths.js';
-import { decodeBatchFiles, decodeMkdirs, decodeSetattrs, encodeBatchResults, MAX_BATCH_BASIS, MAX_BATCH_FILES, TOO_LARGE, type BatchFile, type BatchResult, type SetattrEntry } from './batch.js';
+import { decodeBatchFiles, decodeLinks, decodeMkdirs, decodeSetattrs, encodeBatchResults, MAX_BATCH_BASIS, MAX_BATCH_FILES, TOO_LARGE, type BatchFile, type BatchResult, type SetattrEntry } from './batch.js';
 import { normalizeScope } from './scope.js';
 import { decodeListing, inflateListing, MAX_LISTING_BYTES, MAX_LISTING_ENTRIES } from './listing.js';
 import { ListingComparer } from './listing-comparer.js';
@@ -260,6 +260,8 @@ class Agent {
         return this.setattr;
       case 'setattrs':
         return this.setattrBatch;
+      case 'links':
+        return this.linkBatch;
       case 'hash':
         return this.hash;
       case 'owners':
@@ -1045,6 +1047,49 @@ class Agent {
     await this.session.send({ t: 'ok', id, r: encodeBatchResults(results) });
   }
 
+  /**
+   * `links` (-H): each path made another name of its target's file (a regular file in the root):
+   * nothing where it already is one (result 0), else a link made beside it and renamed over it, so
+   * the path is never missing (result 1 where it replaced a file, 2 where the path was free; with
+   * `dry`, only said). A file it replaces is backed up as any replaced file.
+   */
+  private async linkBatch(id: number, h: Header): Promise<void> {
+    const entries = decodeLinks(h);
+    const dry = bool(h, 'dry');
+    const results: BatchResult[] = [];
+    for (const entry of entries) {
+      try {
+        if (entry.path === '' || entry.target === '') throw new PathError('PATH_INVALID', 'links: the root is not a file', { path: entry.path });
+        const target = this.resolve(entry.target);
+        const path = this.resolve(entry.path);
+        const t = lstatSync(target, { throwIfNoEntry: false });
+        if (!t?.isFile()) throw new TransportError('NOT_A_FILE', `links: ${entry.target} is not a regular file here`, { path: entry.path, target: entry.target });
+        const p = lstatSync(path, { throwIfNoEntry: false });
+        if (p && p.dev === t.dev && p.ino === t.ino) {
+          results.push({ ok: true, size: 0 });
+          continue;
+        }
+        if (!dry) {
+          const temp = tempPathFor(path);
+          linkSync(target, temp);
+          try {
+            this.forgetDirs(path);
+            this.keepBackup(entry.path, path, false);
+            renameSync(temp, path);
+          } catch (error) {
+            rmSync(temp, { force: true });
+            throw error;
+          }
+        }
+        results.push({ ok: true, size: p ? 1 : 2 });
+      } catch (error) {
+        if (error instanceof ProtocolError) throw error;
+        results.push(this.batchFailure(error));
+      }
+    }
+    await this.session.send({ t: 'ok', id, r: encodeBatchResults(results) });
+  }
+
   /** One path's mode, owner and mtime (undefined fields left alone), or recorded in the stage. */
   private applySetattr(entry: SetattrEntry, stage: Stage | undefined): void {
     const { path, mode, mtime, uid, gid } = entry;
@@ -1204,7 +1249,7 @@ class Walked {
   readonly uids: number[] = [];
   readonly gids: number[] = [];
   readonly targets: (string | undefined)[] = [];
-  private readonly st = { dev: 0, size: 0, mtimeMs: 0, mode: 0, uid: 0, gid: 0 };
+  private readonly st = { dev: 0, size: 0, mtimeMs: 0, mode: 0, uid: 0, gid: 0, nlink: 1, ino: 0 };
 
   /** An EmitEntry: records the entry, never waits. */
   readonly add: EmitEntry = (path, type, st, linkTarget) => {

@@ -169,3 +169,37 @@ export function decodeMkdirs(h: Header): MkdirEntry[] {
     return { path, mode };
   });
 }
+
+/** An agent offering this makes hard links (`links`, -H). */
+export const HARDLINKS_CAPABILITY = 'hardlinks';
+/** Entries in one `links` request. */
+export const MAX_LINKS = 1024;
+
+/** One hard link of a `links`: `path` made another name of the file at `target`. */
+export interface LinkEntry {
+  path: string;
+  target: string;
+}
+
+/** The wire form of a `links` list: `[path, target]` each. */
+export function encodeLinks(entries: readonly LinkEntry[]): unknown[][] {
+  return entries.map((e) => [e.path, e.target]);
+}
+
+/**
+ * The list of a `links`, every field checked: 1 to MAX_LINKS entries. Anything else is a
+ * BAD_MESSAGE (the session ends).
+ */
+export function decodeLinks(h: Header): LinkEntry[] {
+  const raw = h.f;
+  if (!Array.isArray(raw) || raw.length === 0 || raw.length > MAX_LINKS) {
+    throw bad('links', `field "f" must be a list of 1 .. ${MAX_LINKS} entries`, { field: 'f' });
+  }
+  return raw.map((item: unknown, i) => {
+    const where = { field: 'f', entry: i };
+    if (!Array.isArray(item) || item.length !== 2) throw bad('links', `entry ${i} must be [path, target]`, where);
+    const [path, target] = item as unknown[];
+    if (!isPath(path) || !isPath(target)) throw bad('links', `entry ${i}: path and target must be strings of at most ${MAX_PATH_BYTES} characters`, where);
+    return { path, target };
+  });
+}

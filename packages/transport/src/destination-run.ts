@@ -7,7 +7,7 @@
  * fan-out alike skip the same deletions and report them once per destination (MAX_DELETE).
  */
 import type { AgentClient } from './agent-client.js';
-import { MAX_MKDIRS, MAX_SETATTRS, MKDIRS_CAPABILITY, SETATTRS_CAPABILITY } from './batch.js';
+import { MAX_LINKS, MAX_MKDIRS, MAX_SETATTRS, MKDIRS_CAPABILITY, SETATTRS_CAPABILITY } from './batch.js';
 import { ProtocolError, RemoteError, TransportError, type TransportErrorCode } from './errors.js';
 import type { SyncEvent, SyncSummary } from './events.js';
 import { byDepth, depth, limitDeletes, type Change, type Plan } from './plan.js';
@@ -32,6 +32,7 @@ export function emptySummary(dryRun: boolean): SyncSummary {
     unchanged: 0,
     skipped: 0,
     deleted: 0,
+    hardlinks: 0,
     directories: 0,
     symlinks: 0,
     attributes: 0,
@@ -70,6 +71,9 @@ const MKDIRS_HEADER_BYTES = 40 * 1024;
 
 /** Header bytes the paths of one `setattrs` may take (the frame header cap is 64 KiB). */
 const SETATTRS_HEADER_BYTES = 40 * 1024;
+
+/** Header bytes the paths of one `links` may take. */
+const LINKS_HEADER_BYTES = 40 * 1024;
 
 export class DestinationRun {
   readonly summary: SyncSummary;
@@ -288,9 +292,60 @@ export class DestinationRun {
     this.emit({ type: 'file', destination: this.name, kind: change.kind === 'create' ? 'create' : 'update', path: change.path, ...stats });
   }
 
-  /** Symlinks, attribute-only changes, then directory attributes deepest first. */
+  /**
+   * -H: each other name of a file linked to the name the file went under, in `links` requests (with
+   * a dry run, only asked whether it would be), itemized as the replies say: rsync's
+   * `hf+++++++++ path => first` for a link made anew; one that already was is counted unchanged.
+   * Names whose first name failed, or under a directory that failed, are left out.
+   */
+  async hardLinks(): Promise<void> {
+    const { client, plan, summary } = this;
+    if (plan.hardlinks.length === 0) return;
+    const failed = new Set(summary.errors.map((e) => e.path));
+    const changes = plan.hardlinks.filter((c) => !this.underFailed(c.path) && !failed.has(c.linkTo!));
+    const context = { ...plan.compared, remote: this.remote };
+    for (let i = 0; i < changes.length; ) {
+      let end = i;
+      let header = 0;
+      while (end < changes.length && end - i < MAX_LINKS) {
+        // At most three UTF-8 bytes per UTF-16 unit, two paths an entry.
+        const entry = (changes[end].path.length + changes[end].linkTo!.length) * 3 + 16;
+        if (end > i && header + entry > LINKS_HEADER_BYTES) break;
+        header += entry;
+        end++;
+      }
+      const batch = changes.slice(i, end);
+      i = end;
+      let results;
+      try {
+        results = await client.linkBatch(
+          batch.map((c) => ({ path: c.path, target: c.linkTo! })),
+          summary.dryRun,
+        );
+      } catch (error) {
+        for (const c of batch) this.fail(c.path, error); // rethrows when the session failed
+        continue;
+      }
+      results.forEach((r, k) => {
+        const c = batch[k];
+        if (!r.ok) {
+          this.fail(c.path, new RemoteError(r.code, `link ${c.path} => ${c.linkTo}: ${r.message}`, { code: r.code, path: c.path }));
+        } else if (r.size === 0) {
+          summary.unchanged++;
+        } else {
+          summary.hardlinks++;
+          // The compare reports a name only where it differs: one it held unchanged that was a copy of its own is `hf` and nine spaces.
+          const itemized = r.size === 2 ? itemCode({ ...c, remote: undefined }, context) : c.remote ? itemCode(c, context) : `hf${' '.repeat(9)}`;
+          this.emit({ type: 'item', destination: this.name, kind: 'hardlink', path: c.path, entryType: 'f', itemized, linkTarget: c.linkTo });
+        }
+      });
+    }
+  }
+
+  /** Hard links, symlinks, attribute-only changes, then directory attributes deepest first. */
   async finish(): Promise<void> {
     const { client, plan, summary, options } = this;
+    await this.hardLinks();
     await Promise.all(
       plan.symlinks
         .filter((c) => !this.underFailed(c.path))

@@ -41,6 +41,8 @@ export interface SyncSummary {
   /** Files and symlinks that differ or are missing but were left alone by a transfer rule (--update, --ignore-existing, --existing). */
   skipped: number;
   deleted: number;
+  /** -H: names linked anew to the file sent under another name (or, in a dry run, that would be). */
+  hardlinks: number;
   directories: number;
   symlinks: number;
   attributes: number;

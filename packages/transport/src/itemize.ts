@@ -49,6 +49,12 @@ export function itemCode(change: Change, context: ItemizeContext): string | unde
       const retargeted = remote.linkTarget !== source.linkTarget;
       return `${retargeted ? 'c' : '.'}L${retargeted ? 'c' : '.'}.${timeLetter(source, remote)}.${ownerLetters(source, remote, context)}...`;
     }
+    case 'hardlink': {
+      // rsync -H: `hf` and what differed from the file the path held before (nine spaces if nothing).
+      if (!remote || !source) return `hf${NEW}`;
+      const letters = `.${remote.size !== source.size ? 's' : '.'}${timeLetter(source, remote)}${(remote.mode & 0o7777) !== (source.mode & 0o7777) ? 'p' : '.'}${ownerLetters(source, remote, context)}...`;
+      return `hf${/[^.]/.test(letters) ? letters : ' '.repeat(9)}`;
+    }
     case 'update':
     case 'attrs': {
       if (!source) return undefined;

@@ -28,6 +28,9 @@ export interface EntryStat {
   readonly gid: number;
   readonly size: number;
   readonly mtimeMs: number;
+  /** Links to the inode and its number (for -H, --hard-links). */
+  readonly nlink: number;
+  readonly ino: number;
 }
 
 /** An lstat as the walks call it: undefined for a missing entry (ENOENT), the error of fs.lstatSync otherwise. */
@@ -67,7 +70,7 @@ export function bindingLstat(binding: FsBinding): LstatFields {
   return (path) => {
     const a = binding.lstat(path, false, undefined, false);
     if (a === undefined) return undefined;
-    return { dev: a[0], mode: a[1], uid: a[3], gid: a[4], size: a[8], mtimeMs: a[12] * 1e3 + a[13] / 1e6 };
+    return { dev: a[0], mode: a[1], nlink: a[2], uid: a[3], gid: a[4], ino: a[7], size: a[8], mtimeMs: a[12] * 1e3 + a[13] / 1e6 };
   };
 }
 
@@ -85,7 +88,7 @@ export function checkedLstat(fast: LstatFields): LstatFields {
     for (const path of [file, dir, join(dir, 'link')]) {
       const got = fast(path);
       const want = lstatSync(path);
-      if (!got || got.dev !== want.dev || got.mode !== want.mode || got.uid !== want.uid || got.gid !== want.gid || got.size !== want.size || got.mtimeMs !== want.mtimeMs) {
+      if (!got || got.dev !== want.dev || got.mode !== want.mode || got.uid !== want.uid || got.gid !== want.gid || got.size !== want.size || got.mtimeMs !== want.mtimeMs || got.nlink !== want.nlink || got.ino !== want.ino) {
         return publicLstat;
       }
     }

@@ -14,7 +14,7 @@ import type { EntryType } from './messages.js';
 import { Scope } from './scope.js';
 import type { SourceEntry, SourceTree } from './tree.js';
 
-export type ChangeKind = 'create' | 'update' | 'attrs' | 'mkdir' | 'symlink' | 'delete';
+export type ChangeKind = 'create' | 'update' | 'attrs' | 'mkdir' | 'symlink' | 'delete' | 'hardlink';
 
 export interface Change {
   kind: ChangeKind;
@@ -30,6 +30,8 @@ export interface Change {
    * go with it; itemized one by one, as rsync does).
    */
   contents?: RemoteEntry[];
+  /** A hard link (-H): the path of the name its file is sent under, which this one is linked to. */
+  linkTo?: string;
 }
 
 /** Whether a file change is sent as a delta against a basis at the destination (its file, or a kept partial). */
@@ -48,6 +50,11 @@ export interface Plan {
   /** Regular files to create or update. */
   files: Change[];
   symlinks: Change[];
+  /**
+   * -H: files that are other names of a file sent (or kept) under its first name in the tree: each
+   * is linked to that name, made anew only where the destination does not have it so already.
+   */
+  hardlinks: Change[];
   /** Attribute-only changes of files (mode, mtime). */
   attrs: Change[];
   /** Directories whose mode or mtime must be (re)set at the end, deepest first. */
@@ -98,6 +105,8 @@ export interface PlanOptions extends TransferRules {
   delete: boolean;
   /** With `delete`, rsync's --delete-excluded: excluded entries at the destination are deleted too. */
   deleteExcluded?: boolean;
+  /** -H, --hard-links: names of one file in the source are hard links to one file at the destination. */
+  hardLinks?: boolean;
   /** With `delete`: destination entries never deleted as extraneous (backups, backup.ts). */
   protect?: (path: string) => boolean;
   /**
@@ -215,6 +224,7 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
     mkdirs: [],
     files: [],
     symlinks: [],
+    hardlinks: [],
     attrs: [],
     dirAttrs: [],
     unchanged: 0,
@@ -246,6 +256,27 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
     const dirs = index.dirBits;
     for (let b = 0; b < held.length; b++) plan.unchanged += POPCOUNT[held[b] & ~(dirs[b] ?? 0) & 0xff];
   }
+  // -H: every later name of a file is linked to its first, whatever the agent's compare found (it
+  // does not see links); held ones were counted unchanged above, which the link's reply decides.
+  const followers = options.hardLinks ? hardLinkFollowers(tree) : undefined;
+  if (followers) {
+    for (const [i, leader] of followers) {
+      const entry = tree.entries[i];
+      if (held && (held[i >> 3] & (1 << (i & 7))) !== 0) plan.unchanged--;
+      const r = remoteByPath.get(entry.path);
+      if (rules && skippedByRules(options, entry, r)) {
+        plan.skipped++;
+        continue;
+      }
+      if (r && r.type !== 'f' && (!scope || scope.contains(entry.path))) {
+        const change: Change = { kind: 'delete', path: entry.path, remote: r };
+        plan.deletes.push(change);
+        deleted.set(entry.path, change);
+      }
+      plan.hardlinks.push({ kind: 'hardlink', path: entry.path, source: entry, remote: r?.type === 'f' ? r : undefined, linkTo: leader });
+      touchedDirs.add(parentOf(entry.path));
+    }
+  }
   for (let i = 0; i < tree.entries.length; i++) {
     if (held) {
       const byte = held[i >> 3];
@@ -255,6 +286,7 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
       }
       if ((byte & (1 << (i & 7))) !== 0) continue;
     }
+    if (followers?.has(i)) continue;
     const entry = tree.entries[i];
     const r = remoteByPath.get(entry.path);
     if (rules && skippedByRules(options, entry, r)) {
@@ -365,6 +397,28 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
   }
   plan.dirAttrs = byDepth(plan.dirAttrs, -1);
   return plan;
+}
+
+const followerCache = new WeakMap<readonly SourceEntry[], Map<number, string>>();
+
+/**
+ * -H: the entries that are not the first name (in tree order) of a file with several names in the
+ * tree, each with that first name's path. Found once per scan, however many destinations.
+ */
+export function hardLinkFollowers(tree: SourceTree): Map<number, string> {
+  let followers = followerCache.get(tree.entries);
+  if (!followers) {
+    followers = new Map();
+    const first = new Map<string, string>();
+    tree.entries.forEach((e, i) => {
+      if (e.inode === undefined) return;
+      const leader = first.get(e.inode);
+      if (leader === undefined) first.set(e.inode, e.path);
+      else followers!.set(i, leader);
+    });
+    followerCache.set(tree.entries, followers);
+  }
+  return followers;
 }
 
 /**

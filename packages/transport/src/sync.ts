@@ -21,7 +21,7 @@ import { encodeAhead, listRemote, needsFullListing, type RemoteListing } from '.
 import { InFlightBytes } from './in-flight.js';
 import { parseChmod } from './chmod.js';
 import { BACKUP_CAPABILITY, checkBackup, isBackup, type BackupOptions } from './backup.js';
-import { BATCH_CAPABILITY } from './batch.js';
+import { BATCH_CAPABILITY, HARDLINKS_CAPABILITY } from './batch.js';
 import { deltaFileHash, loadDeltaHashes } from './delta-hash.js';
 import { batchable, batchEnd, changedSmallFiles, sendBatch, smallChange } from './batch-send.js';
 import type { ByteStreams } from './wire.js';
@@ -98,6 +98,11 @@ export interface TransferOptions extends TransferRules {
   owner?: boolean;
   /** With `owner`: keep the source's ids as numbers, not mapped by name (rsync's --numeric-ids). */
   numericIds?: boolean;
+  /**
+   * -H, rsync's --hard-links: files with several names in the source arrive as one file with those
+   * names at the destination (needs an agent listing `hardlinks`; not with staged commits).
+   */
+  hardLinks?: boolean;
   /** Keep interrupted transfers of new files as a basis for the next run. */
   partial?: boolean;
   /**
@@ -239,6 +244,9 @@ export async function syncTree(
         }),
       );
       await run.finish();
+    } else {
+      // -H: which links would be made is the agent's to say.
+      await run.hardLinks();
     }
     summary = run.summary;
     await client.close();
@@ -274,6 +282,7 @@ export function planOptions(client: AgentClient, options: TransferOptions, listi
     sameContent,
     unchanged: listing.unchanged,
     root: client.takeRootAttrs(),
+    hardLinks: options.hardLinks,
   };
 }
 
@@ -327,6 +336,9 @@ export function checkAgentCapabilities(client: AgentClient, options: TransferOpt
   const caps = client.info?.capabilities ?? [];
   if (options.chown && !caps.includes('chown')) {
     throw new TransportError('UNSUPPORTED', `${name}: its agent (${client.info?.version ?? 'unknown'}) cannot --chown; update deltacast there`, {});
+  }
+  if (options.hardLinks && !caps.includes(HARDLINKS_CAPABILITY)) {
+    throw new TransportError('UNSUPPORTED', `${name}: its agent (${client.info?.version ?? 'unknown'}) cannot make hard links (-H); update deltacast there`, {});
   }
   if (!options.backup || options.dryRun || caps.includes(BACKUP_CAPABILITY)) return;
   throw new TransportError('UNSUPPORTED', `${name}: its agent (${client.info?.version ?? 'unknown'}) keeps no backups; update deltacast there, or sync without --backup`, {});

@@ -27,6 +27,8 @@ export interface SourceEntry {
   uid: number;
   gid: number;
   linkTarget?: string;
+  /** A regular file with more than one link: `dev:ino`, the same for every name of the file (-H). */
+  inode?: string;
   /**
    * A directory on another file system than the source's, listed without its contents (-x): the
    * destination keeps what it has under it, as rsync does, even with --delete.
@@ -130,6 +132,9 @@ export async function scanSource(source: string, filter = new PathFilter([]), op
     mode: chmod && type !== 'l' ? applyChmod(chmod, s.mode, type === 'd') : s.mode & 0o7777,
     uid: s.uid,
     gid: s.gid,
+    // A file with other names (-H keeps them together): which inode, on which device. Always a
+    // field, so that every entry has one shape.
+    inode: type === 'f' && s.nlink > 1 ? `${s.dev}:${s.ino}` : undefined,
   });
 
   const typeOf = (s: EntryStat): EntryType | undefined => entryTypeOf(s.mode);

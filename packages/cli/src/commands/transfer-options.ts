@@ -119,6 +119,7 @@ export interface TransferFlags extends SshFlags {
   compress: boolean;
   owner: boolean;
   numericIds: boolean;
+  hardLinks: boolean;
   partial: boolean;
   json: boolean;
   concurrency?: number;
@@ -189,6 +190,7 @@ export function addTransferOptions(command: Command, rules: FilterRule[]): Comma
     .option('--delete-excluded', 'also delete what the filters exclude at the destination (implies deletions on)', false)
     .option('-z, --compress', 'compress file data on the wire', false)
     .option('-o, --owner', 'preserve owner and group (when the destination agent runs as root), by name as rsync does: each destination maps the source\'s user and group names to its own ids', false)
+    .option('-H, --hard-links', 'keep hard links: names of one file in the source are one file at each destination (not with --atomic tree, --all-or-none or --release)', false)
     .option('--numeric-ids', 'with --owner: keep the source\'s uid and gid numbers, not mapped by name', false)
     .addOption(new Option('-g, --group', "rsync's -g: as --owner (owner and group go together)").hideHelp().implies({ owner: true }))
     .option('--partial', 'keep interrupted new files to resume from on the next run', false)
@@ -266,6 +268,9 @@ export function checkTransferFlags(opts: TransferFlags): void {
   if (opts.backup && (opts.release || opts.allOrNone || opts.atomic === 'tree')) {
     throw new UsageError('--backup goes with --atomic file: staged commits and releases keep the old tree their own way');
   }
+  if (opts.hardLinks && (opts.release || opts.allOrNone || opts.atomic === 'tree')) {
+    throw new UsageError('-H goes with --atomic file: a staged file is not at its path until the commit, for a link to find it');
+  }
   if (opts.backup) {
     try {
       checkBackup({ dir: opts.backupDir, suffix: opts.suffix });
@@ -297,6 +302,7 @@ export function transferOptions(rules: FilterRule[], opts: TransferFlags) {
     compress: opts.compress,
     owner: opts.owner,
     numericIds: opts.numericIds,
+    hardLinks: opts.hardLinks,
     partial: opts.partial,
     filters: rules,
     concurrency: opts.concurrency,

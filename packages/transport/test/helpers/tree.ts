@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { chmod, lstat, lutimes, mkdir, readdir, readFile, readlink, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -261,4 +261,20 @@ export async function runSync(
     streams.close?.();
     await streams.done?.catch(() => {});
   }
+}
+
+/** The paths of `root`'s regular files grouped by inode: each group sorted, the groups sorted. */
+export function linkGroups(root: string): string[][] {
+  const byInode = new Map<string, string[]>();
+  const walk = (dir: string, prefix: string) => {
+    for (const name of readdirSync(dir).sort()) {
+      const full = join(dir, name);
+      const path = prefix ? `${prefix}/${name}` : name;
+      const st = lstatSync(full);
+      if (st.isDirectory()) walk(full, path);
+      else if (st.isFile()) byInode.set(`${st.dev}:${st.ino}`, [...(byInode.get(`${st.dev}:${st.ino}`) ?? []), path]);
+    }
+  };
+  walk(root, '');
+  return [...byInode.values()].map((g) => g.sort()).sort((a, b) => a[0].localeCompare(b[0]));
 }
