@@ -3,7 +3,9 @@
  * source read once, one delta per distinct basis), locally or over SSH, the way rsync -a does.
  */
 import { ConnectError, sync, TransportError, type FilterRule, type SyncSummary } from '@deltacast/transport';
-import { EXIT_FAILED } from '../errors.js';
+import { EXIT_FAILED, UsageError } from '../errors.js';
+import { missingFromSource, readFilesFrom } from '../files-from.js';
+import { statSync } from 'node:fs';
 import { Command } from 'commander';
 import type { MainIO } from '../io.js';
 import { createSyncOutput, itemize, printable, summaryLine, type ItemStyle } from '../sync-output.js';
@@ -41,11 +43,15 @@ interface SyncCommandOptions extends TransferFlags {
   delete: boolean;
   verbose: boolean;
   itemizeChanges: boolean;
+  filesFrom?: string;
+  from0: boolean;
+  /** The run's scope, from --files-from (set by the action). */
+  paths?: string[];
   progress?: boolean;
 }
 
 function syncOptions(rules: FilterRule[], opts: SyncCommandOptions) {
-  return { ...transferOptions(rules, opts), delete: opts.delete || opts.deleteExcluded, dryRun: opts.dryRun };
+  return { ...transferOptions(rules, opts), delete: opts.delete || opts.deleteExcluded, dryRun: opts.dryRun, paths: opts.paths };
 }
 
 /** Changes are printed with -v, -i and in a dry run; -i prints them as rsync -i does. */
@@ -119,14 +125,28 @@ export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Co
     .option('--delete', 'delete destination files that are not in the source', false)
     .option('-v, --verbose', 'itemize every change', false)
     .option('--itemize-changes', "itemize every change as rsync -i does (e.g. <f.st...... for a file sent whose size and mtime changed); -i is the ssh identity here", false)
+    .option('--files-from <file>', "send only these paths (one a line, relative to the source directory; - for stdin), as rsync's --files-from with -r: a listed directory goes with its contents, --delete deletes only inside what is listed")
+    .option('--from0', '--files-from separates paths with NUL, not newlines', false)
     .option('--no-progress', 'no progress bar even on a terminal');
   addTransferOptions(command, rules);
   command.addHelpText('after', SYNC_EXIT_CODES_HELP);
   return command.action(async (source: string, destinations: string[], opts: SyncCommandOptions) => {
     checkTransferFlags(opts);
     checkLocalSource(source);
+    // --files-from: paths relative to the source directory (with or without its slash, as rsync);
+    // a listed path the source lacks is reported and the run goes on, exit 23.
+    let missing: string[] = [];
+    if (opts.filesFrom !== undefined) {
+      if (!statSync(source, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`--files-from needs a source directory, not ${source}`);
+      const listed = await readFilesFrom(opts.filesFrom, opts.from0, io.stdin);
+      if (!source.endsWith('/')) source = `${source}/`;
+      missing = missingFromSource(source, listed);
+      opts.paths = listed.filter((p) => !missing.includes(p));
+      for (const path of missing) io.stderr.write(`deltacast: sync: ${printable(path)}: NO_SUCH_FILE: listed in --files-from, not in the source\n`);
+    }
+    const partial = (code: number) => (missing.length > 0 && code === 0 ? EXIT_PARTIAL : code);
     if (destinations.length > 1 || opts.atomic === 'tree' || opts.allOrNone || opts.release || opts.beforeCommit !== undefined || opts.afterCommit !== undefined) {
-      setExitCode(await runFanout(io, source, destinations, rules, opts));
+      setExitCode(partial(await runFanout(io, source, destinations, rules, opts)));
       return;
     }
     const destination = destinations[0];
@@ -150,7 +170,7 @@ export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Co
       throw error;
     }
     output.finish(summary);
-    if (!summary.ok) setExitCode(failureExit([summary]));
+    setExitCode(partial(summary.ok ? 0 : failureExit([summary])));
   });
 }
 
