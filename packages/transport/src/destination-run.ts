@@ -75,6 +75,25 @@ const SETATTRS_HEADER_BYTES = 40 * 1024;
 /** Header bytes the paths of one `links` may take. */
 const LINKS_HEADER_BYTES = 40 * 1024;
 
+/**
+ * `items` in order, cut into requests of at most `max` entries whose headers stay under `budget`
+ * bytes by `bytesOf`'s bound per entry (one entry alone may go over: the caps leave room for it).
+ */
+function* headerBatches<T>(items: readonly T[], max: number, budget: number, bytesOf: (item: T) => number): Generator<T[]> {
+  for (let i = 0; i < items.length; ) {
+    let end = i;
+    let header = 0;
+    while (end < items.length && end - i < max) {
+      const entry = bytesOf(items[end]);
+      if (end > i && header + entry > budget) break;
+      header += entry;
+      end++;
+    }
+    yield items.slice(i, end);
+    i = end;
+  }
+}
+
 export class DestinationRun {
   readonly summary: SyncSummary;
   /** The plan's deletes that this run makes: all of them, or those --max-delete leaves. */
@@ -304,18 +323,8 @@ export class DestinationRun {
     const failed = new Set(summary.errors.map((e) => e.path));
     const changes = plan.hardlinks.filter((c) => !this.underFailed(c.path) && !failed.has(c.linkTo!));
     const context = { ...plan.compared, remote: this.remote };
-    for (let i = 0; i < changes.length; ) {
-      let end = i;
-      let header = 0;
-      while (end < changes.length && end - i < MAX_LINKS) {
-        // At most three UTF-8 bytes per UTF-16 unit, two paths an entry.
-        const entry = (changes[end].path.length + changes[end].linkTo!.length) * 3 + 16;
-        if (end > i && header + entry > LINKS_HEADER_BYTES) break;
-        header += entry;
-        end++;
-      }
-      const batch = changes.slice(i, end);
-      i = end;
+    // At most three UTF-8 bytes per UTF-16 unit, two paths an entry.
+    for (const batch of headerBatches(changes, MAX_LINKS, LINKS_HEADER_BYTES, (c) => (c.path.length + c.linkTo!.length) * 3 + 16)) {
       let results;
       try {
         results = await client.linkBatch(
@@ -381,18 +390,8 @@ export class DestinationRun {
 
   /** The attributes of `changes`, in this order, with `setattrs` requests one after another; `done` per success. */
   private async setattrsInOrder(changes: readonly Change[], done: () => void): Promise<void> {
-    for (let i = 0; i < changes.length; ) {
-      let end = i;
-      let header = 0;
-      while (end < changes.length && end - i < MAX_SETATTRS) {
-        // At most three UTF-8 bytes per UTF-16 unit; the rest of an entry is under 48 bytes.
-        const entry = changes[end].path.length * 3 + 48;
-        if (end > i && header + entry > SETATTRS_HEADER_BYTES) break;
-        header += entry;
-        end++;
-      }
-      const batch = changes.slice(i, end);
-      i = end;
+    // At most three UTF-8 bytes per UTF-16 unit; the rest of an entry is under 48 bytes.
+    for (const batch of headerBatches(changes, MAX_SETATTRS, SETATTRS_HEADER_BYTES, (c) => c.path.length * 3 + 48)) {
       let results;
       try {
         results = await this.client.setattrBatch(
