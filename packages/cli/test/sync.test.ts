@@ -106,6 +106,19 @@ describe('--itemize-changes', () => {
   });
 });
 
+describe('--delete-after and rsync\'s other --delete-WHEN', () => {
+  it.each(['--delete-after', '--delete-delay', '--delete-before', '--delete-during'])('%s turns deletions on', async (flag) => {
+    const src = fresh('src');
+    await writeTree(src, { 'a.txt': 'a' });
+    const dest = fresh('dest');
+    await writeTree(dest, { 'a.txt': 'a', 'extra.txt': 'x' });
+    const run = sync(flag, `${src}/`, dest);
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(existsSync(join(dest, 'extra.txt'))).toBe(false);
+  });
+});
+
 describe('-H', () => {
   it('keeps hard links, itemized as rsync -iH does, and counts them in the summary', async () => {
     const src = fresh('src');

@@ -20,6 +20,8 @@ export interface RunOptions {
   dryRun?: boolean;
   /** At most this many extraneous entries deleted (see TransferOptions.maxDelete). */
   maxDelete?: number;
+  /** Extraneous entries are deleted once everything else arrived (see TransferOptions.deleteAfter). */
+  deleteAfter?: boolean;
   onEvent?: (event: SyncEvent) => void;
 }
 
@@ -217,7 +219,9 @@ export class DestinationRun {
    */
   async prepare(): Promise<void> {
     const { client, plan, summary } = this;
-    await Promise.all(this.deletes.map((c) => client.remove(c.path).then(() => void summary.deleted++, (e) => this.fail(c.path, e))));
+    // Entries replaced by one of another type go first, to make room; extraneous ones too, unless
+    // they wait for the end (deleteAfter).
+    await this.remove(this.options.deleteAfter ? this.deletes.filter((c) => !c.extraneous) : this.deletes);
     this.reportSkippedDeletes();
     if (client.info?.capabilities.includes(MKDIRS_CAPABILITY)) {
       await this.mkdirsInOrder();
@@ -351,7 +355,15 @@ export class DestinationRun {
     }
   }
 
-  /** Hard links, symlinks, attribute-only changes, then directory attributes deepest first. */
+  private async remove(deletes: readonly Change[]): Promise<void> {
+    const { client, summary } = this;
+    await Promise.all(deletes.map((c) => client.remove(c.path).then(() => void summary.deleted++, (e) => this.fail(c.path, e))));
+  }
+
+  /**
+   * Hard links, symlinks, extraneous entries with deleteAfter, attribute-only changes, then
+   * directory attributes deepest first.
+   */
   async finish(): Promise<void> {
     const { client, plan, summary, options } = this;
     await this.hardLinks();
@@ -365,6 +377,7 @@ export class DestinationRun {
             .then(() => void summary.symlinks++, (e) => this.fail(c.path, e));
         }),
     );
+    if (options.deleteAfter) await this.remove(this.deletes.filter((c) => c.extraneous));
     // After every change inside: creating entries moves a directory's mtime. Deepest first (a
     // parent's new mode may shut its children's path).
     const dirAttrs = plan.dirAttrs.filter((c) => !this.failedDirs.has(c.path) && !this.underFailed(c.path));

@@ -33,6 +33,12 @@ export interface TransferOptions extends TransferRules {
   /** Remove destination entries that are not in the source (within the transferred scope). */
   delete?: boolean;
   /**
+   * With `delete`, rsync's --delete-after: extraneous entries go once every file, link and symlink
+   * arrived, not before, so that what still refers to them (a page to an old asset) finds them
+   * while the run lasts. Entries replaced by one of another type go first in any case.
+   */
+  deleteAfter?: boolean;
+  /**
    * With `delete`, rsync's --max-delete: at most this many extraneous entries are deleted per
    * destination per run (a directory deleted with its contents is one entry; replacing an entry by
    * one of another type is not counted). Those deleted are the first in the plan's order (a

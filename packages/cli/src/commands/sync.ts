@@ -51,7 +51,7 @@ interface SyncCommandOptions extends TransferFlags {
 }
 
 function syncOptions(rules: FilterRule[], opts: SyncCommandOptions) {
-  return { ...transferOptions(rules, opts), delete: opts.delete || opts.deleteExcluded, dryRun: opts.dryRun, paths: opts.paths };
+  return { ...transferOptions(rules, opts), delete: opts.delete || opts.deleteExcluded || opts.deleteAfter, dryRun: opts.dryRun, paths: opts.paths };
 }
 
 /** Changes are printed with -v, -i and in a dry run; -i prints them as rsync -i does. */

@@ -140,6 +140,7 @@ export interface TransferFlags extends SshFlags {
   maxSize?: number;
   minSize?: number;
   deleteExcluded: boolean;
+  deleteAfter: boolean;
   /** --chown, split. */
   chown?: { user?: string; group?: string };
   backup: boolean;
@@ -188,6 +189,10 @@ export function addTransferOptions(command: Command, rules: FilterRule[]): Comma
       (mode: string, previous: string[] | undefined) => [...(previous ?? []), checkedChmod(mode)],
     )
     .option('--delete-excluded', 'also delete what the filters exclude at the destination (implies deletions on)', false)
+    .option('--delete-after', 'delete extraneous entries once everything else arrived, not before (implies deletions on), as rsync\'s', false)
+    .addOption(new Option('--delete-delay', "rsync's --delete-delay: as --delete-after").hideHelp().implies({ deleteAfter: true }))
+    .addOption(new Option('--delete-before', "rsync's --delete-before: deletions on, made before the transfer (deltacast's way)").hideHelp().implies({ delete: true }))
+    .addOption(new Option('--delete-during', "rsync's --delete-during: as --delete-before here").hideHelp().implies({ delete: true }))
     .option('-z, --compress', 'compress file data on the wire', false)
     .option('-o, --owner', 'preserve owner and group (when the destination agent runs as root), by name as rsync does: each destination maps the source\'s user and group names to its own ids', false)
     .option('-H, --hard-links', 'keep hard links: names of one file in the source are one file at each destination (not with --atomic tree, --all-or-none or --release)', false)
@@ -294,6 +299,7 @@ export function transferOptions(rules: FilterRule[], opts: TransferFlags) {
     maxSize: opts.maxSize,
     minSize: opts.minSize,
     deleteExcluded: opts.deleteExcluded,
+    deleteAfter: opts.deleteAfter,
     chmod: opts.chmod?.join(','),
     oneFileSystem: opts.oneFileSystem,
     backup: opts.backup ? { dir: opts.backupDir, suffix: opts.suffix } : undefined,

@@ -71,7 +71,7 @@ export function watchCommand(io: MainIO): Command {
       destinations,
       ...transferOptions(rules, opts),
       ...fanoutOptions(opts),
-      delete: opts.delete || opts.deleteExcluded,
+      delete: opts.delete || opts.deleteExcluded || opts.deleteAfter,
       delay: opts.delay,
       settle: opts.settle,
       settleTimeout: opts.settleTimeout,
