@@ -240,11 +240,14 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
   const deleted = new Map<string, Change>();
   const scope = tree.scope ? new Scope(tree.scope) : undefined;
 
+  /** Whether the owner or group `remote` has is not the one `entry` should have (owners kept). */
+  const ownerDiffers = (entry: SourceEntry, remote: RemoteEntry): boolean => {
+    const want = owner?.(entry);
+    return want !== undefined && ((want.uid !== undefined && remote.uid !== want.uid) || (want.gid !== undefined && remote.gid !== want.gid));
+  };
   const rootRemote = options.root;
-  if (tree.root && rootRemote) {
-    const want = owner?.(tree.root);
-    const ownerDiffers = want !== undefined && ((want.uid !== undefined && rootRemote.uid !== want.uid) || (want.gid !== undefined && rootRemote.gid !== want.gid));
-    if (ownerDiffers || rootRemote.mode !== tree.root.mode || !sameTime(rootRemote.mtimeMs, tree.root.mtimeMs)) touchedDirs.add('');
+  if (tree.root && rootRemote && (ownerDiffers(tree.root, rootRemote) || rootRemote.mode !== tree.root.mode || !sameTime(rootRemote.mtimeMs, tree.root.mtimeMs))) {
+    touchedDirs.add('');
   }
 
   const held = options.unchanged;
@@ -262,9 +265,10 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
   if (followers) {
     for (const [i, leader] of followers) {
       const entry = tree.entries[i];
-      if (held && (held[i >> 3] & (1 << (i & 7))) !== 0) plan.unchanged--;
       const r = remoteByPath.get(entry.path);
-      if (rules && skippedByRules(options, entry, r)) {
+      // Transfer rules leave alone what differs or is missing; a name held unchanged is neither.
+      if (held && (held[i >> 3] & (1 << (i & 7))) !== 0) plan.unchanged--;
+      else if (rules && skippedByRules(options, entry, r)) {
         plan.skipped++;
         continue;
       }
@@ -301,12 +305,8 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
       deleted.set(entry.path, change);
     }
     const existing = r && r.type === entry.type ? r : undefined;
-    let ownerDiffers = false;
-    if (owner && existing !== undefined) {
-      const want = owner(entry);
-      ownerDiffers = (want.uid !== undefined && existing.uid !== want.uid) || (want.gid !== undefined && existing.gid !== want.gid);
-    }
-    if (existing && !ownerDiffers && (entry.type !== 'f' || !options.sameContent) && quickCheck(entry, existing)) {
+    const ownerChanged = existing !== undefined && ownerDiffers(entry, existing);
+    if (existing && !ownerChanged && (entry.type !== 'f' || !options.sameContent) && quickCheck(entry, existing)) {
       if (entry.type !== 'd') plan.unchanged++;
       continue;
     }
@@ -315,13 +315,13 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
         plan.mkdirs.push({ kind: 'mkdir', path: entry.path, source: entry });
         touchedDirs.add(parentOf(entry.path));
         touchedDirs.add(entry.path);
-      } else if (ownerDiffers || existing.mode !== entry.mode || !sameTime(existing.mtimeMs, entry.mtimeMs)) {
+      } else if (ownerChanged || existing.mode !== entry.mode || !sameTime(existing.mtimeMs, entry.mtimeMs)) {
         touchedDirs.add(entry.path);
       }
       continue;
     }
     if (entry.type === 'l') {
-      if (!existing || ownerDiffers || existing.linkTarget !== entry.linkTarget || !sameTime(existing.mtimeMs, entry.mtimeMs)) {
+      if (!existing || ownerChanged || existing.linkTarget !== entry.linkTarget || !sameTime(existing.mtimeMs, entry.mtimeMs)) {
         plan.symlinks.push({ kind: 'symlink', path: entry.path, source: entry, remote: existing });
         touchedDirs.add(parentOf(entry.path));
       } else {
@@ -341,7 +341,7 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
     if (!unchanged) {
       plan.files.push({ kind: 'update', path: entry.path, source: entry, remote: existing });
       touchedDirs.add(parentOf(entry.path));
-    } else if (ownerDiffers || existing.mode !== entry.mode || !sameTime(existing.mtimeMs, entry.mtimeMs)) {
+    } else if (ownerChanged || existing.mode !== entry.mode || !sameTime(existing.mtimeMs, entry.mtimeMs)) {
       plan.attrs.push({ kind: 'attrs', path: entry.path, source: entry, remote: existing });
     } else {
       plan.unchanged++;
