@@ -13,6 +13,7 @@ import {
   LIST_COMPARE_ZLIB_CAPABILITY,
   LIST_PATHS_CAPABILITY,
   MAX_LIST_PATHS,
+  MAX_OWNER_IDS,
   MIN_PROTOCOL_VERSION,
   PROTOCOL_VERSION,
   str,
@@ -38,8 +39,6 @@ function rootEntry(value: unknown): RootEntry {
   return { path: '', type: 'd', size: 0, mode: r.mode as number, mtimeMs: r.mtime, uid: r.uid as number, gid: r.gid as number, made: r.made };
 }
 
-/** Pairs of each kind in one `owners` request (the agent takes at most MAX_OWNER_IDS). */
-const OWNER_REQUEST_PAIRS = 4096;
 /** Bytes of names (and their ids) in one `owners` request, well under the 64 KiB header cap. */
 const OWNER_REQUEST_BYTES = 40 * 1024;
 
@@ -710,14 +709,14 @@ export class AgentClient {
    * out), which `ownerMap` then holds for comparing owners.
    */
   async mapOwners(users: readonly [number, string][], groups: readonly [number, string][]): Promise<OwnerMap> {
-    // Requests of at most OWNER_REQUEST_PAIRS pairs and OWNER_REQUEST_BYTES of names each (the frame
+    // Requests of at most MAX_OWNER_IDS pairs of each kind and OWNER_REQUEST_BYTES of names each (the frame
     // header cap is 64 KiB), all sent at once; the agent adds each to its map.
     const requests: { users: [number, string][]; groups: [number, string][] }[] = [];
     let current = { users: [] as [number, string][], groups: [] as [number, string][] };
     let bytes = 0;
     const add = (kind: 'users' | 'groups', pair: [number, string]) => {
       const size = Buffer.byteLength(pair[1]) + 8;
-      if (current[kind].length === OWNER_REQUEST_PAIRS || bytes + size > OWNER_REQUEST_BYTES) {
+      if (current[kind].length === MAX_OWNER_IDS || bytes + size > OWNER_REQUEST_BYTES) {
         requests.push(current);
         current = { users: [], groups: [] };
         bytes = 0;

@@ -30,6 +30,7 @@ import {
   CAPABILITIES,
   DATA_CHUNK,
   MAX_LIST_PATHS,
+  MAX_OWNER_IDS,
   MIN_PROTOCOL_VERSION,
   optStr,
   optTime,
@@ -1401,9 +1402,6 @@ async function realpathOfMissing(path: string): Promise<string> {
     }
   }
 }
-
-/** At most this many ids of each kind in one `owners` request (a client splits longer lists). */
-export const MAX_OWNER_IDS = 4096;
 
 /** A request's list of [id, name] pairs (ids up to 2^32 - 1, names of 1 to 256 characters, no ':' or newline). */
 function idNamePairs(h: Header, field: string): [number, string][] {

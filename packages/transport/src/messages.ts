@@ -15,6 +15,9 @@ export const CAPABILITIES = ['native-delta', 'zlib', 'checksum', 'owner', 'parti
 /** An agent offering this maps --owner's ids by name (`owners`), as rsync does without --numeric-ids. */
 export const OWNER_NAMES_CAPABILITY = 'owner-names';
 
+/** At most this many ids of each kind in one `owners` request (a client splits longer lists). */
+export const MAX_OWNER_IDS = 4096;
+
 /** An agent offering this lists only the `paths` a `list` request names (a scoped sync). */
 export const LIST_PATHS_CAPABILITY = 'list-paths';
 
