@@ -11,7 +11,7 @@ import { MAX_LINKS, MAX_MKDIRS, MAX_SETATTRS, MKDIRS_CAPABILITY, SETATTRS_CAPABI
 import { ProtocolError, RemoteError, TransportError, type TransportErrorCode } from './errors.js';
 import type { SyncEvent, SyncSummary } from './events.js';
 import { byDepth, depth, limitDeletes, type Change, type Plan } from './plan.js';
-import { DELETING, itemCode, itemizesChange } from './itemize.js';
+import { DELETING, hardLinkCode, itemCode, itemizesChange } from './itemize.js';
 import type { EntryType } from './messages.js';
 import type { SourceEntry, SourceTree } from './tree.js';
 
@@ -347,8 +347,8 @@ export class DestinationRun {
           summary.unchanged++;
         } else {
           summary.hardlinks++;
-          // The compare reports a name only where it differs: one it held unchanged that was a copy of its own is `hf` and nine spaces.
-          const itemized = r.size === 2 ? itemCode({ ...c, remote: undefined }, context) : c.remote ? itemCode(c, context) : `hf${' '.repeat(9)}`;
+          // 1: the link replaced a file there; 2: the path was free.
+          const itemized = hardLinkCode(c, r.size === 1, context);
           this.emit({ type: 'item', destination: this.name, kind: 'hardlink', path: c.path, entryType: 'f', itemized, linkTarget: c.linkTo });
         }
       });

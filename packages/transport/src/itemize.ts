@@ -49,12 +49,8 @@ export function itemCode(change: Change, context: ItemizeContext): string | unde
       const retargeted = remote.linkTarget !== source.linkTarget;
       return `${retargeted ? 'c' : '.'}L${retargeted ? 'c' : '.'}.${timeLetter(source, remote)}.${ownerLetters(source, remote, context)}...`;
     }
-    case 'hardlink': {
-      // rsync -H: `hf` and what differed from the file the path held before (nine spaces if nothing).
-      if (!remote || !source) return `hf${NEW}`;
-      const letters = `.${remote.size !== source.size ? 's' : '.'}${timeLetter(source, remote)}${(remote.mode & 0o7777) !== (source.mode & 0o7777) ? 'p' : '.'}${ownerLetters(source, remote, context)}...`;
-      return `hf${/[^.]/.test(letters) ? letters : ' '.repeat(9)}`;
-    }
+    case 'hardlink':
+      return hardLinkCode(change, change.remote !== undefined, context);
     case 'update':
     case 'attrs': {
       if (!source) return undefined;
@@ -69,6 +65,19 @@ export function itemCode(change: Change, context: ItemizeContext): string | unde
       return `${head}${type}${content}${size}${timeLetter(source, remote)}${perms}${ownerLetters(source, remote, context)}...`;
     }
   }
+}
+
+/**
+ * A hard link made (-H): `hf+++++++++` where the path was free, else `hf` and what differed from the
+ * file it held before (nine spaces where nothing did, or where the compare, which held that file
+ * unchanged, did not report it), as rsync -iH prints them.
+ */
+export function hardLinkCode(change: Change, replaced: boolean, context: ItemizeContext): string {
+  const { source, remote } = change;
+  if (!replaced || !source) return `hf${NEW}`;
+  if (!remote) return `hf${' '.repeat(9)}`;
+  const letters = `.${remote.size !== source.size ? 's' : '.'}${timeLetter(source, remote)}${(remote.mode & 0o7777) !== (source.mode & 0o7777) ? 'p' : '.'}${ownerLetters(source, remote, context)}...`;
+  return `hf${/[^.]/.test(letters) ? letters : ' '.repeat(9)}`;
 }
 
 function timeLetter(source: SourceEntry, remote: RemoteEntry): string {
