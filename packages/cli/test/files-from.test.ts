@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseFilesFrom } from '../src/files-from.js';
 import { UsageError } from '../src/errors.js';
-import { BASE_MTIME_MS, diffTrees, file, hasRsync, snapshotTree, writeTree } from '../../transport/test/helpers/tree.js';
+import { BASE_MTIME_MS, diffTrees, dir, file, hasRsync, snapshotTree, writeTree } from '../../transport/test/helpers/tree.js';
 import { deltacast, makeTempDir } from './helpers.js';
 
 const { dir: work, cleanup } = makeTempDir('files-from');
@@ -31,7 +31,11 @@ describe('parseFilesFrom', () => {
 });
 
 const T = BASE_MTIME_MS;
+// Directories' times pinned too: those outside a scope are left as they are, whatever second made them.
 const TREE = {
+  d: dir({ mtimeMs: T }),
+  'd/e': dir({ mtimeMs: T }),
+  x: dir({ mtimeMs: T }),
   'a.txt': file('a', { mtimeMs: T }),
   'd/b.txt': file('b', { mtimeMs: T }),
   'd/e/c.txt': file('c', { mtimeMs: T }),
