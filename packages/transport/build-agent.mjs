@@ -26,8 +26,17 @@ await build({
   // hash-wasm's ES module build, which esbuild tree-shakes to the two hashes core uses; its "main"
   // (UMD) carries every algorithm's WebAssembly, 260 KB more to parse at every start.
   alias: { 'hash-wasm': hashWasmModule },
-  // CommonJS dependencies call require(); an ES module has none, so give it one.
-  banner: { js: "import { createRequire as __deltacastCreateRequire } from 'node:module'; const require = __deltacastCreateRequire(import.meta.url);" },
+  // CommonJS dependencies call require(); an ES module has none, so give it one. And a bundle cached
+  // on a host whose Node.js has since been replaced by an older one says so before anything else.
+  banner: {
+    js: [
+      "import { createRequire as __deltacastCreateRequire } from 'node:module'; const require = __deltacastCreateRequire(import.meta.url);",
+      'if (Number(process.versions.node.split(".")[0]) < 20) {',
+      '  process.stderr.write(`deltacast agent: Node.js ${process.version} is too old; the agent needs Node.js 20 or later\\n`);',
+      '  process.exit(1);',
+      '}',
+    ].join('\n'),
+  },
   legalComments: 'none',
   logLevel: 'warning',
 });

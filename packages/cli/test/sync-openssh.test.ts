@@ -497,7 +497,7 @@ describe.skipIf(!hasSshd)(`sync over OpenSSH ${sshdSkipReason}`, () => {
     // What ssh says when it cannot connect, with the exit status of a connection failure.
     const refused = sync('-e', `ssh -o BatchMode=yes -p ${await freePort()}`, '-F', config, `${src}/`, `bench:${target}`);
     expect(refused.status).toBe(255);
-    expect(refused.stderr).toMatch(/CONNECT: probing the remote failed \(exit 255\): ssh: connect to host 127\.0\.0\.1 port \d+: Connection refused/);
+    expect(refused.stderr).toMatch(/CONNECT: starting the agent on the remote failed \(exit 255\): ssh: connect to host 127\.0\.0\.1 port \d+: Connection refused/);
   });
 
   it('exits 23 when part of the destination cannot be written, and the rest arrives', async (ctx) => {

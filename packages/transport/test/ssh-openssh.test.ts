@@ -11,7 +11,7 @@ import type { Client } from 'ssh2';
 import { ConnectError } from '../src/errors.js';
 import { connectSsh } from '../src/ssh/connect.js';
 import { AgentClient } from '../src/agent-client.js';
-import { bundleCacheName, defaultBundlePath, startRemoteAgent, type RemoteAgentStreams } from '../src/ssh/remote-agent.js';
+import { bundleCacheName, defaultBundlePath, sshShell, startRemoteAgent, type RemoteAgentStreams, type RemoteShell } from '../src/ssh/remote-agent.js';
 import { hasSshd, sshdSkipReason, startSshd, type Sshd } from './helpers/sshd.js';
 import { requireBuiltAgent } from './helpers/tree.js';
 
@@ -132,7 +132,26 @@ describe.skipIf(!hasSshd)(`OpenSSH server ${sshdSkipReason}`, () => {
     expect(readdirSync(root)).toEqual(['made']); // the lock is gone: the agent released it before closing its output
   });
 
+  it('finds the agent with one remote command: the probe and the start are one script', async () => {
+    const cached = join(sshd.home, '.cache', 'deltacast', bundleName);
+    rmSync(cached, { force: true });
+    await roundTrip(await startRemoteAgent(client, { bundlePath }), 'upload'); // not there: probe, upload, start
+    const base = sshShell(client);
+    const commands: string[] = [];
+    const shell: RemoteShell = {
+      run: (command, timeoutMs, input) => (commands.push(command), base.run(command, timeoutMs, input)),
+      start: (command, kind, announced) => (commands.push(command), base.start(command, kind, announced)),
+    };
+    const streams = await startRemoteAgent(shell, { bundlePath });
+    expect(commands).toHaveLength(1);
+    expect(streams.kind).toBe('bundle');
+    expect(streams.command).toBe(`node ~/.cache/deltacast/${bundleName}`);
+    expect(await roundTrip(streams, 'one command')).toBe('ONE COMMAND');
+    expect(streams.stderr()).toBe(''); // the script's announcement is not the agent's stderr
+  });
+
   it('uploads the bundle once into ~/.cache/deltacast when the remote lacks deltacast, then reuses it', async () => {
+    rmSync(join(sshd.home, '.cache', 'deltacast'), { recursive: true, force: true });
     const cacheDir = join(sshd.home, '.cache', 'deltacast');
     const cached = join(cacheDir, bundleName);
     expect(existsSync(cached)).toBe(false);
@@ -147,6 +166,7 @@ describe.skipIf(!hasSshd)(`OpenSSH server ${sshdSkipReason}`, () => {
     // Same size: kept. A new upload would arrive through mv and so change the inode.
     const inode = statSync(cached).ino;
     const second = await startRemoteAgent(client, { bundlePath });
+    expect(second.command).toBe(`node ~/.cache/deltacast/${bundleName}`);
     expect(await roundTrip(second, 'second run')).toBe('SECOND RUN');
     expect(statSync(cached).ino).toBe(inode);
 
@@ -161,8 +181,9 @@ describe.skipIf(!hasSshd)(`OpenSSH server ${sshdSkipReason}`, () => {
     writeFileSync(fake, '#!/bin/sh\n[ "$1" = agent ] || exit 64\nprintf "deltacast agent: "\nexec cat\n');
     chmodSync(fake, 0o755);
     try {
-      const streams = await startRemoteAgent(client, { bundlePath });
+      const streams = await startRemoteAgent(client, { bundlePath, env: { DELTACAST_TEST: 'x y' } });
       expect(streams.kind).toBe('deltacast');
+      expect(streams.command).toBe("env 'DELTACAST_TEST=x y' deltacast agent");
       expect(await roundTrip(streams, 'hello')).toBe('deltacast agent: hello');
     } finally {
       rmSync(fake);
@@ -170,6 +191,7 @@ describe.skipIf(!hasSshd)(`OpenSSH server ${sshdSkipReason}`, () => {
   });
 
   it('refuses with NO_REMOTE_NODE when the remote node is too old', async () => {
+    rmSync(join(sshd.home, '.cache', 'deltacast'), { recursive: true, force: true });
     const fake = join(sshd.bin, 'node');
     writeFileSync(fake, '#!/bin/sh\necho v18.19.0\n');
     chmodSync(fake, 0o755);
@@ -197,6 +219,28 @@ describe.skipIf(!hasSshd)(`OpenSSH server ${sshdSkipReason}`, () => {
       expect(await agent.list()).toEqual([]);
     } finally {
       await agent.close();
+    }
+  });
+
+  it.skipIf(!existsSync(defaultBundlePath()))('a cached bundle run by a Node.js older than 20 says so before the session starts', async () => {
+    await roundTrip(await startRemoteAgent(client), '').catch(() => {}); // cached (an agent given no hello fails: no matter)
+    // The real node, made to report 18 before the bundle runs.
+    const old = join(sshd.dir, 'node-18.mjs');
+    writeFileSync(old, "Object.defineProperty(process, 'version', { value: 'v18.19.0' }); Object.defineProperty(process, 'versions', { value: { ...process.versions, node: '18.19.0' } });\n");
+    const fake = join(sshd.bin, 'node');
+    writeFileSync(fake, `#!/bin/sh\nexec ${process.execPath} --import ${old} "$@"\n`);
+    chmodSync(fake, 0o755);
+    try {
+      const streams = await startRemoteAgent(client);
+      expect(streams.kind).toBe('bundle');
+      const error = await roundTrip(streams, '').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(ConnectError);
+      expect((error as Error).message).toContain('exited with status 1 before the session started: deltacast agent: Node.js v18.19.0 is too old; the agent needs Node.js 20 or later');
+    } finally {
+      rmSync(fake);
     }
   });
 });

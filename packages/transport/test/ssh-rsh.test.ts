@@ -132,6 +132,17 @@ describe('rshShell', () => {
     expect((error as Error).message).toMatch(/exited with status 7 before the session started: no agent here/);
   });
 
+  it('gives up on a remote whose shell does not start the agent within the timeout', async () => {
+    const slow = join(dir, 'slow-ssh');
+    writeFileSync(slow, `#!/bin/sh\nsleep 20\nexec ${fakeSsh} "$@"\n`);
+    chmodSync(slow, 0o755);
+    const t0 = performance.now();
+    const error = await startRemoteAgent(rshShell([slow, 'host']), { timeoutMs: 300 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConnectError);
+    expect((error as Error).message).toMatch(/the remote did not start the agent within 300 ms/);
+    expect(performance.now() - t0).toBeLessThan(10_000); // not the 20 s the shell would take
+  });
+
   it('probes the remote and refuses with NO_REMOTE_NODE where there is no deltacast and too old a Node.js', async () => {
     // The remote's PATH: a shell, wc, and a node that says it is 18.
     const bare = join(dir, 'bare-bin');
@@ -140,7 +151,7 @@ describe('rshShell', () => {
     symlinkSync(execFileSync('sh', ['-c', 'command -v wc'], { encoding: 'utf8' }).trim(), join(bare, 'wc'));
     writeFileSync(join(bare, 'node'), '#!/bin/sh\necho v18.19.0\n');
     chmodSync(join(bare, 'node'), 0o755);
-    const error = await startRemoteAgent(rshShell(['env', `PATH=${bare}`, fakeSsh, 'host']), {}).catch((e: unknown) => e);
+    const error = await startRemoteAgent(rshShell(['env', `PATH=${bare}`, `HOME=${dir}`, fakeSsh, 'host']), {}).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConnectError);
     expect(error).toMatchObject({ code: 'NO_REMOTE_NODE' });
     expect((error as Error).message).toMatch(/its Node\.js is v18\.19\.0/);

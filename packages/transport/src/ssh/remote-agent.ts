@@ -5,6 +5,12 @@
  * different versions never collide) and run with the remote `node`. Remote commands go through the
  * user's login shell, so every argument is single-quoted; scripts run under `sh -c` so that the
  * login shell's own syntax (csh, fish) does not matter.
+ *
+ * Finding the agent costs no command of its own: one script looks for deltacast and the cached
+ * bundle and runs whichever it finds, saying which on stderr first (autoStartScript). Only when it
+ * finds neither does it report the remote's Node.js and end, and the bundle is uploaded and started
+ * with two more commands. Each remote command pays a round trip and the login shell's start-up
+ * files, which on some hosts take longer than the agent's whole run.
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -50,15 +56,18 @@ export interface RemoteShell {
    * (keepTail), within `timeoutMs` (0: no limit, for commit hooks).
    */
   run(command: string, timeoutMs: number, input?: Uint8Array): Promise<RunResult>;
-  /** Starts the agent: its stdin and stdout as the session's streams. */
-  start(command: string, kind: RemoteAgentKind): Promise<RemoteAgentStreams>;
+  /**
+   * Starts the agent: its stdin and stdout as the session's streams. With `announced`, the command
+   * is an autoStartScript: its streams' `announcement` says what it ran.
+   */
+  start(command: string, kind: RemoteAgentKind, announced?: AnnouncedCommands): Promise<RemoteAgentStreams>;
 }
 
 /** The exec channels of an ssh2 connection as a RemoteShell. */
 export function sshShell(client: Client): RemoteShell {
   return {
     run: (command, timeoutMs, input) => runRemote(client, command, timeoutMs, input),
-    start: (command, kind) => execAgent(client, command, kind),
+    start: (command, kind, announced) => execAgent(client, command, kind, announced),
   };
 }
 
@@ -69,6 +78,50 @@ export interface RemoteAgentStreams extends ByteStreams {
   command: string;
   /** What the remote command wrote to stderr so far (the last 64 KiB). */
   stderr(): string;
+  /** For an autoStartScript: what it ran, once its stderr has said so, or that it ended without running an agent. */
+  announcement?: Promise<Announcement>;
+}
+
+/** The command lines an autoStartScript's two agents are reported as (in messages and `command`). */
+export interface AnnouncedCommands {
+  deltacast: string;
+  bundle: string;
+}
+
+/**
+ * What an autoStartScript did: started `deltacast agent` or the cached bundle, or found neither and
+ * ended (`node`: the remote's `node --version`, empty without one; undefined when it ended without
+ * saying, as a login shell or an ssh that fails would, with its exit status).
+ */
+export type Announcement =
+  | { kind: 'deltacast' | 'bundle' }
+  | { kind: 'ended'; node: string | undefined; exit?: { code: number | null; signal: string | null } };
+
+/** The line an autoStartScript writes to stderr before it runs an agent or ends. */
+const ANNOUNCE_PREFIX = 'deltacast-start: ';
+const ANNOUNCE_LINE = /(?:^|\n)deltacast-start: (deltacast|bundle|none node=([^\n]*))\n/;
+
+/**
+ * The shell script that starts the agent in one remote command: `deltacast agent` when it is on the
+ * PATH, else the bundle cached as `cacheName` when it is there whole (`size` bytes), else nothing.
+ * Before it runs either it writes `deltacast-start: deltacast` or `deltacast-start: bundle` to
+ * stderr (the agent's stdout is the session's alone); when it runs neither it writes
+ * `deltacast-start: none node=VERSION` and exits 0. `withEnv` puts the agent's environment in front
+ * of a command.
+ */
+export function autoStartScript(bundle: { cacheName: string; size: number } | undefined, withEnv: (command: string) => string): string {
+  const say = (what: string) => `echo ${shellQuote(ANNOUNCE_PREFIX + what)} >&2`;
+  return [
+    `if command -v deltacast >/dev/null 2>&1; then ${say('deltacast')}; exec ${withEnv('deltacast agent')}; fi`,
+    ...(bundle
+      ? [
+          `f="$HOME/${CACHE_DIR}/${bundle.cacheName}"`,
+          // Unquoted $(wc ...): some wc pad the number with blanks.
+          `if [ -f "$f" ] && [ $(wc -c < "$f") -eq ${bundle.size} ] 2>/dev/null; then ${say('bundle')}; exec ${withEnv('node "$f"')}; fi`,
+        ]
+      : []),
+    `echo "${ANNOUNCE_PREFIX}none node=$(node --version 2>/dev/null)" >&2`,
+  ].join('\n');
 }
 
 /** Oldest Node.js the bundle is built for (esbuild target node20). */
@@ -136,22 +189,24 @@ export async function startRemoteAgent(on: Client | RemoteShell, options: Remote
   const cacheName = bundle ? bundleCacheName(bundle) : undefined;
   const remotePath = cacheName ? `~/${CACHE_DIR}/${cacheName}` : undefined;
 
-  // One round trip answers all three questions: deltacast on PATH, node's version, cached bundle size.
-  const probe = [
-    'if command -v deltacast >/dev/null 2>&1; then echo deltacast=yes; fi',
-    'echo "node=$(node --version 2>/dev/null)"',
-    ...(cacheName ? [`f="$HOME/${CACHE_DIR}/${cacheName}"; if [ -f "$f" ]; then echo "size=$(wc -c < "$f")"; fi`] : []),
-  ].join('; ');
   const timeoutMs = options.timeoutMs ?? DEFAULT_REMOTE_TIMEOUT;
-  const result = await shell.run(`sh -c ${shellQuote(probe)}`, timeoutMs);
-  if (result.code !== 0) {
-    throw new ConnectError('CONNECT', `probing the remote failed (exit ${result.code ?? result.signal}): ${result.stderr.trim()}`, { stderr: result.stderr });
+  const script = autoStartScript(bundle && cacheName ? { cacheName, size: bundle.length } : undefined, withEnv);
+  const started = await shell.start(`sh -c ${shellQuote(script)}`, 'bundle', {
+    deltacast: withEnv('deltacast agent'),
+    bundle: withEnv(remotePath ? `node ${remotePath}` : 'node'),
+  });
+  const announced = await announcement(started, timeoutMs);
+  if (announced.kind !== 'ended') return { ...started, kind: announced.kind };
+  // It ran no agent: its streams end (or fail, if the login shell did: watchAgent keeps that quiet) with nothing to say.
+  started.readable.resume();
+  if (announced.node === undefined) {
+    const text = started.stderr().trim();
+    const exit = announced.exit;
+    const status = exit === undefined ? '' : exit.code !== null ? ` (exit ${exit.code})` : ` (signal ${exit.signal})`;
+    throw new ConnectError('CONNECT', `starting the agent on the remote failed${status}${text ? `: ${text}` : ''}`, { stderr: started.stderr(), exit });
   }
-  const facts = new Map(result.stdout.split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1).trim()]));
 
-  if (facts.get('deltacast') === 'yes') return shell.start(withEnv('deltacast agent'), 'deltacast');
-
-  const nodeVersion = facts.get('node') ?? '';
+  const nodeVersion = announced.node;
   const major = /^v(\d+)\./.exec(nodeVersion);
   if (!major || Number(major[1]) < MIN_REMOTE_NODE_MAJOR) {
     throw new ConnectError(
@@ -165,8 +220,28 @@ export async function startRemoteAgent(on: Client | RemoteShell, options: Remote
   if (!bundle || !cacheName || !remotePath) {
     throw new ConnectError('CONNECT', `the remote lacks deltacast and the agent bundle ${bundlePath} is missing; build it with \`pnpm --filter @deltacast/transport build\``, { bundlePath });
   }
-  if (facts.get('size') !== String(bundle.length)) await uploadBundle(shell, bundle, cacheName, timeoutMs * 4);
+  await uploadBundle(shell, bundle, cacheName, timeoutMs * 4);
   return shell.start(withEnv(`node ${remotePath}`), 'bundle');
+}
+
+/**
+ * What an autoStartScript did, once it said so; a ConnectError if it said nothing for `timeoutMs`
+ * (a login shell that hangs in its start-up files, a hung home directory).
+ */
+async function announcement(streams: RemoteAgentStreams, timeoutMs: number): Promise<Announcement> {
+  if (!streams.announcement) throw new Error('the remote shell did not watch for the start script\'s announcement');
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      streams.close?.();
+      reject(new ConnectError('CONNECT', `the remote did not start the agent within ${timeoutMs >= 1000 ? `${Math.round(timeoutMs / 1000)} s` : `${timeoutMs} ms`}${streams.stderr().trim() ? `: ${streams.stderr().trim()}` : ''}`, { timeoutMs, stderr: streams.stderr() }));
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([streams.announcement, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 async function uploadBundle(shell: RemoteShell, bundle: Buffer, cacheName: string, timeoutMs: number): Promise<void> {
@@ -236,7 +311,7 @@ async function runRemote(client: Client, command: string, timeoutMs: number, inp
   return done;
 }
 
-function execAgent(client: Client, command: string, kind: RemoteAgentKind): Promise<RemoteAgentStreams> {
+function execAgent(client: Client, command: string, kind: RemoteAgentKind, announced?: AnnouncedCommands): Promise<RemoteAgentStreams> {
   return openExec(client, command, (channel) =>
     watchAgent(
       {
@@ -248,6 +323,7 @@ function execAgent(client: Client, command: string, kind: RemoteAgentKind): Prom
       },
       command,
       kind,
+      announced,
     ),
   );
 }
@@ -270,16 +346,37 @@ export interface AgentProcess {
  * The session's streams over a started agent. Its output is passed on once the exit status is
  * known: an agent that fails before writing anything fails the stream with a ConnectError (its
  * status and stderr), one that fails later with a TransportError (IO).
+ *
+ * With `announced`, the command is an autoStartScript: its line on stderr resolves `announcement`
+ * (and is left out of `stderr()`), and from then on the agent is named by its command in
+ * `announced`; an end without that line resolves it as ended.
  */
-export function watchAgent(agent: AgentProcess, command: string, kind: RemoteAgentKind): RemoteAgentStreams {
+export function watchAgent(agent: AgentProcess, command: string, kind: RemoteAgentKind, announced?: AnnouncedCommands): RemoteAgentStreams {
   let stderr = '';
+  let announce: ((what: Announcement) => void) | undefined;
+  const announcement = announced ? new Promise<Announcement>((resolve) => (announce = resolve)) : undefined;
   agent.stderr.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString('utf8')).slice(-STDERR_LIMIT);
+    if (!announce || !announced) return;
+    const line = ANNOUNCE_LINE.exec(stderr);
+    if (!line) return;
+    stderr = stderr.slice(0, line.index) + stderr.slice(line.index + line[0].length);
+    const said = line[1] === 'deltacast' || line[1] === 'bundle' ? line[1] : undefined;
+    if (said) {
+      command = announced[said];
+      readable.off('error', quiet);
+    }
+    announce(said ? { kind: said } : { kind: 'ended', node: line[2].trim() });
+    announce = undefined;
   });
 
   // stdout goes through a PassThrough so that its end can wait for the exit status: a clean end of
   // input must not be reported before we know the agent did not fail at start-up.
   const readable = new PassThrough();
+  // Until the start script has said what it runs, an end of it is what `announcement` reports, not
+  // an error of the stream (whose reader is not attached yet).
+  const quiet = (): void => {};
+  if (announce) readable.on('error', quiet);
   let sawData = false;
   let ended = false;
   let closed = false;
@@ -317,6 +414,9 @@ export function watchAgent(agent: AgentProcess, command: string, kind: RemoteAge
     settle();
   });
   agent.events.on('close', () => {
+    // Ended without saying what it ran (stderr is read to its end by now).
+    announce?.({ kind: 'ended', node: undefined, exit });
+    announce = undefined;
     closed = true;
     ended = true; // emitted only after the output ended (or was destroyed)
     outputEnded();
@@ -333,7 +433,10 @@ export function watchAgent(agent: AgentProcess, command: string, kind: RemoteAge
       agent.close();
     },
     kind,
-    command,
+    get command() {
+      return command;
+    },
     stderr: () => stderr,
+    announcement,
   };
 }

@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { ConnectError, PathError } from '../errors.js';
-import { keepTail, watchAgent, type RemoteAgentKind, type RemoteAgentStreams, type RemoteShell, type RunResult } from './remote-agent.js';
+import { keepTail, watchAgent, type AnnouncedCommands, type RemoteAgentKind, type RemoteAgentStreams, type RemoteShell, type RunResult } from './remote-agent.js';
 
 export interface RshOptions {
   /** The command as written (`ssh`, `ssh -p 2222 -o "Compression yes"`), split into words by splitCommand. */
@@ -128,7 +128,7 @@ export function rshShell(argv: readonly string[]): RemoteShell {
         });
         child.stdin.end(input);
       }),
-    start: (command: string, kind: RemoteAgentKind) =>
+    start: (command: string, kind: RemoteAgentKind, announced?: AnnouncedCommands) =>
       new Promise<RemoteAgentStreams>((resolve, reject) => {
         const child = launch(command);
         child.once('error', (error) => reject(cannot(command, error)));
@@ -148,6 +148,7 @@ export function rshShell(argv: readonly string[]): RemoteShell {
               },
               command,
               kind,
+              announced,
             ),
           );
         });
