@@ -48,7 +48,8 @@ await build({
   // ssh2's optional native pieces: loaded in try/catch, with pure-JS fallbacks.
   external: ['*.node', 'cpu-features'],
   // The ES modules' import.meta.url, as the bundle's own URL.
-  define: { 'import.meta.url': '__deltacastBundleUrl' },
+  // The version, so the bundle needs no package.json beside it (a pull runs it alone on another host).
+  define: { 'import.meta.url': '__deltacastBundleUrl', __DELTACAST_VERSION__: JSON.stringify(JSON.parse(readFileSync(here('./package.json'), 'utf8')).version) },
   banner: { js: "var __deltacastBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
   plugins: [withoutSsh2HttpAgents],
 });

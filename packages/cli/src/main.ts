@@ -6,15 +6,20 @@ import { demoCommand } from './commands/demo.js';
 import { patchCommand } from './commands/patch.js';
 import { signatureCommand } from './commands/signature.js';
 import { agentCommand } from './commands/agent.js';
+import { senderCommand } from './commands/sender.js';
 import { syncCommand } from './commands/sync.js';
 import { rollbackCommand } from './commands/rollback.js';
 import { watchCommand } from './commands/watch.js';
 import { describeError, EXIT_OK, EXIT_USAGE, exitCodeOf } from './errors.js';
 import { processIO, type MainIO } from './io.js';
 
-const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
+declare const __DELTACAST_VERSION__: string | undefined;
+/** Set by build-bundle.mjs in the single-file bundle, which runs without package.json beside it (a pull's sender on another host). */
+const version = typeof __DELTACAST_VERSION__ === 'string' ? __DELTACAST_VERSION__ : (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
 const COMMANDS = ['signature', 'delta', 'patch', 'sync', 'watch', 'rollback', 'agent', 'demo', 'help'];
+/** Commands run by deltacast itself on a remote host, left out of the help. */
+const HIDDEN_COMMANDS = ['sender'];
 
 const EXIT_CODES_HELP = `
 Exit codes:
@@ -31,7 +36,7 @@ file beside the target and renamed into place only on success.`;
  */
 function commandFirst(argv: readonly string[]): string[] {
   const end = argv.indexOf('--');
-  const at = argv.findIndex((arg, i) => (end === -1 || i < end) && COMMANDS.includes(arg));
+  const at = argv.findIndex((arg, i) => (end === -1 || i < end) && (COMMANDS.includes(arg) || HIDDEN_COMMANDS.includes(arg)));
   if (at <= 0) return [...argv];
   return [argv[at], ...argv.slice(0, at), ...argv.slice(at + 1)];
 }
@@ -65,6 +70,7 @@ export async function main(argv: readonly string[], io: MainIO = processIO()): P
     if (command.name() !== 'sync') command.addHelpText('after', EXIT_CODES_HELP);
     program.addCommand(command);
   }
+  program.addCommand(senderCommand(io, (code) => (exitCode = code)), { hidden: true });
   configure(program, io);
   if (argv.length === 0) {
     // commander would print the whole help to stderr; rdiff says what is missing in one line.

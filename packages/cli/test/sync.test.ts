@@ -260,13 +260,25 @@ describe('a destination another run holds', () => {
   });
 });
 
-describe('a remote source', () => {
-  it.each(['web1:/srv/site/', 'deploy@web1:site', 'ssh://web1:2222/srv/site'])('%s is a usage error that says the source must be local', (source) => {
-    const dest = fresh('dest');
-    const run = sync(source, dest);
-    expect(run.status).toBe(2);
-    expect(run.stderr).toBe(`deltacast: sync: ${source}: the source must be a local path: deltacast sends a local tree to its destinations (run it on the host that has the files)\n`);
-    expect(existsSync(dest)).toBe(false);
+describe('a remote source (a pull)', () => {
+  it.each(['no-such-host.invalid:/srv/site/', 'deploy@no-such-host.invalid:site', 'ssh://no-such-host.invalid:2222/srv/site'])(
+    '%s: a host that cannot be reached (or logged in to) is a connection failure (255), and no destination is made',
+    (source) => {
+      const dest = fresh('dest');
+      const run = sync('--contimeout', '5', source, dest);
+      expect(run.status).toBe(255);
+      expect(run.stderr).toMatch(new RegExp(`^deltacast: sync: ${source.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: (CONNECT|AUTH): `));
+      expect(existsSync(dest)).toBe(false);
+    },
+  );
+
+  it('goes to one local destination: two remote sides, or several destinations, are usage errors', () => {
+    const both = sync('web1:/srv/site/', 'web2:/srv/site');
+    expect(both.status).toBe(2);
+    expect(both.stderr).toContain('web1:/srv/site/ and web2:/srv/site are both remote: one side must be local');
+    const several = sync('web1:/srv/site/', fresh('a'), fresh('b'));
+    expect(several.status).toBe(2);
+    expect(several.stderr).toContain('goes to one local destination, not 2');
   });
 });
 

@@ -60,6 +60,12 @@ import { checkReleaseId, currentRelease, discardRelease, listReleases, prepareRe
 export interface AgentOptions {
   /** If set, only roots inside this directory may be served. */
   allowedRoot?: string;
+  /**
+   * If set, the one root served, whatever the peer would like: a hello must name it as '.' (a
+   * pull's local destination, served to the remote sender, which is not trusted to choose it);
+   * any other root is refused (PATH_ESCAPE).
+   */
+  root?: string;
   /** The user and group databases names are resolved in (then `getent`); default /etc/passwd and /etc/group. */
   ownerFiles?: OwnerDatabaseFiles;
   /** Version string reported in the hello. */
@@ -321,7 +327,9 @@ class Agent {
       if (h.chown !== undefined && h.chown !== null && process.getuid?.() === 0) chown = resolveChown(h.chown, this.options.ownerFiles);
       const allowed = this.options.allowedRoot !== undefined ? await realpath(this.options.allowedRoot) : undefined;
       // A relative root is relative to the allowed root if there is one, else to the working directory.
-      const requested = allowed !== undefined ? resolve(allowed, str(h, 'root')) : resolve(str(h, 'root'));
+      const named = str(h, 'root');
+      if (this.options.root !== undefined && named !== '.') throw new PathError('PATH_ESCAPE', `this agent serves one root, ${this.options.root}, named '.', not ${JSON.stringify(named)}`, { root: named });
+      const requested = this.options.root !== undefined ? resolve(this.options.root) : allowed !== undefined ? resolve(allowed, named) : resolve(named);
       const inside = (path: string) => allowed === undefined || path === allowed || path.startsWith(`${allowed}/`);
       if (!inside(requested)) throw new PathError('PATH_ESCAPE', `root ${requested} is outside the allowed ${allowed}`, { root: requested });
       // Like rsync, create the destination directory itself if it is missing; a dry run (`dry`)

@@ -5,6 +5,8 @@ export { batchEnd, changedSmallFiles, PayloadBuffer, remoteFailure, SMALL_FILE }
 export { DestinationRun, attributesOf, emptySummary, recordFailure, isSessionFailure, type RunOptions } from './destination-run.js';
 export type { SyncEvent, SyncSummary, EventListener } from './events.js';
 export { openDestination, type DestinationOptions, type OpenedDestination, type SshOptions, type HookResult } from './open-destination.js';
+export { pull, type PullOptions, type PullResult } from './pull.js';
+export { serveSender, SourceMissingError, readSenderRequest, encodeSenderRequest, senderEventLine, SENDER_EVENT_PREFIX, MAX_SENDER_REQUEST_BYTES, type SenderRequest, type SenderResult } from './sender.js';
 export { serveAgent, type AgentOptions } from './agent.js';
 export { releaseStdio } from './stdio-release.js';
 export { AgentClient, type RemoteEntry, type HelloOptions, type AgentInfo, type FileAttributes, type OwnerMap, type RootEntry } from './agent-client.js';

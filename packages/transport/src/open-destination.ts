@@ -128,7 +128,41 @@ async function openTransport(spec: string | Destination, options: DestinationOpt
     };
   }
   const ssh = options.ssh ?? {};
-  if (ssh.rsh !== undefined) return openThroughRsh(destination, name, ssh);
+  const remote = await connectShell(destination, name, ssh);
+  try {
+    const streams = await startRemoteAgent(remote.shell, { remoteCommand: ssh.remoteCommand, timeoutMs: ssh.connectTimeoutMs });
+    const root = destination.path === '' ? '.' : destination.path;
+    return {
+      name,
+      root,
+      remote: true,
+      streams,
+      exec: hookRunner(remote.shell, name, root),
+      close: async () => {
+        streams.close?.();
+        remote.end();
+      },
+    };
+  } catch (error) {
+    remote.end();
+    throw error;
+  }
+}
+
+/** A host's remote shell, and how to let go of it. */
+export interface ConnectedShell {
+  shell: RemoteShell;
+  /** Ends the connection (the built-in client's; a remote shell command's processes end on their own). */
+  end(): void;
+}
+
+/**
+ * Reaches `destination`'s host: with the built-in SSH client (one connection, each remote command
+ * an exec channel), or with SshOptions.rsh (each remote command a process of its own). `name`
+ * labels a failure to connect.
+ */
+export async function connectShell(destination: Extract<Destination, { kind: 'ssh' }>, name: string, ssh: SshOptions): Promise<ConnectedShell> {
+  if (ssh.rsh !== undefined) return { shell: rshShellFor(destination, ssh), end: () => {} };
   let client;
   try {
     client = await connectSsh({
@@ -147,24 +181,8 @@ async function openTransport(spec: string | Destination, options: DestinationOpt
     if (error instanceof TransportError) throw error;
     throw new ConnectError('CONNECT', `${name}: ${(error as Error).message}`, { destination: name });
   }
-  try {
-    const streams = await startRemoteAgent(client, { remoteCommand: ssh.remoteCommand, timeoutMs: ssh.connectTimeoutMs });
-    const root = destination.path === '' ? '.' : destination.path;
-    return {
-      name,
-      root,
-      remote: true,
-      streams,
-      exec: hookRunner(sshShell(client), name, root),
-      close: async () => {
-        streams.close?.();
-        client.end();
-      },
-    };
-  } catch (error) {
-    client.end();
-    throw error;
-  }
+  const connected = client;
+  return { shell: sshShell(connected), end: () => connected.end() };
 }
 
 /**
@@ -185,10 +203,10 @@ function hookRunner(shell: RemoteShell, name: string, root: string): OpenedDesti
   };
 }
 
-/** A remote destination reached with a remote shell command (SshOptions.rsh) instead of ssh2. */
-async function openThroughRsh(destination: Extract<Destination, { kind: 'ssh' }>, name: string, ssh: SshOptions): Promise<OpenedDestination> {
+/** The remote shell command (SshOptions.rsh) that reaches `destination`'s host, instead of ssh2. */
+function rshShellFor(destination: Extract<Destination, { kind: 'ssh' }>, ssh: SshOptions): RemoteShell {
   // A malformed command or host throws its ConnectError (CONFIG) or PathError here.
-  const shell = rshShell(
+  return rshShell(
     rshArgv({
       command: ssh.rsh!,
       host: destination.host,
@@ -203,16 +221,4 @@ async function openThroughRsh(destination: Extract<Destination, { kind: 'ssh' }>
       keepaliveIntervalMs: ssh.keepaliveIntervalMs,
     }),
   );
-  const streams = await startRemoteAgent(shell, { remoteCommand: ssh.remoteCommand, timeoutMs: ssh.connectTimeoutMs });
-  const root = destination.path === '' ? '.' : destination.path;
-  return {
-    name,
-    root,
-    remote: true,
-    streams,
-    exec: hookRunner(shell, name, root),
-    close: async () => {
-      streams.close?.();
-    },
-  };
 }

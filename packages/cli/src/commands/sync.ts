@@ -13,6 +13,7 @@ import cliProgress from 'cli-progress';
 import type { Writable } from 'node:stream';
 import { fanout, type FanoutEvent } from '@deltacast/fanout';
 import { formatBytes } from '../options.js';
+import { isRemoteSource, runPull } from './pull.js';
 import { addTransferOptions, checkLocalSource, checkTransferFlags, fanoutOptions, transferOptions, type TransferFlags } from './transfer-options.js';
 
 /**
@@ -106,7 +107,7 @@ async function runFanout(io: MainIO, source: string, destinations: string[], rul
  * 25 when the only failures are deletions the --max-delete limit stopped (and the all-or-none
  * commits they called off elsewhere, ABORTED), else 23.
  */
-function failureExit(summaries: SyncSummary[]): number {
+export function failureExit(summaries: SyncSummary[]): number {
   const errors = summaries.flatMap((s) => s.errors);
   const limited = errors.some((e) => e.code === 'MAX_DELETE');
   return limited && errors.every((e) => e.code === 'MAX_DELETE' || e.code === 'ABORTED') ? EXIT_MAX_DELETE : EXIT_PARTIAL;
@@ -132,6 +133,19 @@ export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Co
   command.addHelpText('after', SYNC_EXIT_CODES_HELP);
   return command.action(async (source: string, destinations: string[], opts: SyncCommandOptions) => {
     checkTransferFlags(opts);
+    if (isRemoteSource(source)) {
+      const refused = [
+        [opts.atomic === 'tree', '--atomic tree'],
+        [opts.allOrNone, '--all-or-none'],
+        [opts.bestEffort, '--best-effort'],
+        [opts.release, '--release'],
+        [opts.beforeCommit !== undefined, '--before-commit'],
+        [opts.afterCommit !== undefined, '--after-commit'],
+      ].flatMap(([set, flag]) => (set ? [flag as string] : []));
+      const output = { json: opts.json, ...itemOptions(opts), progress: opts.progress !== false && !opts.json && Boolean((io.stderr as { isTTY?: boolean }).isTTY) };
+      await runPull({ io, source, destinations, options: syncOptions(rules, opts), filesFrom: opts.filesFrom, from0: opts.from0, refused, output }, setExitCode);
+      return;
+    }
     checkLocalSource(source);
     // --files-from: paths relative to the source directory (with or without its slash, as rsync);
     // a listed path the source lacks is reported and the run goes on, exit 23.

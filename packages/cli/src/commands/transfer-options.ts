@@ -249,19 +249,15 @@ export function addTransferOptions(command: Command, rules: FilterRule[]): Comma
 }
 
 /**
- * A source that is not here but reads as host:path (or ssh://...): deltacast sends from a local tree,
- * so that is a usage error that says so, not a missing file.
+ * A source that is not here and is no host:path either (host::module, rsync's daemon syntax): a
+ * usage error that says so, not a missing file. (A host:path source is a pull: commands/pull.ts.)
  */
 export function checkLocalSource(source: string): void {
   if (existsSync(source)) return;
-  let remote = false;
   try {
-    remote = parseDestination(source).kind === 'ssh';
+    parseDestination(source);
   } catch {
-    remote = true; // host::module and the like
-  }
-  if (remote) {
-    throw new UsageError(`${source}: the source must be a local path: deltacast sends a local tree to its destinations (run it on the host that has the files)`);
+    throw new UsageError(`${source}: neither a local path nor host:path (rsync daemon modules, host::module, are not supported)`);
   }
 }
 

@@ -27,6 +27,12 @@ export interface RemoteAgentOptions {
   remoteCommand?: string;
   /** The agent bundle to upload when the remote lacks deltacast (default: this package's dist/agent.bundle.mjs). */
   bundlePath?: string;
+  /**
+   * Another deltacast command than the agent (a pull's sender, pull.ts): its arguments, run as
+   * `deltacast ARGS` where deltacast is installed, else as `node BUNDLE ARGS` with this bundle (the
+   * CLI's, which runs any command; cached as cli-<hash>.cjs). Unset: the agent.
+   */
+  program?: { args: string[]; bundlePath: string };
   /** Environment for the agent, set with `env NAME=value` in the command (sshd ignores most SSH env requests). */
   env?: Record<string, string>;
   /**
@@ -80,6 +86,10 @@ export interface RemoteAgentStreams extends ByteStreams {
   stderr(): string;
   /** For an autoStartScript: what it ran, once its stderr has said so, or that it ended without running an agent. */
   announcement?: Promise<Announcement>;
+  /** Its stderr as it comes (an autoStartScript's line included); `stderr()` keeps the tail. */
+  stderrStream: Readable;
+  /** Its exit status, once it has ended (null and null: it closed without one). */
+  exited: Promise<{ code: number | null; signal: string | null }>;
 }
 
 /** The command lines an autoStartScript's two agents are reported as (in messages and `command`). */
@@ -104,20 +114,22 @@ const ANNOUNCE_LINE = /(?:^|\n)deltacast-start: (deltacast|bundle|none node=([^\
 /**
  * The shell script that starts the agent in one remote command: `deltacast agent` when it is on the
  * PATH, else the bundle cached as `cacheName` when it is there whole (`size` bytes), else nothing.
+ * With `args` (quoted), another command: `deltacast ARGS`, or `node BUNDLE ARGS`.
  * Before it runs either it writes `deltacast-start: deltacast` or `deltacast-start: bundle` to
  * stderr (the agent's stdout is the session's alone); when it runs neither it writes
  * `deltacast-start: none node=VERSION` and exits 0. `withEnv` puts the agent's environment in front
  * of a command.
  */
-export function autoStartScript(bundle: { cacheName: string; size: number } | undefined, withEnv: (command: string) => string): string {
+export function autoStartScript(bundle: { cacheName: string; size: number } | undefined, withEnv: (command: string) => string, args?: string): string {
   const say = (what: string) => `echo ${shellQuote(ANNOUNCE_PREFIX + what)} >&2`;
+  const tail = args === undefined ? '' : ` ${args}`;
   return [
-    `if command -v deltacast >/dev/null 2>&1; then ${say('deltacast')}; exec ${withEnv('deltacast agent')}; fi`,
+    `if command -v deltacast >/dev/null 2>&1; then ${say('deltacast')}; exec ${withEnv(args === undefined ? 'deltacast agent' : `deltacast${tail}`)}; fi`,
     ...(bundle
       ? [
           `f="$HOME/${CACHE_DIR}/${bundle.cacheName}"`,
           // Unquoted $(wc ...): some wc pad the number with blanks.
-          `if [ -f "$f" ] && [ $(wc -c < "$f") -eq ${bundle.size} ] 2>/dev/null; then ${say('bundle')}; exec ${withEnv('node "$f"')}; fi`,
+          `if [ -f "$f" ] && [ $(wc -c < "$f") -eq ${bundle.size} ] 2>/dev/null; then ${say('bundle')}; exec ${withEnv(`node "$f"${tail}`)}; fi`,
         ]
       : []),
     `echo "${ANNOUNCE_PREFIX}none node=$(node --version 2>/dev/null)" >&2`,
@@ -144,9 +156,12 @@ export function shellQuote(arg: string): string {
   return `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
-/** Name of the cached bundle on the remote: agent-<first 16 hex digits of its SHA-256>.mjs. */
-export function bundleCacheName(bundle: Uint8Array): string {
-  return `agent-${createHash('sha256').update(bundle).digest('hex').slice(0, 16)}.mjs`;
+/**
+ * Name of the cached bundle on the remote: agent-<first 16 hex digits of its SHA-256>.mjs, or for
+ * the CLI's bundle (`kind` 'cli', a CommonJS file) cli-<...>.cjs.
+ */
+export function bundleCacheName(bundle: Uint8Array, kind: 'agent' | 'cli' = 'agent'): string {
+  return `${kind}-${createHash('sha256').update(bundle).digest('hex').slice(0, 16)}.${kind === 'agent' ? 'mjs' : 'cjs'}`;
 }
 
 /** The agent bundle that ships with this package (dist/agent.bundle.mjs). */
@@ -179,21 +194,23 @@ export async function startRemoteAgent(on: Client | RemoteShell, options: Remote
     return shell.start(withEnv(options.remoteCommand), 'command');
   }
 
-  const bundlePath = options.bundlePath ?? defaultBundlePath();
+  const program = options.program;
+  const bundlePath = program?.bundlePath ?? options.bundlePath ?? defaultBundlePath();
   let bundle: Buffer | undefined;
   try {
     bundle = await readFile(bundlePath);
   } catch {
     bundle = undefined; // only needed if the remote lacks deltacast; reported then
   }
-  const cacheName = bundle ? bundleCacheName(bundle) : undefined;
+  const cacheName = bundle ? bundleCacheName(bundle, program ? 'cli' : 'agent') : undefined;
   const remotePath = cacheName ? `~/${CACHE_DIR}/${cacheName}` : undefined;
+  const args = program ? ` ${program.args.map(shellQuote).join(' ')}` : '';
 
   const timeoutMs = options.timeoutMs ?? DEFAULT_REMOTE_TIMEOUT;
-  const script = autoStartScript(bundle && cacheName ? { cacheName, size: bundle.length } : undefined, withEnv);
+  const script = autoStartScript(bundle && cacheName ? { cacheName, size: bundle.length } : undefined, withEnv, program ? program.args.map(shellQuote).join(' ') : undefined);
   const started = await shell.start(`sh -c ${shellQuote(script)}`, 'bundle', {
-    deltacast: withEnv('deltacast agent'),
-    bundle: withEnv(remotePath ? `node ${remotePath}` : 'node'),
+    deltacast: withEnv(program ? `deltacast${args}` : 'deltacast agent'),
+    bundle: withEnv(remotePath ? `node ${remotePath}${args}` : 'node'),
   });
   const announced = await announcement(started, timeoutMs);
   if (announced.kind !== 'ended') return { ...started, kind: announced.kind };
@@ -221,7 +238,7 @@ export async function startRemoteAgent(on: Client | RemoteShell, options: Remote
     throw new ConnectError('CONNECT', `the remote lacks deltacast and the agent bundle ${bundlePath} is missing; build it with \`pnpm --filter @deltacast/transport build\``, { bundlePath });
   }
   await uploadBundle(shell, bundle, cacheName, timeoutMs * 4);
-  return shell.start(withEnv(`node ${remotePath}`), 'bundle');
+  return shell.start(withEnv(`node ${remotePath}${args}`), 'bundle');
 }
 
 /**
@@ -252,7 +269,7 @@ async function uploadBundle(shell: RemoteShell, bundle: Buffer, cacheName: strin
   const script = `mkdir -p "$HOME/${CACHE_DIR}" && cat > ${tmp} && mv -f ${tmp} ${final} || { rm -f ${tmp}; exit 1; }`;
   const result = await shell.run(`sh -c ${shellQuote(script)}`, timeoutMs, bundle);
   if (result.code !== 0) {
-    throw new ConnectError('CONNECT', `uploading the agent bundle to ~/${CACHE_DIR}/${cacheName} failed (exit ${result.code ?? result.signal}): ${result.stderr.trim()}`, { stderr: result.stderr });
+    throw new ConnectError('CONNECT', `uploading the ${cacheName.startsWith('cli-') ? 'deltacast' : 'agent'} bundle to ~/${CACHE_DIR}/${cacheName} failed (exit ${result.code ?? result.signal}): ${result.stderr.trim()}`, { stderr: result.stderr });
   }
 }
 
@@ -413,7 +430,10 @@ export function watchAgent(agent: AgentProcess, command: string, kind: RemoteAge
     exit = { code, signal: signal ?? null };
     settle();
   });
+  let exited!: (status: { code: number | null; signal: string | null }) => void;
+  const exitStatus = new Promise<{ code: number | null; signal: string | null }>((resolve) => (exited = resolve));
   agent.events.on('close', () => {
+    exited(exit ?? { code: null, signal: null });
     // Ended without saying what it ran (stderr is read to its end by now).
     announce?.({ kind: 'ended', node: undefined, exit });
     announce = undefined;
@@ -438,5 +458,7 @@ export function watchAgent(agent: AgentProcess, command: string, kind: RemoteAge
     },
     stderr: () => stderr,
     announcement,
+    stderrStream: agent.stderr,
+    exited: exitStatus,
   };
 }
