@@ -3,6 +3,7 @@
  * bar for people on a TTY, and a closing summary line.
  */
 import { LineWriter } from './line-writer.js';
+import { statsLines } from './stats.js';
 import type { SyncEvent, SyncSummary } from '@deltacast/transport';
 import cliProgress from 'cli-progress';
 import type { Writable } from 'node:stream';
@@ -10,6 +11,10 @@ import { formatBytes } from './options.js';
 
 export interface OutputOptions {
   json: boolean;
+  /** --stats: rsync's figures after the summary line (stats.ts). */
+  stats?: boolean;
+  /** The run was a pull: its figures are the remote sender's (stats.ts swaps sent and received). */
+  pulled?: boolean;
   /** Print each change: `items` decides how. */
   verbose: boolean;
   /** How changes are printed: 'short' (-v) or 'rsync' (-i, rsync's --itemize-changes codes). */
@@ -133,7 +138,10 @@ export function createSyncOutput(stdout: Writable, stderr: Writable, options: Ou
   const finish = (summary: SyncSummary | undefined) => {
     json.flush();
     bar?.stop();
-    if (!options.json && summary) stdout.write(`${summaryLine(summary)}\n`);
+    if (options.json || !summary) return;
+    stdout.write(`${summaryLine(summary)}\n`);
+    const stats = options.stats ? statsLines(summary, { pulled: options.pulled }) : undefined;
+    if (stats) stdout.write(`\n${stats.join('\n')}\n`);
   };
   return { onEvent, finish, jsonLine: (value: unknown) => json.write(JSON.stringify(value)) };
 }

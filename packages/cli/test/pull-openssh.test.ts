@@ -160,6 +160,16 @@ describe.skipIf(!hasSshd)(`pull over OpenSSH ${sshdSkipReason}`, () => {
     expect(existsSync(target)).toBe(false);
   });
 
+  it('--stats counts from the pulling side, as rsync does: the data is received, not sent', () => {
+    const run = sync('--stats', `bench:${src}/`, join(work, 'with-stats'));
+    expect(run.status).toBe(0);
+    const text = run.stdout.toString();
+    const figure = (name: string) => Number(new RegExp(`^${name}: ([\\d,]+)`, 'm').exec(text)![1].replace(/,/g, ''));
+    expect(text).toMatch(/^Number of regular files transferred: 11$/m);
+    expect(figure('Total bytes received')).toBeGreaterThan(figure('Total file size') - 100);
+    expect(figure('Total bytes sent')).toBeLessThan(figure('Total bytes received') / 10);
+  });
+
   it('refuses two remote sides, several destinations and the fan-out\'s commit modes (usage, exit 2)', () => {
     expect(sync(`bench:${src}/`, `bench:${dest}`).stderr).toMatch(/both remote/);
     expect(sync(`bench:${src}/`, dest, join(work, 'other')).status).toBe(2);

@@ -3,11 +3,12 @@
  * a missing source, filter rules from the command line and from a file, "dir" vs "dir/", --checksum.
  */
 import type { SyncEvent, SyncSummary } from '@deltacast/transport';
-import { existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BASE_MTIME_MS, diffTrees, dir, file, link, snapshotTree, writeTree } from '../../transport/test/helpers/tree.js';
+import { BASE_MTIME_MS, diffTrees, dir, file, hasRsync, link, snapshotTree, writeTree } from '../../transport/test/helpers/tree.js';
 import { deltacast, makeTempDir, parseNdjson, pseudoRandom, type Run } from './helpers.js';
 
 let work: string;
@@ -542,5 +543,61 @@ describe('--max-delete', () => {
     const help = sync('--help').stdout.toString();
     expect(help).toContain('--max-delete <num>');
     expect(help).toMatch(/\n {2}25 {3}the --max-delete limit stopped deletions/);
+  });
+});
+
+describe('--stats', () => {
+  /** rsync --stats lines as name -> value (the lines both print). */
+  const SHARED = [
+    'Number of files',
+    'Number of created files',
+    'Number of deleted files',
+    'Number of regular files transferred',
+    'Total file size',
+    'Total transferred file size',
+    'Literal data',
+    'Matched data',
+  ];
+  const figures = (text: string) => new Map(text.split('\n').flatMap((line) => {
+    const at = line.indexOf(': ');
+    return at > 0 ? [[line.slice(0, at), line.slice(at + 2)] as [string, string]] : [];
+  }));
+
+  it("prints rsync's figures, the same as rsync --stats for an initial copy, an update with deletions, and a dry run", async () => {
+    const src = fresh('src');
+    await writeTree(src, {
+      'a.txt': file('alpha\n', { mtimeMs: BASE_MTIME_MS }),
+      'big.bin': file(pseudoRandom(300_000, 5), { mtimeMs: BASE_MTIME_MS }),
+      'sub/b.txt': file('beta\n', { mtimeMs: BASE_MTIME_MS }),
+      'sub/empty': dir({ mtimeMs: BASE_MTIME_MS }),
+      'link': link('a.txt', { mtimeMs: BASE_MTIME_MS }),
+      'old.txt': file('old\n', { mtimeMs: BASE_MTIME_MS }),
+    });
+    const ours = fresh('ours');
+    const theirs = fresh('theirs');
+    const compare = (args: string[], names = SHARED) => {
+      const run = sync('--stats', ...args, `${src}/`, ours);
+      expect(run.status).toBe(0);
+      const got = figures(run.stdout.toString());
+      for (const name of SHARED) expect(got.has(name), name).toBe(true);
+      expect(Number(got.get('Total bytes sent')!.replace(/,/g, ''))).toBeGreaterThan(0);
+      expect(run.stdout.toString()).toMatch(/\nsent [\d,]+ bytes {2}received [\d,]+ bytes {2}[\d,.]+ bytes\/sec\ntotal size is [\d,]+ {2}speedup is [\d.]+/);
+      if (!hasRsync) return got;
+      const rsync = spawnSync('rsync', ['-a', '--stats', ...args, `${src}/`, theirs], { encoding: 'utf8' });
+      expect(rsync.status).toBe(0);
+      const want = figures(rsync.stdout);
+      for (const name of names) expect(got.get(name), name).toBe(want.get(name));
+      return got;
+    };
+    compare([]); // everything created, the root too
+    writeFileSync(join(src, 'big.bin'), Buffer.concat([pseudoRandom(300_000, 5).subarray(0, 150_000), Buffer.from('changed'), pseudoRandom(300_000, 5).subarray(150_000)]));
+    utimesSync(join(src, 'big.bin'), (BASE_MTIME_MS + 5_000) / 1000, (BASE_MTIME_MS + 5_000) / 1000);
+    rmSync(join(src, 'old.txt'));
+    compare(['-n', '--delete']);
+    // A delta (rsync copies whole files between local paths, so its data lines are not compared).
+    const got = compare(['--delete'], SHARED.filter((name) => name !== 'Literal data' && name !== 'Matched data'));
+    const bytes = (name: string) => Number(got.get(name)!.replace(/[, a-z]/g, ''));
+    expect(bytes('Literal data') + bytes('Matched data')).toBe(bytes('Total transferred file size'));
+    expect(bytes('Literal data')).toBeLessThan(10_000);
   });
 });

@@ -185,6 +185,8 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
   });
   scanned.catch(() => {});
   const results = new Map<string, SyncSummary>(options.destinations.map((d) => [d, emptySummary(options.dryRun ?? false)]));
+  /** Each session's byte counts when this run took it (a kept session carries earlier runs). */
+  const before = new Map<string, { sent: number; received: number }>();
 
   // Connect, list and plan every destination; a failure here only removes that destination.
   const runs: DestinationRun[] = [];
@@ -212,6 +214,8 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
         return { client, destination };
       };
       const { client, destination } = options.sessions ? await options.sessions.acquire(name, connect) : await connect();
+      // A kept session has carried earlier runs: --stats counts this run's bytes.
+      before.set(name, { sent: client.bytesSent, received: client.bytesReceived });
       const tree = await scanned.catch(() => undefined);
       if (!tree) {
         // A kept session stays in its pool, untouched; another is ended (its lock released).
@@ -480,6 +484,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
     await Promise.all([...opened.values()].map((destination) => destination.close()));
   }
 
+  for (const run of runs) run.summary.stats = run.transferStats(tree, before.get(run.name));
   const elapsed = performance.now() - started;
   const destinations = options.destinations.map((name) => {
     const summary = results.get(name)!;

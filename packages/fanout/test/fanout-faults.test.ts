@@ -415,17 +415,17 @@ describe('one destination that hangs', () => {
     await expectAllIdentical(src, healthy);
   });
 
-  it('is given up when the remote never answers the probe for the agent (a shell that hangs)', async () => {
+  it('is given up when the remote never starts the agent (a shell that hangs)', async () => {
     const base = tempDir();
     const src = join(base, 'src');
     await writeTree(src, { 'a.txt': file('a') });
     const healthy = join(base, 'd1');
-    // No --remote-command: the client first asks the remote what it has, and that exec never ends.
+    // No --remote-command: the script that finds and starts the agent never says which it started.
     const { result } = await runFanout({ source: `${src}/`, destinations: ['hung:/srv/site', healthy], ssh: { configFile, connectTimeoutMs: 1000 }, connectRetries: 0 });
     expect(result.destinations.map((d) => d.ok)).toEqual([false, true]);
     const [error] = resultFor(result, 'hung:/srv/site').summary.errors;
     expect(error).toMatchObject({ path: '', code: 'CONNECT' });
-    expect(error.message).toMatch(/did not finish on the remote within 1 s/);
+    expect(error.message).toMatch(/the remote did not start the agent within 1 s/);
     await expectAllIdentical(src, [healthy]);
   });
 });

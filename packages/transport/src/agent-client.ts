@@ -139,6 +139,15 @@ export class AgentClient {
     });
   }
 
+  /** Bytes of frames written to the agent and read from it so far (rsync's --stats "Total bytes sent/received"). */
+  get bytesSent(): number {
+    return this.session.bytesWritten;
+  }
+
+  get bytesReceived(): number {
+    return this.session.bytesRead;
+  }
+
   /** Opens a session: sends hello, waits for the agent's. */
   static async connect(streams: ByteStreams, options: HelloOptions): Promise<AgentClient> {
     const { client, ready } = AgentClient.open(streams, options);

@@ -6,10 +6,10 @@
  * (protocol error, closed connection) is thrown. --max-delete is applied here, so that sync and
  * fan-out alike skip the same deletions and report them once per destination (MAX_DELETE).
  */
-import type { AgentClient } from './agent-client.js';
+import type { AgentClient, RootEntry } from './agent-client.js';
 import { MAX_LINKS, MAX_MKDIRS, MAX_SETATTRS, MKDIRS_CAPABILITY, SETATTRS_CAPABILITY } from './batch.js';
 import { ProtocolError, RemoteError, TransportError, type TransportErrorCode } from './errors.js';
-import type { SyncEvent, SyncSummary } from './events.js';
+import type { SyncEvent, SyncSummary, TransferStats } from './events.js';
 import { byDepth, depth, limitDeletes, type Change, type Plan } from './plan.js';
 import { DELETING, hardLinkCode, itemCode, itemizesChange } from './itemize.js';
 import type { EntryType } from './messages.js';
@@ -176,6 +176,43 @@ export class DestinationRun {
   reportScan(tree: SourceTree): void {
     for (const s of tree.skipped) this.emit({ type: 'skip', destination: this.name, path: s.path, reason: s.reason });
     for (const e of tree.errors) recordFailure(this.summary, this.name, e.path, new TransportError(e.code as TransportErrorCode, e.message, { path: e.path }), this.options.onEvent);
+  }
+
+  /**
+   * The run's --stats figures (events.ts TransferStats) for `tree`; the session's bytes as they
+   * stand, less `before` (what a kept session had carried before this run began).
+   */
+  transferStats(tree: SourceTree, before = { sent: 0, received: 0 }): TransferStats {
+    const source = { files: 0, dirs: tree.root ? 1 : 0, links: 0, bytes: 0 };
+    for (const e of tree.entries) {
+      if (e.type === 'f') {
+        source.files++;
+        source.bytes += e.size;
+      } else if (e.type === 'd') {
+        source.dirs++;
+      } else if (e.type === 'l') {
+        source.links++;
+        source.bytes += Buffer.byteLength(e.linkTarget ?? '');
+      }
+    }
+    const deleted = { files: 0, dirs: 0, links: 0 };
+    const count = (type: string | undefined) => {
+      if (type === 'f') deleted.files++;
+      else if (type === 'd') deleted.dirs++;
+      else if (type === 'l') deleted.links++;
+    };
+    for (const c of this.deletes) {
+      count(c.remote?.type);
+      for (const r of c.contents ?? []) count(r.type);
+    }
+    return {
+      source,
+      deleted,
+      createdLinks: this.plan.symlinks.filter((c) => c.remote === undefined).length,
+      createdDirs: this.plan.mkdirs.length + (this.plan.dirAttrs.some((c) => c.path === '' && (c.remote as RootEntry | undefined)?.made === true) ? 1 : 0),
+      sessionSent: this.client.bytesSent - before.sent,
+      sessionReceived: this.client.bytesReceived - before.received,
+    };
   }
 
   /** Announces the plan (start and item events); in a dry run, counts it as the result. */

@@ -54,6 +54,26 @@ export interface SyncSummary {
   totalBytes: number;
   errors: { path: string; code: string; message: string }[];
   durationMs: number;
+  /** What rsync's --stats reports beyond the counts above; absent where the run did not get as far as its plan. */
+  stats?: TransferStats;
+}
+
+/** A run's figures for rsync's --stats (the CLI's `--stats` prints them in rsync's words). */
+export interface TransferStats {
+  /**
+   * The source's entries by type, the transfer root among the directories as rsync counts `.`, and
+   * its size: regular files' bytes plus symlinks' target lengths (rsync's "Total file size").
+   */
+  source: { files: number; dirs: number; links: number; bytes: number };
+  /** Symlinks made where the destination had none (`symlinks` counts the replaced ones too). */
+  createdLinks: number;
+  /** Directories made: `directories`, and the destination root when this run made it, as rsync counts `.`. */
+  createdDirs: number;
+  /** Entries deleted (or, in a dry run, to be) by type, each under a deleted directory counted too, as rsync counts them. */
+  deleted: { files: number; dirs: number; links: number };
+  /** Bytes of frames this side wrote to the destination's session and read from it (before any SSH framing). */
+  sessionSent: number;
+  sessionReceived: number;
 }
 
 export type EventListener = (event: SyncEvent) => void;

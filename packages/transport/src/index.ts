@@ -3,7 +3,7 @@ export { deltaFileHash, loadDeltaHashes } from './delta-hash.js';
 export { BATCH_CAPABILITY, MAX_BATCH_BYTES, MAX_BATCH_FILES, TOO_LARGE, type BatchResult } from './batch.js';
 export { batchEnd, changedSmallFiles, PayloadBuffer, remoteFailure, SMALL_FILE } from './batch-send.js';
 export { DestinationRun, attributesOf, emptySummary, recordFailure, isSessionFailure, type RunOptions } from './destination-run.js';
-export type { SyncEvent, SyncSummary, EventListener } from './events.js';
+export type { SyncEvent, SyncSummary, TransferStats, EventListener } from './events.js';
 export { openDestination, type DestinationOptions, type OpenedDestination, type SshOptions, type HookResult } from './open-destination.js';
 export { pull, type PullOptions, type PullResult } from './pull.js';
 export { serveSender, SourceMissingError, readSenderRequest, encodeSenderRequest, senderEventLine, SENDER_EVENT_PREFIX, MAX_SENDER_REQUEST_BYTES, type SenderRequest, type SenderResult } from './sender.js';

@@ -186,8 +186,9 @@ export async function syncTree(
   }
   let run: DestinationRun | undefined;
   let summary: SyncSummary;
+  let tree: SourceTree | undefined;
   try {
-    const tree = await scanned;
+    tree = await scanned;
     // XXH3-128 for the deltas, set up while the agent walks and compares (this side waits then).
     if (!options.dryRun) loadDeltaHashes().catch(() => {});
     // The names go first: the plan compares owners through the agent's map.
@@ -255,11 +256,13 @@ export async function syncTree(
       await run.hardLinks();
     }
     summary = run.summary;
+    summary.stats = run.transferStats(tree);
     await client.close();
   } catch (error) {
     client.abort(error instanceof TransportError ? error : undefined);
     if (!isSessionFailure(error)) throw error;
     summary = run?.summary ?? emptySummary(options.dryRun ?? false);
+    if (run && tree) summary.stats = run.transferStats(tree);
     recordFailure(summary, target.name, '', error, options.onEvent);
   }
   summary.durationMs = performance.now() - started;

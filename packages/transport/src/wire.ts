@@ -49,11 +49,17 @@ export class FrameSession {
   private flushScheduled = false;
   /** When the first frame of the current batch was queued (performance.now()). */
   private batchStarted = 0;
+  /** Bytes handed to the writable (frames: heads and payloads) and read off the readable, for --stats. */
+  bytesWritten = 0;
+  bytesRead = 0;
 
   constructor(streams: ByteStreams) {
     this.streams = streams;
     const { readable, writable } = streams;
-    readable.on('data', (chunk: Buffer) => this.onData(chunk));
+    readable.on('data', (chunk: Buffer) => {
+      this.bytesRead += chunk.length;
+      this.onData(chunk);
+    });
     readable.on('end', () => this.finish(undefined));
     // A transport that could not start its peer says so with a ConnectError (remote-agent.ts), kept as it is.
     readable.on('error', (error) =>
@@ -90,6 +96,7 @@ export class FrameSession {
     if (payload && payload.length >= DIRECT_PAYLOAD) {
       this.flush();
       const { writable } = this.streams;
+      this.bytesWritten += head.length + payload.length;
       writable.write(head);
       if (!writable.write(payload)) await this.drained();
       return;
@@ -123,7 +130,9 @@ export class FrameSession {
       for (const w of waiters) w();
     };
     if (this.closedWith !== undefined) return release();
-    const ok = this.streams.writable.write(parts.length === 1 ? parts[0] : Buffer.concat(parts));
+    const chunk = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    this.bytesWritten += chunk.length;
+    const ok = this.streams.writable.write(chunk);
     if (ok) release();
     else void this.drained().then(release);
   }

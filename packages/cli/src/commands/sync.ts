@@ -9,6 +9,7 @@ import { statSync } from 'node:fs';
 import { Command } from 'commander';
 import type { MainIO } from '../io.js';
 import { createSyncOutput, itemize, printable, summaryLine, type ItemStyle } from '../sync-output.js';
+import { statsLines } from '../stats.js';
 import cliProgress from 'cli-progress';
 import type { Writable } from 'node:stream';
 import { fanout, type FanoutEvent } from '@deltacast/fanout';
@@ -46,6 +47,7 @@ interface SyncCommandOptions extends TransferFlags {
   itemizeChanges: boolean;
   filesFrom?: string;
   from0: boolean;
+  stats: boolean;
   /** The run's scope, from --files-from (set by the action). */
   paths?: string[];
   progress?: boolean;
@@ -91,6 +93,8 @@ async function runFanout(io: MainIO, source: string, destinations: string[], rul
     for (const d of result.destinations) {
       const state = d.committed === undefined ? (d.ok ? 'ok' : 'FAILED') : d.committed ? 'committed' : 'NOT COMMITTED (left as it was)';
       io.stdout.write(`${d.destination}: ${state}; ${summaryLine(d.summary)}\n`);
+      const stats = opts.stats ? statsLines(d.summary) : undefined;
+      if (stats) io.stdout.write(`\n${stats.join('\n')}\n\n`);
     }
     if (result.release !== undefined) io.stdout.write(`release ${result.release}\n`);
     io.stdout.write(
@@ -128,7 +132,8 @@ export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Co
     .option('--itemize-changes', "itemize every change as rsync -i does (e.g. <f.st...... for a file sent whose size and mtime changed); -i is the ssh identity here", false)
     .option('--files-from <file>', "send only these paths (one a line, relative to the source directory; - for stdin), as rsync's --files-from with -r: a listed directory goes with its contents, --delete deletes only inside what is listed")
     .option('--from0', '--files-from separates paths with NUL, not newlines', false)
-    .option('--no-progress', 'no progress bar even on a terminal');
+    .option('--no-progress', 'no progress bar even on a terminal')
+    .option('--stats', "after the summary, the run's figures as rsync --stats prints them (files by type, sizes, literal and matched data, bytes sent and received)", false);
   addTransferOptions(command, rules);
   command.addHelpText('after', SYNC_EXIT_CODES_HELP);
   return command.action(async (source: string, destinations: string[], opts: SyncCommandOptions) => {
@@ -142,7 +147,7 @@ export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Co
         [opts.beforeCommit !== undefined, '--before-commit'],
         [opts.afterCommit !== undefined, '--after-commit'],
       ].flatMap(([set, flag]) => (set ? [flag as string] : []));
-      const output = { json: opts.json, ...itemOptions(opts), progress: opts.progress !== false && !opts.json && Boolean((io.stderr as { isTTY?: boolean }).isTTY) };
+      const output = { json: opts.json, stats: opts.stats, pulled: true, ...itemOptions(opts), progress: opts.progress !== false && !opts.json && Boolean((io.stderr as { isTTY?: boolean }).isTTY) };
       await runPull({ io, source, destinations, options: syncOptions(rules, opts), filesFrom: opts.filesFrom, from0: opts.from0, refused, output }, setExitCode);
       return;
     }
@@ -166,6 +171,7 @@ export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Co
     const destination = destinations[0];
     const output = createSyncOutput(io.stdout, io.stderr, {
       json: opts.json,
+      stats: opts.stats,
       ...itemOptions(opts),
       progress: opts.progress !== false && !opts.json && Boolean((io.stderr as { isTTY?: boolean }).isTTY),
     });
