@@ -170,6 +170,24 @@ describe.skipIf(!hasSshd)(`pull over OpenSSH ${sshdSkipReason}`, () => {
     expect(figure('Total bytes sent')).toBeLessThan(figure('Total bytes received') / 10);
   });
 
+  it("pulls through the system's ssh (-e), with -z and -c, to the same tree", async () => {
+    const target = join(work, 'via-rsh');
+    const first = sync('-e', `ssh -F ${config}`, '-z', `bench:${src}/`, target);
+    expect(first.stderr).toBe('');
+    expect(first.status).toBe(0);
+    await expectIdentical(src, target);
+    // -c: a file changed without its size or time changing is found by content.
+    const one = readFileSync(join(src, 'with space.txt'));
+    writeFileSync(join(target, 'with space.txt'), Buffer.from(one.toString().toUpperCase()));
+    utimesSync(join(target, 'with space.txt'), (T + 10_000) / 1000, (T + 10_000) / 1000);
+    const quick = sync('-e', `ssh -F ${config}`, '--json', `bench:${src}/`, target);
+    expect(summaryOf(quick.stdout).summary).toMatchObject({ ok: true, updated: 0 });
+    const checked = sync('-e', `ssh -F ${config}`, '--json', '-c', `bench:${src}/`, target);
+    expect(checked.status).toBe(0);
+    expect(summaryOf(checked.stdout).summary).toMatchObject({ ok: true, updated: 1 });
+    await expectIdentical(src, target);
+  });
+
   it('refuses two remote sides, several destinations and the fan-out\'s commit modes (usage, exit 2)', () => {
     expect(sync(`bench:${src}/`, `bench:${dest}`).stderr).toMatch(/both remote/);
     expect(sync(`bench:${src}/`, dest, join(work, 'other')).status).toBe(2);
