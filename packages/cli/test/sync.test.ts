@@ -601,3 +601,54 @@ describe('--stats', () => {
     expect(bytes('Literal data')).toBeLessThan(10_000);
   });
 });
+
+describe("--filter ':- .gitignore'", () => {
+  it.skipIf(!hasRsync)("leaves out what each directory's .gitignore names, as rsync --filter=':- .gitignore' does, --delete-after sparing it at the destination", async () => {
+    const src = fresh('src');
+    await writeTree(src, {
+      '.gitignore': file('*.log\n/dist/\n', { mtimeMs: BASE_MTIME_MS }),
+      'app.js': file('app\n', { mtimeMs: BASE_MTIME_MS }),
+      'debug.log': file('noise\n', { mtimeMs: BASE_MTIME_MS }),
+      'dist/bundle.js': file('built\n', { mtimeMs: BASE_MTIME_MS }),
+      'web/.gitignore': file('/cache/\nsecret.txt\n', { mtimeMs: BASE_MTIME_MS }),
+      'web/index.html': file('<p>\n', { mtimeMs: BASE_MTIME_MS }),
+      'web/secret.txt': file('s\n', { mtimeMs: BASE_MTIME_MS }),
+      'web/cache/x': file('x\n', { mtimeMs: BASE_MTIME_MS }),
+      'web/dist/kept.js': file('only the top dist/ is anchored\n', { mtimeMs: BASE_MTIME_MS }),
+      'web/deep/secret.txt': file('s\n', { mtimeMs: BASE_MTIME_MS }),
+      'web/deep/cache/y': file('a cache/ below web/ is not web/cache/\n', { mtimeMs: BASE_MTIME_MS }),
+      'web/deep/app.log': file('l\n', { mtimeMs: BASE_MTIME_MS }),
+    });
+    const ours = fresh('ours');
+    const theirs = fresh('theirs');
+    for (const dest of [ours, theirs]) {
+      mkdirSync(join(dest, 'web'), { recursive: true });
+      writeFileSync(join(dest, 'web/secret.txt'), 'the destination keeps its own\n');
+      writeFileSync(join(dest, 'stale.txt'), 'extraneous\n');
+    }
+    // --delete-after: rsync spares what a destination directory's own .gitignore names, so that file
+    // must have arrived first; deltacast goes by the source's files, before or after.
+    const run = sync('--delete-after', '--filter', ':- .gitignore', `${src}/`, ours);
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    const rsync = spawnSync('rsync', ['-a', '--delete-after', '--filter=:- .gitignore', `${src}/`, `${theirs}/`], { encoding: 'utf8' });
+    expect(rsync.status).toBe(0);
+    // The same entries (rsync leaves a directory's time alone within the second, so times are not compared with its).
+    expect(await paths(ours)).toEqual(await paths(theirs));
+    expect(await paths(ours)).toEqual(['.gitignore', 'app.js', 'web', 'web/.gitignore', 'web/deep', 'web/deep/cache', 'web/deep/cache/y', 'web/dist', 'web/dist/kept.js', 'web/index.html', 'web/secret.txt']);
+    expect(readFileSync(join(ours, 'web/secret.txt'), 'utf8')).toBe('the destination keeps its own\n');
+
+    // The source's files decide what --delete spares, whenever the deletions happen.
+    const during = fresh('during');
+    mkdirSync(join(during, 'web'), { recursive: true });
+    writeFileSync(join(during, 'web/secret.txt'), 'kept\n');
+    expect(sync('--delete', '--filter', ':- .gitignore', `${src}/`, during).status).toBe(0);
+    expect(readFileSync(join(during, 'web/secret.txt'), 'utf8')).toBe('kept\n');
+  });
+
+  it('refuses a rule it does not take (usage, exit 2)', () => {
+    const run = sync('--filter', 'P protect', `${fresh('src')}/`, fresh('dest'));
+    expect(run.status).toBe(2);
+    expect(run.stderr).toMatch(/--filter <rule>' argument 'P protect' is invalid\. filter rule "P protect": expected/);
+  });
+});

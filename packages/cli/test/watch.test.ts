@@ -125,5 +125,9 @@ describe('deltacast watch', () => {
     expect(delay.stderr).toMatch(/not a number of seconds/);
     const keep = deltacast(['watch', '--keep', '2', 'src/', 'd1'], dir);
     expect(keep.status).toBe(2);
+    // A pull is sync's; watch follows a local tree.
+    const remote = deltacast(['watch', 'web1:/srv/site/', 'd1'], dir);
+    expect(remote.status).toBe(2);
+    expect(remote.stderr).toMatch(/web1:\/srv\/site\/: the source must be a local path/);
   });
 });

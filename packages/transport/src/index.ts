@@ -11,7 +11,7 @@ export { serveAgent, type AgentOptions } from './agent.js';
 export { releaseStdio } from './stdio-release.js';
 export { AgentClient, type RemoteEntry, type HelloOptions, type AgentInfo, type FileAttributes, type OwnerMap, type RootEntry } from './agent-client.js';
 export { scanSource, type ScanOptions, type SourceEntry, type SourceTree } from './tree.js';
-export { PathFilter, parseFilterFile, type FilterRule } from './filter.js';
+export { PathFilter, parseFilterFile, parseFilterRule, type FilterRule, type MergeFileReader } from './filter.js';
 export { hasBasis, planChanges, quickCheck, skippedByRules, type TransferRules, type Plan, type Change, type ChangeKind } from './plan.js';
 export { listRemote, encodeAhead, heldUnchanged, encodeListing, decodeListing, type RemoteListing, type Listing } from './listing.js';
 export { inProcessAgent, childProcessAgent, agentEntryPath } from './local.js';

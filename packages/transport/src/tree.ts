@@ -138,6 +138,7 @@ export async function scanSource(source: string, filter = new PathFilter([]), op
   });
 
   const typeOf = (s: EntryStat): EntryType | undefined => entryTypeOf(s.mode);
+  const merges = filter.mergesPerDirectory;
 
   // A turn of the event loop every millisecond or so: connections being set up meanwhile (sync and
   // the fan-out connect while they scan) go on at once, not after the scan.
@@ -163,6 +164,8 @@ export async function scanSource(source: string, filter = new PathFilter([]), op
       if (requested && (error as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw error;
     }
+    // Its per-directory filter files (dir-merge rules) judge what lies under it.
+    if (merges) filter.enterDirectory(wire, dir);
     // `dir` is normalized and a name has no "/": joined without path.join's normalizing pass.
     const prefix = dir.endsWith('/') ? dir : `${dir}/`;
     for (let i = 0; i < names.length; i++) {
@@ -280,6 +283,8 @@ export async function scanSource(source: string, filter = new PathFilter([]), op
       if (filter.excludes(a, true)) return;
       const s = lstatFields(local(a));
       if (!s || entryTypeOf(s.mode) !== 'd') return;
+      // The per-directory filter files above the path judge it, as a whole-tree walk would.
+      if (merges) filter.enterDirectory(a, local(a));
       if (!seen.has(a)) {
         seen.add(a);
         entries.push(toEntry(a, local(a), s, 'd'));
@@ -294,6 +299,7 @@ export async function scanSource(source: string, filter = new PathFilter([]), op
   if (st.isDirectory()) {
     const name = basename(source);
     if (requested && trailing) {
+      if (merges) filter.enterDirectory('', source);
       for (const path of requested) await scanScoped(path, (wire) => join(source, wire), 0);
       return { base: source, root: toEntry('', source, st, 'd'), entries, skipped, errors, scope: requested };
     }
@@ -303,6 +309,7 @@ export async function scanSource(source: string, filter = new PathFilter([]), op
     if (requested && !requested.includes(name)) {
       entries.push(toEntry(name, source, st, 'd'));
       seen.add(name);
+      if (merges) filter.enterDirectory(name, source);
       for (const path of requested) await scanScoped(path, (wire) => join(source, wire.slice(name.length + 1)), 1);
       return { base: source, root: undefined, entries, skipped, errors, scope: requested };
     }

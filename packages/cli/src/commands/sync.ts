@@ -151,7 +151,7 @@ export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Co
       await runPull({ io, source, destinations, options: syncOptions(rules, opts), filesFrom: opts.filesFrom, from0: opts.from0, refused, output }, setExitCode);
       return;
     }
-    checkLocalSource(source);
+    checkLocalSource(source, { pulls: true });
     // --files-from: paths relative to the source directory (with or without its slash, as rsync);
     // a listed path the source lacks is reported and the run goes on, exit 23.
     let missing: string[] = [];

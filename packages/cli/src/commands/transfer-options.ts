@@ -1,5 +1,5 @@
 /** The options `sync` and `watch` share: what to transfer, how to reach destinations, how to commit. */
-import { checkBackup, parseChmod, parseDestination, parseFilterFile, splitCommand, type FilterRule } from '@deltacast/transport';
+import { checkBackup, parseChmod, parseDestination, parseFilterFile, parseFilterRule, splitCommand, type FilterRule } from '@deltacast/transport';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { integer, seconds, sizeLimit, transferRate } from '../options.js';
@@ -207,6 +207,18 @@ export function addTransferOptions(command: Command, rules: FilterRule[]): Comma
       rules.push(...parseFilterFile(readFileSync(file, 'utf8')));
       return rules;
     })
+    .option(
+      '--filter <rule>',
+      "an rsync filter rule, in place among the others: '- PATTERN', '+ PATTERN', '. FILE' (its rules now), or ': NAME' to read NAME in every source directory (':- .gitignore': each directory's .gitignore, read as git does) (repeatable)",
+      (text: string) => {
+        try {
+          rules.push(...parseFilterRule(text));
+        } catch (error) {
+          throw new InvalidArgumentError((error as Error).message);
+        }
+        return rules;
+      },
+    )
     .addOption(
       new Option('--max-delete <num>', 'with deletions on: delete at most NUM extraneous entries per destination per run (0: none); the rest are skipped and reported (exit 25)').argParser(
         integer(0, Number.MAX_SAFE_INTEGER),
@@ -249,15 +261,21 @@ export function addTransferOptions(command: Command, rules: FilterRule[]): Comma
 }
 
 /**
- * A source that is not here and is no host:path either (host::module, rsync's daemon syntax): a
- * usage error that says so, not a missing file. (A host:path source is a pull: commands/pull.ts.)
+ * A source that is not here but reads as a remote one, where the command cannot take it: a usage
+ * error that says so, not a missing file. `pulls`: the command pulls from host:path sources
+ * (sync, commands/pull.ts), so only forms no host:path reading fits (host::module, rsync's daemon
+ * syntax) are refused; otherwise (watch) every remote-looking source is.
  */
-export function checkLocalSource(source: string): void {
+export function checkLocalSource(source: string, command: { pulls: boolean }): void {
   if (existsSync(source)) return;
+  let remote = false;
   try {
-    parseDestination(source);
+    remote = parseDestination(source).kind === 'ssh';
   } catch {
     throw new UsageError(`${source}: neither a local path nor host:path (rsync daemon modules, host::module, are not supported)`);
+  }
+  if (remote && !command.pulls) {
+    throw new UsageError(`${source}: the source must be a local path: this command follows a local tree (run it on the host that has the files)`);
   }
 }
 

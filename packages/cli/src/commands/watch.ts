@@ -57,7 +57,7 @@ export function watchCommand(io: MainIO): Command {
   command.addHelpText('after', WATCH_HELP);
   return command.action(async (source: string, destinations: string[], opts: WatchCommandOptions) => {
     checkTransferFlags(opts);
-    checkLocalSource(source);
+    checkLocalSource(source, { pulls: false });
     stoppable.active = true;
     const live = opts.status !== false && !opts.json && Boolean((io.stderr as { isTTY?: boolean }).isTTY) ? new StatusLine(io.stderr) : undefined;
     const log = (line: string) => {
