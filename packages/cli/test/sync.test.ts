@@ -652,3 +652,25 @@ describe("--filter ':- .gitignore'", () => {
     expect(run.stderr).toMatch(/--filter <rule>' argument 'P protect' is invalid\. filter rule "P protect": expected/);
   });
 });
+
+describe('--link-dest', () => {
+  it('hard-links unchanged files from the previous snapshot and says how many', async () => {
+    const snaps = fresh('snaps');
+    const src = fresh('src');
+    await writeTree(src, { 'a.txt': file('a\n', { mtimeMs: BASE_MTIME_MS }), 'b.txt': file('b\n', { mtimeMs: BASE_MTIME_MS }) });
+    expect(sync(`${src}/`, join(snaps, 'monday')).status).toBe(0);
+    writeFileSync(join(src, 'b.txt'), 'b, edited\n');
+    const run = sync('--link-dest', '../monday', `${src}/`, join(snaps, 'tuesday'));
+    expect(run.status).toBe(0);
+    expect(run.stdout.toString()).toMatch(/1 created, .*1 linked from --link-dest;/);
+    expect(lstatSync(join(snaps, 'tuesday/a.txt')).ino).toBe(lstatSync(join(snaps, 'monday/a.txt')).ino);
+    expect(readFileSync(join(snaps, 'tuesday/b.txt'), 'utf8')).toBe('b, edited\n');
+    expect(readFileSync(join(snaps, 'monday/b.txt'), 'utf8')).toBe('b\n');
+  });
+
+  it('goes with --atomic file only (usage, exit 2)', () => {
+    const run = sync('--link-dest', '../x', '--atomic', 'tree', `${fresh('src')}/`, fresh('dest'));
+    expect(run.status).toBe(2);
+    expect(run.stderr).toMatch(/--link-dest goes with --atomic file/);
+  });
+});

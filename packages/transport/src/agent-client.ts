@@ -708,6 +708,15 @@ export class AgentClient {
     return decodeBatchResults(await this.request({ t: 'links', f: encodeLinks(entries), ...(dry ? { dry: true } : {}) }), entries.length);
   }
 
+  /**
+   * --link-dest (agents listing `link-dest`, link-dest.ts): for each of `count` new files (`f`, their
+   * wire form), the 1-based index of the directory its match was (with `dry`: would be) linked from,
+   * as a result's size; 0 for none.
+   */
+  async linkDest(dirs: readonly string[], f: unknown[][], count: number, dry: boolean): Promise<BatchResult[]> {
+    return decodeBatchResults(await this.request({ t: 'link-dest', dirs: [...dirs], f, ...(dry ? { dry: true } : {}) }), count);
+  }
+
   async setattrBatch(entries: readonly SetattrEntry[]): Promise<BatchResult[]> {
     return decodeBatchResults(await this.request({ t: 'setattrs', f: encodeSetattrs(entries) }), entries.length);
   }

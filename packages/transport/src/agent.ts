@@ -5,7 +5,7 @@
  * targets, verifying each file's whole-file hash before renaming it into place. Every path it is sent goes
  * through `resolveInRoot`; every field through the readers in messages.ts.
  */
-import { chmodSync, chownSync, close, closeSync, constants, createReadStream, lchownSync, lutimesSync, mkdirSync, readdirSync, readlinkSync, utimesSync, fchmodSync, fchownSync, futimesSync, linkSync, lstatSync, openSync, readSync, renameSync, rmdirSync, rmSync, writeSync, writevSync, type Stats } from 'node:fs';
+import { chmodSync, chownSync, close, closeSync, constants, createReadStream, lchownSync, lutimesSync, mkdirSync, readdirSync, readlinkSync, utimesSync, fchmodSync, fchownSync, futimesSync, linkSync, lstatSync, openSync, realpathSync, readSync, renameSync, rmdirSync, rmSync, writeSync, writevSync, type Stats } from 'node:fs';
 import { lchown, lstat, lutimes, mkdir, realpath, rename, rm, symlink, unlink } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -48,6 +48,7 @@ import { normalizeScope } from './scope.js';
 import { decodeListing, inflateListing, MAX_LISTING_BYTES, MAX_LISTING_ENTRIES } from './listing.js';
 import { ListingComparer } from './listing-comparer.js';
 import { WalkGate } from './walk-gate.js';
+import { decodeLinkDest, linkDestDirs, linkDestResults, linkFromDirs, type LinkDestContext } from './link-dest.js';
 import { entryTypeOf, lstatFields, type EntryStat } from './lstat-fields.js';
 import { parsePartialName, parseTempName, partialPathFor, processAlive, tempPathFor } from './tempfile.js';
 import { FrameSession, type ByteStreams } from './wire.js';
@@ -66,6 +67,11 @@ export interface AgentOptions {
    * any other root is refused (PATH_ESCAPE).
    */
   root?: string;
+  /**
+   * With `root` (a pull's agent): the only --link-dest directories a peer may name (the user's own,
+   * as given), so that the peer cannot have files elsewhere on this host linked into the root.
+   */
+  linkDestDirs?: string[];
   /** The user and group databases names are resolved in (then `getent`); default /etc/passwd and /etc/group. */
   ownerFiles?: OwnerDatabaseFiles;
   /** Version string reported in the hello. */
@@ -269,6 +275,8 @@ class Agent {
         return this.setattrBatch;
       case 'links':
         return this.linkBatch;
+      case 'link-dest':
+        return this.linkDest;
       case 'hash':
         return this.hash;
       case 'owners':
@@ -1097,6 +1105,39 @@ class Agent {
       }
     }
     await this.session.send({ t: 'ok', id, r: encodeBatchResults(results) });
+  }
+
+  /**
+   * `link-dest` (link-dest.ts, docs/protocol.md): for each new file, whether a link-dest directory
+   * holds it as the source has it, and (unless `dry`) the hard link made from there.
+   */
+  private async linkDest(id: number, h: Header): Promise<void> {
+    const { dirs, entries } = decodeLinkDest(h);
+    const dry = bool(h, 'dry');
+    const named = this.options.linkDestDirs;
+    if (this.options.root !== undefined && !dirs.every((d) => named?.includes(d))) {
+      throw new PathError('PATH_ESCAPE', 'link-dest: only the directories given on this side may be named', { dirs });
+    }
+    const allowed = this.options.allowedRoot !== undefined ? await realpath(this.options.allowedRoot) : undefined;
+    const context: LinkDestContext = {
+      root: this.rootDir,
+      allowed: (path) => allowed === undefined || path === allowed || path.startsWith(`${allowed}/`),
+      realpath: (path) => realpathSync(path),
+      owner: (uid, gid) => (this.opts.owner ? this.ownership(uid, gid) : undefined),
+    };
+    const from = linkDestDirs(dirs, context);
+    const found: number[] = [];
+    for (const entry of entries) {
+      const target = this.resolve(entry.path); // a path that leaves the root fails the request
+      let index = 0;
+      try {
+        index = linkFromDirs(entry, target, from, context, dry);
+      } catch {
+        index = 0; // not linked (unreadable, gone): the client sends it
+      }
+      found.push(index);
+    }
+    await this.session.send({ t: 'ok', id, r: linkDestResults(found) });
   }
 
   /** One path's mode, owner and mtime (undefined fields left alone), or recorded in the stage. */

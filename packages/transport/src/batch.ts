@@ -46,7 +46,8 @@ export interface BatchFile {
 /** What became of one file of a batch: its size (written, or the signature's bytes), or a failure. */
 export type BatchResult = { ok: true; size: number } | { ok: false; code: string; message: string };
 
-function bad(type: string, message: string, details: Record<string, unknown> = {}): ProtocolError {
+/** A malformed batch-like request (`mkdirs`, `setattrs`, `links`, `link-dest`, ...): BAD_MESSAGE, which ends the session. */
+export function bad(type: string, message: string, details: Record<string, unknown> = {}): ProtocolError {
   return new ProtocolError('BAD_MESSAGE', `message "${type}": ${message}`, { type, ...details });
 }
 

@@ -11,6 +11,7 @@ import { MAX_LINKS, MAX_MKDIRS, MAX_SETATTRS, MKDIRS_CAPABILITY, SETATTRS_CAPABI
 import { ProtocolError, RemoteError, TransportError, type TransportErrorCode } from './errors.js';
 import type { SyncEvent, SyncSummary, TransferStats } from './events.js';
 import { byDepth, depth, limitDeletes, type Change, type Plan } from './plan.js';
+import { linkPlanned } from './link-dest.js';
 import { DELETING, hardLinkCode, itemCode, itemizesChange } from './itemize.js';
 import type { EntryType } from './messages.js';
 import type { SourceEntry, SourceTree } from './tree.js';
@@ -22,6 +23,8 @@ export interface RunOptions {
   maxDelete?: number;
   /** Extraneous entries are deleted once everything else arrived (see TransferOptions.deleteAfter). */
   deleteAfter?: boolean;
+  /** --link-dest directories (see TransferOptions.linkDest; the plan's `linkDest` files are linked from them). */
+  linkDest?: string[];
   onEvent?: (event: SyncEvent) => void;
 }
 
@@ -35,6 +38,7 @@ export function emptySummary(dryRun: boolean): SyncSummary {
     skipped: 0,
     deleted: 0,
     hardlinks: 0,
+    linked: 0,
     directories: 0,
     symlinks: 0,
     attributes: 0,
@@ -233,6 +237,7 @@ export class DestinationRun {
     s.directories = plan.mkdirs.length;
     s.created = plan.files.filter((c) => c.kind === 'create').length;
     s.updated = plan.files.filter((c) => c.kind === 'update').length;
+    s.linked = plan.linkDest?.length ?? 0;
     s.symlinks = plan.symlinks.length;
     s.attributes = plan.attrs.length;
     s.totalBytes = plan.files.reduce((n, c) => n + (c.source?.size ?? 0), 0);
@@ -255,15 +260,33 @@ export class DestinationRun {
    * agent that takes them, else one depth at a time (each depth in parallel).
    */
   async prepare(): Promise<void> {
-    const { client, plan, summary } = this;
+    const { client } = this;
     // Entries replaced by one of another type go first, to make room; extraneous ones too, unless
     // they wait for the end (deleteAfter).
     await this.remove(this.options.deleteAfter ? this.deletes.filter((c) => !c.extraneous) : this.deletes);
     this.reportSkippedDeletes();
-    if (client.info?.capabilities.includes(MKDIRS_CAPABILITY)) {
-      await this.mkdirsInOrder();
-      return;
-    }
+    if (client.info?.capabilities.includes(MKDIRS_CAPABILITY)) await this.mkdirsInOrder();
+    else await this.mkdirsByDepth();
+    await this.linkFromDest();
+  }
+
+  /**
+   * --link-dest: the plan's files a link-dest directory holds, linked from there now that their
+   * directories exist; one that could not be linked after all (the directory changed since the
+   * plan) joins the files to send.
+   */
+  private async linkFromDest(): Promise<void> {
+    const planned = this.plan.linkDest ?? [];
+    if (planned.length === 0) return;
+    const ready = planned.filter((c) => !this.underFailed(c.path));
+    const unlinked = await linkPlanned(this.client, ready, this.options.linkDest ?? []);
+    this.summary.linked += ready.length - unlinked.length;
+    this.plan.files.push(...unlinked);
+  }
+
+  /** New directories one depth at a time (an agent without `mkdirs`). */
+  private async mkdirsByDepth(): Promise<void> {
+    const { client, plan, summary } = this;
     const levels = new Map<number, Change[]>();
     for (const c of plan.mkdirs) {
       const d = depth(c.path);

@@ -43,6 +43,8 @@ export interface SyncSummary {
   deleted: number;
   /** -H: names linked anew to the file sent under another name (or, in a dry run, that would be). */
   hardlinks: number;
+  /** --link-dest: new files hard-linked from a link-dest directory instead of sent (or, in a dry run, that would be). */
+  linked: number;
   directories: number;
   symlinks: number;
   attributes: number;

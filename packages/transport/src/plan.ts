@@ -49,6 +49,8 @@ export interface Plan {
   mkdirs: Change[];
   /** Regular files to create or update. */
   files: Change[];
+  /** --link-dest: new files a link-dest directory holds as they are, linked from there instead of sent (link-dest.ts sets it). */
+  linkDest?: Change[];
   symlinks: Change[];
   /**
    * -H: files that are other names of a file sent (or kept) under its first name in the tree: each

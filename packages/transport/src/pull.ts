@@ -148,7 +148,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     streams.stderrStream.on('data', (chunk: Buffer) => stderr.push(chunk));
     // The request first: the agent answers only the sender's hello, so nothing of its goes before it.
     streams.writable.write(preamble);
-    const served = serveAgent({ readable: streams.readable, writable: streams.writable, close: () => streams.writable.end() }, { root: options.destination });
+    const served = serveAgent({ readable: streams.readable, writable: streams.writable, close: () => streams.writable.end() }, { root: options.destination, linkDestDirs: options.linkDest });
     let failure: unknown;
     await served.catch((error: unknown) => {
       failure = error;

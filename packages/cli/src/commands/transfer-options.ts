@@ -1,5 +1,5 @@
 /** The options `sync` and `watch` share: what to transfer, how to reach destinations, how to commit. */
-import { checkBackup, parseChmod, parseDestination, parseFilterFile, parseFilterRule, splitCommand, type FilterRule } from '@deltacast/transport';
+import { checkBackup, MAX_LINK_DEST_DIRS, parseChmod, parseDestination, parseFilterFile, parseFilterRule, splitCommand, type FilterRule } from '@deltacast/transport';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { integer, seconds, sizeLimit, transferRate } from '../options.js';
@@ -120,6 +120,7 @@ export interface TransferFlags extends SshFlags {
   owner: boolean;
   numericIds: boolean;
   hardLinks: boolean;
+  linkDest?: string[];
   partial: boolean;
   json: boolean;
   concurrency?: number;
@@ -195,6 +196,11 @@ export function addTransferOptions(command: Command, rules: FilterRule[]): Comma
     .addOption(new Option('--delete-during', "rsync's --delete-during: as --delete-before here").hideHelp().implies({ delete: true }))
     .option('-z, --compress', 'compress file data on the wire', false)
     .option('-o, --owner', 'preserve owner and group (when the destination agent runs as root), by name as rsync does: each destination maps the source\'s user and group names to its own ids', false)
+    .option(
+      '--link-dest <dir>',
+      "hard-link a new file from DIR on the destination's host (relative to the destination) where DIR holds it as the source has it, instead of sending it, as rsync's --link-dest (snapshot backups; repeatable, the first match wins)",
+      (dir: string, previous: string[] | undefined) => [...(previous ?? []), dir],
+    )
     .option('-H, --hard-links', 'keep hard links: names of one file in the source are one file at each destination (not with --atomic tree, --all-or-none or --release)', false)
     .option('--numeric-ids', 'with --owner: keep the source\'s uid and gid numbers, not mapped by name', false)
     .addOption(new Option('-g, --group', "rsync's -g: as --owner (owner and group go together)").hideHelp().implies({ owner: true }))
@@ -287,6 +293,10 @@ export function checkTransferFlags(opts: TransferFlags): void {
   if (opts.backup && (opts.release || opts.allOrNone || opts.atomic === 'tree')) {
     throw new UsageError('--backup goes with --atomic file: staged commits and releases keep the old tree their own way');
   }
+  if (opts.linkDest && (opts.release || opts.allOrNone || opts.atomic === 'tree')) {
+    throw new UsageError('--link-dest goes with --atomic file: a staged file is not at its path until the commit, for a link to be made there');
+  }
+  if ((opts.linkDest?.length ?? 0) > MAX_LINK_DEST_DIRS) throw new UsageError(`at most ${MAX_LINK_DEST_DIRS} --link-dest directories`);
   if (opts.hardLinks && (opts.release || opts.allOrNone || opts.atomic === 'tree')) {
     throw new UsageError('-H goes with --atomic file: a staged file is not at its path until the commit, for a link to find it');
   }
@@ -323,6 +333,7 @@ export function transferOptions(rules: FilterRule[], opts: TransferFlags) {
     owner: opts.owner,
     numericIds: opts.numericIds,
     hardLinks: opts.hardLinks,
+    linkDest: opts.linkDest,
     partial: opts.partial,
     filters: rules,
     concurrency: opts.concurrency,

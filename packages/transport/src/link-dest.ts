@@ -1,0 +1,182 @@
+/**
+ * rsync's --link-dest=DIR: a file the destination lacks is hard-linked from DIR/PATH, on the
+ * destination's host, when that file is the source's as the quick check sees it (a regular file of
+ * the same size, mtime and mode; and owner, where owners are kept), instead of being sent. Snapshot
+ * backups use it: each run makes a new directory in which unchanged files cost neither transfer nor
+ * space. DIR is relative to the destination root unless absolute; up to MAX_LINK_DEST_DIRS are
+ * tried in order, the first match wins. Files that differ from DIR's copy are sent whole (rsync
+ * would use that copy as the delta's basis).
+ *
+ * Two `link-dest` requests (docs/protocol.md, Link-dest): before the run is announced, a dry one
+ * says which of the plan's new files DIR holds, and they leave the plan's files; once the new
+ * directories are made, the same request links them. A file that could not be linked then (DIR
+ * changed in between) is sent after all.
+ */
+import { linkSync, lstatSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import type { AgentClient } from './agent-client.js';
+import { bad, encodeBatchResults, MAX_LINKS, type BatchResult } from './batch.js';
+import { PathError, TransportError } from './errors.js';
+import type { Header } from './frame.js';
+import { sameTime, type Change, type Plan } from './plan.js';
+import { MAX_PATH_BYTES } from './messages.js';
+
+export const LINK_DEST_CAPABILITY = 'link-dest';
+/** Directories a run may name (rsync's limit). */
+export const MAX_LINK_DEST_DIRS = 20;
+
+/** Checks the --link-dest option: at most MAX_LINK_DEST_DIRS non-empty names (INVALID_OPTION). */
+export function checkLinkDest(dirs: readonly string[] | undefined): void {
+  if (!dirs) return;
+  if (dirs.length > MAX_LINK_DEST_DIRS) throw new TransportError('INVALID_OPTION', `at most ${MAX_LINK_DEST_DIRS} --link-dest directories, not ${dirs.length}`, { count: dirs.length });
+  if (dirs.some((d) => d === '' || d.includes('\0'))) throw new TransportError('INVALID_OPTION', 'a --link-dest directory must be named', {});
+}
+
+/** One new file to look for in the link-dest directories: its wire path and source attributes. */
+export interface LinkDestEntry {
+  path: string;
+  size: number;
+  mtime: number;
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
+/** The wire form of a `link-dest` list: `[path, size, mtime, mode, uid, gid]` each. */
+export function encodeLinkDest(entries: readonly LinkDestEntry[]): unknown[][] {
+  return entries.map((e) => [e.path, e.size, e.mtime, e.mode, e.uid, e.gid]);
+}
+
+const isUint = (x: unknown, max: number) => Number.isInteger(x) && (x as number) >= 0 && (x as number) <= max;
+
+/** A `link-dest` request's directories and entries, every field checked; anything else is a BAD_MESSAGE. */
+export function decodeLinkDest(h: Header): { dirs: string[]; entries: LinkDestEntry[] } {
+  const dirs = h.dirs;
+  if (!Array.isArray(dirs) || dirs.length === 0 || dirs.length > MAX_LINK_DEST_DIRS || !dirs.every((d) => typeof d === 'string' && d !== '' && d.length <= MAX_PATH_BYTES && !d.includes('\0'))) {
+    throw bad('link-dest', `field "dirs" must be a list of 1 .. ${MAX_LINK_DEST_DIRS} directory names`, { field: 'dirs' });
+  }
+  const raw = h.f;
+  if (!Array.isArray(raw) || raw.length === 0 || raw.length > MAX_LINKS) throw bad('link-dest', `field "f" must be a list of 1 .. ${MAX_LINKS} entries`, { field: 'f' });
+  const entries = raw.map((item: unknown, i): LinkDestEntry => {
+    const where = { field: 'f', entry: i };
+    if (!Array.isArray(item) || item.length !== 6) throw bad('link-dest', `entry ${i} must be [path, size, mtime, mode, uid, gid]`, where);
+    const [path, size, mtime, mode, uid, gid] = item as unknown[];
+    if (typeof path !== 'string' || path === '' || path.length > MAX_PATH_BYTES) throw bad('link-dest', `entry ${i}: the path must be a string of 1 to ${MAX_PATH_BYTES} characters`, where);
+    if (!isUint(size, Number.MAX_SAFE_INTEGER) || typeof mtime !== 'number' || !Number.isFinite(mtime) || !isUint(mode, 0o7777) || !isUint(uid, 0xffffffff) || !isUint(gid, 0xffffffff)) {
+      throw bad('link-dest', `entry ${i}: size, mode, uid and gid must be whole numbers in range, mtime a number`, where);
+    }
+    return { path, size: size as number, mtime, mode: mode as number, uid: uid as number, gid: gid as number };
+  });
+  return { dirs: dirs as string[], entries };
+}
+
+/** The agent's side: where DIR is, and what counts as the same file there. */
+export interface LinkDestContext {
+  /** The session's root (a relative DIR is relative to it). */
+  root: string;
+  /** With --root on the agent, DIR must lie inside it (after symlinks); else anywhere. */
+  allowed: (realPath: string) => boolean;
+  realpath: (path: string) => string;
+  /** The ids a file of the source's uid/gid must have here, or undefined where owners are not compared. */
+  owner: (uid: number, gid: number) => { uid: number; gid: number } | undefined;
+}
+
+/**
+ * The link-dest directories as absolute paths: each relative one resolved against the root; one
+ * outside the allowed root (its real path) is PATH_ESCAPE, one that is missing is left out (rsync
+ * warns and goes on).
+ */
+export function linkDestDirs(dirs: readonly string[], context: LinkDestContext): string[] {
+  const out: string[] = [];
+  for (const dir of dirs) {
+    const path = isAbsolute(dir) ? dir : resolve(context.root, dir);
+    let real: string;
+    try {
+      real = context.realpath(path);
+    } catch {
+      continue;
+    }
+    if (!context.allowed(real)) throw new PathError('PATH_ESCAPE', `link-dest ${dir} lies outside the directory this agent serves`, { dir });
+    out.push(real);
+  }
+  return out;
+}
+
+/**
+ * For one new file: the index (1-based) of the first directory whose copy matches, hard-linked to
+ * `target` unless `dry`; 0 when none does, or `target` exists by now. A link that fails (another
+ * file system, EMLINK) tries the next directory.
+ */
+export function linkFromDirs(entry: LinkDestEntry, target: string, dirs: readonly string[], context: LinkDestContext, dry: boolean): number {
+  if (lstatSync(target, { throwIfNoEntry: false })) return 0;
+  const owner = context.owner(entry.uid, entry.gid);
+  for (let i = 0; i < dirs.length; i++) {
+    const candidate = join(dirs[i], entry.path);
+    const st = lstatSync(candidate, { throwIfNoEntry: false });
+    if (!st?.isFile() || st.size !== entry.size || (st.mode & 0o7777) !== entry.mode || !sameTime(st.mtimeMs, entry.mtime)) continue;
+    if (owner && (st.uid !== owner.uid || st.gid !== owner.gid)) continue;
+    // A symlinked directory on the way may lead out of an agent's --root: the file's real path is checked.
+    if (!context.allowed(context.realpath(candidate))) continue;
+    if (!dry) {
+      try {
+        linkSync(candidate, target);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'EEXIST') return 0;
+        if (code === 'EXDEV' || code === 'EMLINK' || code === 'EPERM') continue;
+        throw error;
+      }
+    }
+    return i + 1;
+  }
+  return 0;
+}
+
+/** The results of a `link-dest` as a batch's (size: the directory's 1-based index, 0 for none). */
+export function linkDestResults(found: readonly number[]): unknown {
+  return encodeBatchResults(found.map((n): BatchResult => ({ ok: true, size: n })));
+}
+
+/** The client's request: for each entry, 0 or the 1-based index of the directory it was (or would be) linked from. */
+export async function requestLinkDest(client: AgentClient, dirs: readonly string[], entries: readonly LinkDestEntry[], dry: boolean): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < entries.length; i += MAX_LINKS) {
+    const chunk = entries.slice(i, i + MAX_LINKS);
+    for (const r of await client.linkDest(dirs, encodeLinkDest(chunk), chunk.length, dry)) out.push(r.ok ? r.size : 0);
+  }
+  return out;
+}
+
+function entryOf(change: Change): LinkDestEntry {
+  const s = change.source!;
+  return { path: change.path, size: s.size, mtime: s.mtimeMs, mode: s.mode & 0o7777, uid: s.uid, gid: s.gid };
+}
+
+/**
+ * Before the run is announced: which of the plan's new files the link-dest directories hold, asked
+ * (dry) in one go; those leave `plan.files` for `plan.linkDest`. An agent without the capability
+ * fails the destination (UNSUPPORTED).
+ */
+export async function planLinkDest(client: AgentClient, plan: Plan, dirs: readonly string[] | undefined): Promise<void> {
+  if (!dirs || dirs.length === 0) return;
+  if (!client.info?.capabilities.includes(LINK_DEST_CAPABILITY)) {
+    throw new TransportError('UNSUPPORTED', 'the agent does not take --link-dest (an older deltacast)', { capability: LINK_DEST_CAPABILITY });
+  }
+  const creates = plan.files.filter((c) => c.kind === 'create' && c.source?.type === 'f');
+  if (creates.length === 0) return;
+  const found = await requestLinkDest(client, dirs, creates.map(entryOf), true);
+  const linkable = new Set(creates.filter((_, i) => found[i] > 0));
+  if (linkable.size === 0) return;
+  plan.files = plan.files.filter((c) => !linkable.has(c));
+  plan.linkDest = [...linkable];
+}
+
+/**
+ * Links `planned`, the plan's link-dest files (their directories made by now); returns those that
+ * could not be linked after all, to be sent.
+ */
+export async function linkPlanned(client: AgentClient, planned: readonly Change[], dirs: readonly string[]): Promise<Change[]> {
+  if (planned.length === 0) return [];
+  const found = await requestLinkDest(client, dirs, planned.map(entryOf), false);
+  return planned.filter((_, i) => found[i] === 0);
+}
