@@ -6,12 +6,13 @@
  */
 import type { SyncEvent, SyncSummary } from '@deltacast/transport';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasSshd, sshdSkipReason, startSshd, type Sshd } from '../../transport/test/helpers/sshd.js';
-import { BASE_MTIME_MS, diffTrees, dir, file, hasRsync, leftovers, link, pinNaturalTimes, rsyncDifferences, writeTree, type TreeSpec } from '../../transport/test/helpers/tree.js';
+import { BASE_MTIME_MS, dir, file, hasRsync, link, writeTree, type TreeSpec } from '../../transport/test/helpers/tree.js';
 import { bin, deltacast, makeTempDir, parseNdjson, pseudoRandom } from './helpers.js';
+import { editForSecondRun, expectIdentical, writeBenchConfig } from './openssh-helpers.js';
 
 const T = BASE_MTIME_MS;
 const BIG_SIZE = (3 << 20) + 4_321;
@@ -57,32 +58,13 @@ describe.skipIf(!hasSshd)(`pull over OpenSSH ${sshdSkipReason}`, () => {
     src = join(work, 'remote-src');
     dest = join(work, 'local-dest');
     await writeTree(src, SOURCE_SPEC);
-    config = join(work, 'ssh_config');
-    writeFileSync(
-      config,
-      [
-        'Host bench',
-        '  HostName 127.0.0.1',
-        `  Port ${sshd.port}`,
-        `  User ${sshd.user}`,
-        `  IdentityFile ${sshd.identityFile}`,
-        `  UserKnownHostsFile ${sshd.knownHostsFile}`,
-        '  IdentityAgent none',
-        '',
-      ].join('\n'),
-    );
+    config = writeBenchConfig(join(work, 'ssh_config'), sshd);
   });
 
   afterAll(async () => {
     await sshd?.stop();
     cleanup?.();
   });
-
-  async function expectIdentical(from: string, to: string): Promise<void> {
-    expect(await diffTrees(from, to)).toEqual([]);
-    expect(await leftovers(to)).toEqual([]);
-    if (hasRsync) expect(rsyncDifferences(from, to)).toBe('');
-  }
 
   it('a dry run into a missing directory makes nothing, and itemizes what rsync -ai would', () => {
     const run = sync('-n', '--itemize-changes', `bench:${src}/`, dest);
@@ -116,15 +98,7 @@ describe.skipIf(!hasSshd)(`pull over OpenSSH ${sshdSkipReason}`, () => {
   });
 
   it('a second pull with --delete sends a small edit of a big file as a delta and handles rename, delete, add', async () => {
-    const big = readFileSync(join(src, 'big.bin'));
-    big.set(pseudoRandom(100, 99), 1_500_000);
-    writeFileSync(join(src, 'big.bin'), big);
-    utimesSync(join(src, 'big.bin'), (T + 30_000) / 1000, (T + 30_000) / 1000);
-    renameSync(join(src, 'to-rename.txt'), join(src, 'renamed.txt'));
-    rmSync(join(src, 'to-delete.txt'));
-    mkdirSync(join(src, 'added'));
-    writeFileSync(join(src, 'added/new file.txt'), 'added\n');
-    await pinNaturalTimes(src);
+    await editForSecondRun(src);
 
     const run = sync('--json', '--delete', `bench:${src}/`, dest);
     expect(run.stderr).toBe('');

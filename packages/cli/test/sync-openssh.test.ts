@@ -6,26 +6,14 @@
  */
 import type { SyncEvent, SyncSummary } from '@deltacast/transport';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasSshd, sshdSkipReason, startSshd, type Sshd } from '../../transport/test/helpers/sshd.js';
-import {
-  BASE_MTIME_MS,
-  diffTrees,
-  dir,
-  file,
-  hasRsync,
-  leftovers,
-  link,
-  pinNaturalTimes,
-  rsyncDifferences,
-  snapshotTree,
-  writeTree,
-  type TreeSpec,
-} from '../../transport/test/helpers/tree.js';
+import { BASE_MTIME_MS, diffTrees, dir, file, hasRsync, link, pinNaturalTimes, snapshotTree, writeTree, type TreeSpec } from '../../transport/test/helpers/tree.js';
 import { bin, deltacast, makeTempDir, parseNdjson, pseudoRandom, type Run } from './helpers.js';
+import { editForSecondRun, expectIdentical, writeBenchConfig } from './openssh-helpers.js';
 
 const T = BASE_MTIME_MS;
 const BIG_SIZE = (3 << 20) + 12_345;
@@ -106,22 +94,7 @@ describe.skipIf(!hasSshd)(`sync over OpenSSH ${sshdSkipReason}`, () => {
 
   /** An ssh config for Host `bench` pointing at the harness, with overrides. */
   function sshConfig(name: string, overrides: { port?: number; identityFile?: string; knownHostsFile?: string } = {}): string {
-    const path = join(work, name);
-    writeFileSync(
-      path,
-      [
-        'Host bench',
-        '  HostName 127.0.0.1',
-        `  Port ${overrides.port ?? sshd.port}`,
-        `  User ${sshd.user}`,
-        `  IdentityFile ${overrides.identityFile ?? sshd.identityFile}`,
-        `  UserKnownHostsFile ${overrides.knownHostsFile ?? sshd.knownHostsFile}`,
-        // The test must not depend on whatever ssh-agent the environment has.
-        '  IdentityAgent none',
-        '',
-      ].join('\n'),
-    );
-    return path;
+    return writeBenchConfig(join(work, name), sshd, overrides);
   }
 
   const sync = (...args: string[]) => deltacast(['sync', ...args], work);
@@ -140,12 +113,6 @@ describe.skipIf(!hasSshd)(`sync over OpenSSH ${sshdSkipReason}`, () => {
     await sshd?.stop();
     cleanup?.();
   });
-
-  async function expectIdentical(from: string, to: string): Promise<void> {
-    expect(await diffTrees(from, to)).toEqual([]);
-    expect(await leftovers(to)).toEqual([]);
-    if (hasRsync) expect(rsyncDifferences(from, to)).toBe('');
-  }
 
   it('first sync uploads the agent bundle (no deltacast on the remote PATH) and reproduces the tree', async () => {
     const run = sync('--json', '-F', config, `${src}/`, `bench:${dest}`);
@@ -182,15 +149,7 @@ describe.skipIf(!hasSshd)(`sync over OpenSSH ${sshdSkipReason}`, () => {
   });
 
   it('second sync with --delete sends a small edit of a big file as a delta and handles rename, delete, add', async () => {
-    const big = readFileSync(join(src, 'big.bin'));
-    big.set(pseudoRandom(100, 99), 1_500_000);
-    writeFileSync(join(src, 'big.bin'), big);
-    utimesSync(join(src, 'big.bin'), (T + 30_000) / 1000, (T + 30_000) / 1000);
-    renameSync(join(src, 'to-rename.txt'), join(src, 'renamed.txt'));
-    rmSync(join(src, 'to-delete.txt'));
-    mkdirSync(join(src, 'added'));
-    writeFileSync(join(src, 'added/new file.txt'), 'added\n');
-    await pinNaturalTimes(src);
+    await editForSecondRun(src);
 
     const run = sync('--json', '--delete', '-F', config, `${src}/`, `bench:${dest}`);
     expect(run.stderr).toBe('');

@@ -4,14 +4,14 @@
  * The output is a push's: progress, itemized changes (`>f...`, received), --json events, the summary,
  * and sync's exit codes.
  */
-import { ConnectError, parseDestination, pull, TransportError, type FilterRule } from '@deltacast/transport';
+import { parseDestination, pull, type FilterRule } from '@deltacast/transport';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { EXIT_FAILED, UsageError } from '../errors.js';
 import { readFilesFrom } from '../files-from.js';
 import type { MainIO } from '../io.js';
 import { createSyncOutput } from '../sync-output.js';
-import { EXIT_CONNECT } from './sync.js';
+import { runFailure } from './sync.js';
 
 /** What the sync command hands a pull: its options, as parsed. */
 export interface PullCommand {
@@ -74,11 +74,6 @@ export async function runPull(command: PullCommand, setExitCode: (code: number) 
     setExitCode(result.summary === undefined ? result.exitCode || EXIT_FAILED : (result.exitCode ?? EXIT_FAILED));
   } catch (error) {
     output.finish(undefined);
-    if (error instanceof TransportError) {
-      io.stderr.write(`deltacast: sync: ${source}: ${error.code}: ${error.message}\n`);
-      setExitCode(error instanceof ConnectError ? EXIT_CONNECT : EXIT_FAILED);
-      return;
-    }
-    throw error;
+    setExitCode(runFailure(io, source, error));
   }
 }

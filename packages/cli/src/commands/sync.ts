@@ -117,6 +117,17 @@ export function failureExit(summaries: SyncSummary[]): number {
   return limited && errors.every((e) => e.code === 'MAX_DELETE' || e.code === 'ABORTED') ? EXIT_MAX_DELETE : EXIT_PARTIAL;
 }
 
+/**
+ * A run that failed as a whole, reported with the host side named (the destination, or a pull's
+ * source), as the fan-out names it: its exit code, 255 where it could not be reached, 1 where it
+ * refused the session (LOCKED...) or broke off. Anything but a TransportError is thrown on.
+ */
+export function runFailure(io: MainIO, name: string, error: unknown): number {
+  if (!(error instanceof TransportError)) throw error;
+  io.stderr.write(`deltacast: sync: ${name}: ${error.code}: ${error.message}\n`);
+  return error instanceof ConnectError ? EXIT_CONNECT : EXIT_FAILED;
+}
+
 const CONNECT_CODES = new Set(['CONNECT', 'AUTH', 'HOST_KEY_UNKNOWN', 'HOST_KEY_MISMATCH', 'NO_REMOTE_NODE', 'CONFIG']);
 
 export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Command {
@@ -180,14 +191,8 @@ export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Co
       summary = await sync({ source, destination, ...syncOptions(rules, opts), onEvent: output.onEvent });
     } catch (error) {
       output.finish(undefined);
-      // The destination named, as the fan-out names it: it could not be reached (255), or refused the
-      // session (LOCKED...: 1).
-      if (error instanceof TransportError) {
-        io.stderr.write(`deltacast: sync: ${destination}: ${error.code}: ${error.message}\n`);
-        setExitCode(error instanceof ConnectError ? EXIT_CONNECT : EXIT_FAILED);
-        return;
-      }
-      throw error;
+      setExitCode(runFailure(io, destination, error));
+      return;
     }
     output.finish(summary);
     setExitCode(partial(summary.ok ? 0 : failureExit([summary])));
