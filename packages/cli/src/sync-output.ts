@@ -76,6 +76,7 @@ export function summaryLine(s: SyncSummary): string {
   if (s.symlinks) parts.push(`${s.symlinks} symlinks`);
   if (s.hardlinks) parts.push(`${s.hardlinks} hard links`);
   if (s.linked) parts.push(`${s.linked} linked from --link-dest`);
+  if (s.copied) parts.push(`${s.copied} copied from --copy-dest`);
   const head = s.dryRun ? '(dry run) would change: ' : '';
   const data = s.dryRun
     ? `${formatBytes(s.totalBytes)} to check`

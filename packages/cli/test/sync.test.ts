@@ -668,9 +668,24 @@ describe('--link-dest', () => {
     expect(readFileSync(join(snaps, 'monday/b.txt'), 'utf8')).toBe('b\n');
   });
 
-  it('goes with --atomic file only (usage, exit 2)', () => {
+  it('goes with --atomic file only, and with neither --copy-dest nor --compare-dest (usage, exit 2)', () => {
     const run = sync('--link-dest', '../x', '--atomic', 'tree', `${fresh('src')}/`, fresh('dest'));
     expect(run.status).toBe(2);
     expect(run.stderr).toMatch(/--link-dest goes with --atomic file/);
+    const both = sync('--link-dest', '../x', '--compare-dest', '../y', `${fresh('src')}/`, fresh('dest'));
+    expect(both.status).toBe(2);
+    expect(both.stderr).toMatch(/--link-dest, --copy-dest and --compare-dest exclude each other/);
+  });
+
+  it('--compare-dest leaves out what the other directory holds as it is (a differential backup)', async () => {
+    const snaps = fresh('snaps');
+    const src = fresh('src');
+    await writeTree(src, { 'a.txt': file('a\n', { mtimeMs: BASE_MTIME_MS }), 'b.txt': file('b\n', { mtimeMs: BASE_MTIME_MS }) });
+    expect(sync(`${src}/`, join(snaps, 'full')).status).toBe(0);
+    writeFileSync(join(src, 'b.txt'), 'b, edited\n');
+    const run = sync('--compare-dest', '../full', `${src}/`, join(snaps, 'diff'));
+    expect(run.status).toBe(0);
+    expect(run.stdout.toString()).toMatch(/1 created, .*1 skipped/);
+    expect(readdirSync(join(snaps, 'diff'))).toEqual(['b.txt']);
   });
 });

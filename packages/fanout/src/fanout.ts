@@ -12,7 +12,7 @@ import { lstat } from 'node:fs/promises';
 import { createDelta, decodeSignature, indexSignature, LiteralDeltaStream, loadStrongSums, type DeltaStats, type FileHashKind, type SignatureIndex } from '@deltacast/core/deferred';
 import {
   buildFilter,
-  checkLinkDest,
+  basisDirs,
   planLinkDest,
   deltaFileHash,
   loadDeltaHashes,
@@ -169,9 +169,9 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
       throw new TransportError('INVALID_OPTION', 'backups are kept by --atomic file runs; staged commits and releases keep the old tree their own way (a release stays until pruned)', {});
     }
   }
-  checkLinkDest(options.linkDest);
-  if (options.linkDest?.length && (options.release || options.commit === 'all-or-none' || options.atomic === 'tree')) {
-    throw new TransportError('INVALID_OPTION', '--link-dest goes with --atomic file: a staged file is not at its path for a link to be made there', {});
+  const basis = basisDirs(options);
+  if (basis && basis.how !== 'compare' && (options.release || options.commit === 'all-or-none' || options.atomic === 'tree')) {
+    throw new TransportError('INVALID_OPTION', `--${basis.how}-dest goes with --atomic file: a staged file is not at its path for a ${basis.how} to be made there`, {});
   }
   if (options.hardLinks && (options.release || options.commit === 'all-or-none' || options.atomic === 'tree')) {
     // A staged file is not at its path until the commit: a link to it would find the old one.
@@ -249,7 +249,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
       remoteFiles.set(name, (path) => files.has(path) || heldUnchanged(listing, tree, path));
       const sameContent = options.checksum ? await contentComparer(tree, listing.entries, client, sourceHashes) : undefined;
       const plan = planChanges(tree, listing.entries, filter, planOptions(client, options, listing, sameContent));
-      await planLinkDest(client, plan, options.linkDest);
+      await planLinkDest(client, plan, basis);
       const run = new DestinationRun(name, client, plan, options, destination.remote);
       results.set(name, run.summary);
       runs.push(run);

@@ -709,12 +709,12 @@ export class AgentClient {
   }
 
   /**
-   * --link-dest (agents listing `link-dest`, link-dest.ts): for each of `count` new files (`f`, their
-   * wire form), the 1-based index of the directory its match was (with `dry`: would be) linked from,
-   * as a result's size; 0 for none.
+   * --link-dest, --copy-dest, --compare-dest (agents listing `link-dest`, link-dest.ts): for each of
+   * `count` new files (`f`, their wire form), the 1-based index of the directory its match was (with
+   * `dry`: would be) linked or copied from (`how`), as a result's size; 0 for none.
    */
-  async linkDest(dirs: readonly string[], f: unknown[][], count: number, dry: boolean): Promise<BatchResult[]> {
-    return decodeBatchResults(await this.request({ t: 'link-dest', dirs: [...dirs], f, ...(dry ? { dry: true } : {}) }), count);
+  async linkDest(dirs: readonly string[], how: 'link' | 'copy' | 'compare', f: unknown[][], count: number, dry: boolean): Promise<BatchResult[]> {
+    return decodeBatchResults(await this.request({ t: 'link-dest', dirs: [...dirs], ...(how !== 'link' ? { how } : {}), f, ...(dry ? { dry: true } : {}) }), count);
   }
 
   async setattrBatch(entries: readonly SetattrEntry[]): Promise<BatchResult[]> {

@@ -1108,11 +1108,11 @@ class Agent {
   }
 
   /**
-   * `link-dest` (link-dest.ts, docs/protocol.md): for each new file, whether a link-dest directory
-   * holds it as the source has it, and (unless `dry`) the hard link made from there.
+   * `link-dest` (link-dest.ts, docs/protocol.md): for each new file, whether a basis directory holds
+   * it as the source has it, and (unless `dry`) the hard link, or the copy, made from there.
    */
   private async linkDest(id: number, h: Header): Promise<void> {
-    const { dirs, entries } = decodeLinkDest(h);
+    const { dirs, how, entries } = decodeLinkDest(h);
     const dry = bool(h, 'dry');
     const named = this.options.linkDestDirs;
     if (this.options.root !== undefined && !dirs.every((d) => named?.includes(d))) {
@@ -1131,7 +1131,7 @@ class Agent {
       const target = this.resolve(entry.path); // a path that leaves the root fails the request
       let index = 0;
       try {
-        index = linkFromDirs(entry, target, from, context, dry);
+        index = linkFromDirs(entry, target, from, context, dry, how);
       } catch {
         index = 0; // not linked (unreadable, gone): the client sends it
       }

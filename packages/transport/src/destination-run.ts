@@ -11,7 +11,7 @@ import { MAX_LINKS, MAX_MKDIRS, MAX_SETATTRS, MKDIRS_CAPABILITY, SETATTRS_CAPABI
 import { ProtocolError, RemoteError, TransportError, type TransportErrorCode } from './errors.js';
 import type { SyncEvent, SyncSummary, TransferStats } from './events.js';
 import { byDepth, depth, limitDeletes, type Change, type Plan } from './plan.js';
-import { linkPlanned } from './link-dest.js';
+import { basisDirs, linkPlanned } from './link-dest.js';
 import { DELETING, hardLinkCode, itemCode, itemizesChange } from './itemize.js';
 import type { EntryType } from './messages.js';
 import type { SourceEntry, SourceTree } from './tree.js';
@@ -23,8 +23,10 @@ export interface RunOptions {
   maxDelete?: number;
   /** Extraneous entries are deleted once everything else arrived (see TransferOptions.deleteAfter). */
   deleteAfter?: boolean;
-  /** --link-dest directories (see TransferOptions.linkDest; the plan's `linkDest` files are linked from them). */
+  /** --link-dest, --copy-dest directories (see TransferOptions; the plan's `linkDest` files are linked or copied from them). */
   linkDest?: string[];
+  copyDest?: string[];
+  compareDest?: string[];
   onEvent?: (event: SyncEvent) => void;
 }
 
@@ -39,6 +41,7 @@ export function emptySummary(dryRun: boolean): SyncSummary {
     deleted: 0,
     hardlinks: 0,
     linked: 0,
+    copied: 0,
     directories: 0,
     symlinks: 0,
     attributes: 0,
@@ -237,7 +240,8 @@ export class DestinationRun {
     s.directories = plan.mkdirs.length;
     s.created = plan.files.filter((c) => c.kind === 'create').length;
     s.updated = plan.files.filter((c) => c.kind === 'update').length;
-    s.linked = plan.linkDest?.length ?? 0;
+    if (basisDirs(this.options)?.how === 'copy') s.copied = plan.linkDest?.length ?? 0;
+    else s.linked = plan.linkDest?.length ?? 0;
     s.symlinks = plan.symlinks.length;
     s.attributes = plan.attrs.length;
     s.totalBytes = plan.files.reduce((n, c) => n + (c.source?.size ?? 0), 0);
@@ -279,8 +283,10 @@ export class DestinationRun {
     const planned = this.plan.linkDest ?? [];
     if (planned.length === 0) return;
     const ready = planned.filter((c) => !this.underFailed(c.path));
-    const unlinked = await linkPlanned(this.client, ready, this.options.linkDest ?? []);
-    this.summary.linked += ready.length - unlinked.length;
+    const basis = basisDirs(this.options)!;
+    const unlinked = await linkPlanned(this.client, ready, basis);
+    if (basis.how === 'copy') this.summary.copied += ready.length - unlinked.length;
+    else this.summary.linked += ready.length - unlinked.length;
     this.plan.files.push(...unlinked);
   }
 

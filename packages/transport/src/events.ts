@@ -45,6 +45,8 @@ export interface SyncSummary {
   hardlinks: number;
   /** --link-dest: new files hard-linked from a link-dest directory instead of sent (or, in a dry run, that would be). */
   linked: number;
+  /** --copy-dest: new files copied from a copy-dest directory on the destination's host instead of sent (or would be). */
+  copied: number;
   directories: number;
   symlinks: number;
   attributes: number;

@@ -5,14 +5,18 @@
  * backups use it: each run makes a new directory in which unchanged files cost neither transfer nor
  * space. DIR is relative to the destination root unless absolute; up to MAX_LINK_DEST_DIRS are
  * tried in order, the first match wins. Files that differ from DIR's copy are sent whole (rsync
- * would use that copy as the delta's basis).
+ * would use that copy as the delta's basis). Its siblings, one kind to a run as in rsync:
+ * --copy-dest copies the match (a local copy on that host, its mtime, mode and owner kept) instead
+ * of linking it; --compare-dest leaves the file out altogether (a differential backup: the
+ * destination gets only what DIR does not hold as it is), counted as skipped.
  *
  * Two `link-dest` requests (docs/protocol.md, Link-dest): before the run is announced, a dry one
  * says which of the plan's new files DIR holds, and they leave the plan's files; once the new
  * directories are made, the same request links them. A file that could not be linked then (DIR
  * changed in between) is sent after all.
  */
-import { linkSync, lstatSync } from 'node:fs';
+import { chmodSync, chownSync, constants, copyFileSync, linkSync, lstatSync, renameSync, rmSync, utimesSync } from 'node:fs';
+import { tempPathFor } from './tempfile.js';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { AgentClient } from './agent-client.js';
 import { bad, encodeBatchResults, MAX_LINKS, type BatchResult } from './batch.js';
@@ -25,11 +29,30 @@ export const LINK_DEST_CAPABILITY = 'link-dest';
 /** Directories a run may name (rsync's limit). */
 export const MAX_LINK_DEST_DIRS = 20;
 
-/** Checks the --link-dest option: at most MAX_LINK_DEST_DIRS non-empty names (INVALID_OPTION). */
-export function checkLinkDest(dirs: readonly string[] | undefined): void {
-  if (!dirs) return;
-  if (dirs.length > MAX_LINK_DEST_DIRS) throw new TransportError('INVALID_OPTION', `at most ${MAX_LINK_DEST_DIRS} --link-dest directories, not ${dirs.length}`, { count: dirs.length });
-  if (dirs.some((d) => d === '' || d.includes('\0'))) throw new TransportError('INVALID_OPTION', 'a --link-dest directory must be named', {});
+/** What is done with a match: linked (--link-dest), copied (--copy-dest), or the file left out (--compare-dest). */
+export type BasisDirHow = 'link' | 'copy' | 'compare';
+const HOWS: readonly BasisDirHow[] = ['link', 'copy', 'compare'];
+
+/** The options that name such directories. */
+export interface BasisDirOptions {
+  linkDest?: string[];
+  copyDest?: string[];
+  compareDest?: string[];
+}
+
+/**
+ * The run's basis directories and what to do with a match, or undefined; INVALID_OPTION for more
+ * than one kind (rsync's rule), more than MAX_LINK_DEST_DIRS, or an empty name.
+ */
+export function basisDirs(options: BasisDirOptions): { how: BasisDirHow; dirs: string[] } | undefined {
+  const given = ([['link', options.linkDest], ['copy', options.copyDest], ['compare', options.compareDest]] as const).filter(([, dirs]) => dirs && dirs.length > 0);
+  if (given.length === 0) return undefined;
+  if (given.length > 1) throw new TransportError('INVALID_OPTION', '--link-dest, --copy-dest and --compare-dest exclude each other', {});
+  const [how, dirs] = given[0];
+  const flag = `--${how}-dest`;
+  if (dirs!.length > MAX_LINK_DEST_DIRS) throw new TransportError('INVALID_OPTION', `at most ${MAX_LINK_DEST_DIRS} ${flag} directories, not ${dirs!.length}`, { count: dirs!.length });
+  if (dirs!.some((d) => d === '' || d.includes('\0'))) throw new TransportError('INVALID_OPTION', `a ${flag} directory must be named`, {});
+  return { how, dirs: [...dirs!] };
 }
 
 /** One new file to look for in the link-dest directories: its wire path and source attributes. */
@@ -49,8 +72,10 @@ export function encodeLinkDest(entries: readonly LinkDestEntry[]): unknown[][] {
 
 const isUint = (x: unknown, max: number) => Number.isInteger(x) && (x as number) >= 0 && (x as number) <= max;
 
-/** A `link-dest` request's directories and entries, every field checked; anything else is a BAD_MESSAGE. */
-export function decodeLinkDest(h: Header): { dirs: string[]; entries: LinkDestEntry[] } {
+/** A `link-dest` request's directories, what to do with a match, and entries, every field checked; anything else is a BAD_MESSAGE. */
+export function decodeLinkDest(h: Header): { dirs: string[]; how: BasisDirHow; entries: LinkDestEntry[] } {
+  const how = h.how ?? 'link';
+  if (!HOWS.includes(how as BasisDirHow)) throw bad('link-dest', `field "how" must be one of ${HOWS.join(', ')}`, { field: 'how' });
   const dirs = h.dirs;
   if (!Array.isArray(dirs) || dirs.length === 0 || dirs.length > MAX_LINK_DEST_DIRS || !dirs.every((d) => typeof d === 'string' && d !== '' && d.length <= MAX_PATH_BYTES && !d.includes('\0'))) {
     throw bad('link-dest', `field "dirs" must be a list of 1 .. ${MAX_LINK_DEST_DIRS} directory names`, { field: 'dirs' });
@@ -67,7 +92,7 @@ export function decodeLinkDest(h: Header): { dirs: string[]; entries: LinkDestEn
     }
     return { path, size: size as number, mtime, mode: mode as number, uid: uid as number, gid: gid as number };
   });
-  return { dirs: dirs as string[], entries };
+  return { dirs: dirs as string[], how: how as BasisDirHow, entries };
 }
 
 /** The agent's side: where DIR is, and what counts as the same file there. */
@@ -104,10 +129,11 @@ export function linkDestDirs(dirs: readonly string[], context: LinkDestContext):
 
 /**
  * For one new file: the index (1-based) of the first directory whose copy matches, hard-linked to
- * `target` unless `dry`; 0 when none does, or `target` exists by now. A link that fails (another
- * file system, EMLINK) tries the next directory.
+ * `target` (or copied, with `how` 'copy'; nothing, with 'compare') unless `dry`; 0 when none does,
+ * or `target` exists by now. A link that fails (another file system, EMLINK) tries the next
+ * directory.
  */
-export function linkFromDirs(entry: LinkDestEntry, target: string, dirs: readonly string[], context: LinkDestContext, dry: boolean): number {
+export function linkFromDirs(entry: LinkDestEntry, target: string, dirs: readonly string[], context: LinkDestContext, dry: boolean, how: BasisDirHow = 'link'): number {
   if (lstatSync(target, { throwIfNoEntry: false })) return 0;
   const owner = context.owner(entry.uid, entry.gid);
   for (let i = 0; i < dirs.length; i++) {
@@ -117,7 +143,11 @@ export function linkFromDirs(entry: LinkDestEntry, target: string, dirs: readonl
     if (owner && (st.uid !== owner.uid || st.gid !== owner.gid)) continue;
     // A symlinked directory on the way may lead out of an agent's --root: the file's real path is checked.
     if (!context.allowed(context.realpath(candidate))) continue;
-    if (!dry) {
+    if (how === 'copy' && !dry) {
+      copyInto(candidate, target, entry, owner);
+      return i + 1;
+    }
+    if (how === 'link' && !dry) {
       try {
         linkSync(candidate, target);
       } catch (error) {
@@ -132,17 +162,36 @@ export function linkFromDirs(entry: LinkDestEntry, target: string, dirs: readonl
   return 0;
 }
 
+/**
+ * --copy-dest: `from` copied to a temporary name beside `target` (a clone where the file system
+ * makes one), given the source's mtime and mode (and owner), then renamed into place: `target`
+ * never holds part of a file.
+ */
+function copyInto(from: string, target: string, entry: LinkDestEntry, owner: { uid: number; gid: number } | undefined): void {
+  const temp = tempPathFor(target);
+  try {
+    copyFileSync(from, temp, constants.COPYFILE_FICLONE);
+    if (owner) chownSync(temp, owner.uid, owner.gid);
+    chmodSync(temp, entry.mode);
+    utimesSync(temp, entry.mtime / 1000, entry.mtime / 1000);
+    renameSync(temp, target);
+  } catch (error) {
+    rmSync(temp, { force: true });
+    throw error;
+  }
+}
+
 /** The results of a `link-dest` as a batch's (size: the directory's 1-based index, 0 for none). */
 export function linkDestResults(found: readonly number[]): unknown {
   return encodeBatchResults(found.map((n): BatchResult => ({ ok: true, size: n })));
 }
 
 /** The client's request: for each entry, 0 or the 1-based index of the directory it was (or would be) linked from. */
-export async function requestLinkDest(client: AgentClient, dirs: readonly string[], entries: readonly LinkDestEntry[], dry: boolean): Promise<number[]> {
+export async function requestLinkDest(client: AgentClient, basis: { how: BasisDirHow; dirs: readonly string[] }, entries: readonly LinkDestEntry[], dry: boolean): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < entries.length; i += MAX_LINKS) {
     const chunk = entries.slice(i, i + MAX_LINKS);
-    for (const r of await client.linkDest(dirs, encodeLinkDest(chunk), chunk.length, dry)) out.push(r.ok ? r.size : 0);
+    for (const r of await client.linkDest(basis.dirs, basis.how, encodeLinkDest(chunk), chunk.length, dry)) out.push(r.ok ? r.size : 0);
   }
   return out;
 }
@@ -153,30 +202,32 @@ function entryOf(change: Change): LinkDestEntry {
 }
 
 /**
- * Before the run is announced: which of the plan's new files the link-dest directories hold, asked
- * (dry) in one go; those leave `plan.files` for `plan.linkDest`. An agent without the capability
- * fails the destination (UNSUPPORTED).
+ * Before the run is announced: which of the plan's new files the basis directories hold, asked
+ * (dry) in one go; those leave `plan.files`, for `plan.linkDest` (linked or copied later) or, with
+ * --compare-dest, for good (counted as skipped). An agent without the capability fails the
+ * destination (UNSUPPORTED).
  */
-export async function planLinkDest(client: AgentClient, plan: Plan, dirs: readonly string[] | undefined): Promise<void> {
-  if (!dirs || dirs.length === 0) return;
+export async function planLinkDest(client: AgentClient, plan: Plan, basis: { how: BasisDirHow; dirs: readonly string[] } | undefined): Promise<void> {
+  if (!basis) return;
   if (!client.info?.capabilities.includes(LINK_DEST_CAPABILITY)) {
-    throw new TransportError('UNSUPPORTED', 'the agent does not take --link-dest (an older deltacast)', { capability: LINK_DEST_CAPABILITY });
+    throw new TransportError('UNSUPPORTED', `the agent does not take --${basis.how}-dest (an older deltacast)`, { capability: LINK_DEST_CAPABILITY });
   }
   const creates = plan.files.filter((c) => c.kind === 'create' && c.source?.type === 'f');
   if (creates.length === 0) return;
-  const found = await requestLinkDest(client, dirs, creates.map(entryOf), true);
-  const linkable = new Set(creates.filter((_, i) => found[i] > 0));
-  if (linkable.size === 0) return;
-  plan.files = plan.files.filter((c) => !linkable.has(c));
-  plan.linkDest = [...linkable];
+  const found = await requestLinkDest(client, basis, creates.map(entryOf), true);
+  const matched = new Set(creates.filter((_, i) => found[i] > 0));
+  if (matched.size === 0) return;
+  plan.files = plan.files.filter((c) => !matched.has(c));
+  if (basis.how === 'compare') plan.skipped += matched.size;
+  else plan.linkDest = [...matched];
 }
 
 /**
- * Links `planned`, the plan's link-dest files (their directories made by now); returns those that
- * could not be linked after all, to be sent.
+ * Links (or copies) `planned`, the plan's link-dest files (their directories made by now); returns
+ * those that could not be after all, to be sent.
  */
-export async function linkPlanned(client: AgentClient, planned: readonly Change[], dirs: readonly string[]): Promise<Change[]> {
+export async function linkPlanned(client: AgentClient, planned: readonly Change[], basis: { how: BasisDirHow; dirs: readonly string[] }): Promise<Change[]> {
   if (planned.length === 0) return [];
-  const found = await requestLinkDest(client, dirs, planned.map(entryOf), false);
+  const found = await requestLinkDest(client, basis, planned.map(entryOf), false);
   return planned.filter((_, i) => found[i] === 0);
 }

@@ -16,6 +16,7 @@ import { encodeSenderRequest, SENDER_EVENT_PREFIX, type SenderRequest } from './
 import { parseFilterFile } from './filter.js';
 import { formatDestination, parseDestination } from './ssh/index.js';
 import { startRemoteAgent } from './ssh/remote-agent.js';
+import { basisDirs } from './link-dest.js';
 import type { TransferOptions } from './sync.js';
 import { readFile } from 'node:fs/promises';
 
@@ -148,7 +149,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     streams.stderrStream.on('data', (chunk: Buffer) => stderr.push(chunk));
     // The request first: the agent answers only the sender's hello, so nothing of its goes before it.
     streams.writable.write(preamble);
-    const served = serveAgent({ readable: streams.readable, writable: streams.writable, close: () => streams.writable.end() }, { root: options.destination, linkDestDirs: options.linkDest });
+    const served = serveAgent({ readable: streams.readable, writable: streams.writable, close: () => streams.writable.end() }, { root: options.destination, linkDestDirs: basisDirs(options)?.dirs });
     let failure: unknown;
     await served.catch((error: unknown) => {
       failure = error;

@@ -26,7 +26,7 @@ import { deltaFileHash, loadDeltaHashes } from './delta-hash.js';
 import { batchable, batchEnd, changedSmallFiles, sendBatch, smallChange } from './batch-send.js';
 import type { ByteStreams } from './wire.js';
 import { openDestination, type DestinationOptions } from './open-destination.js';
-import { checkLinkDest, planLinkDest } from './link-dest.js';
+import { basisDirs, planLinkDest } from './link-dest.js';
 import { ownerNamesOf } from './owner-names.js';
 import { OWNER_NAMES_CAPABILITY } from './messages.js';
 
@@ -119,6 +119,10 @@ export interface TransferOptions extends TransferRules {
    * without the capability fails the destination (UNSUPPORTED).
    */
   linkDest?: string[];
+  /** rsync's --copy-dest: as linkDest, but the match is copied (a local copy on the destination's host). */
+  copyDest?: string[];
+  /** rsync's --compare-dest: a new file one of these directories holds as the source has it is left out (counted as skipped). */
+  compareDest?: string[];
   /**
    * Files (or batches of small files, src/batch-send.ts) in flight at once (default 32), and together
    * at most IN_FLIGHT_BYTES of them but for a single larger one: many small files need a deep
@@ -210,7 +214,7 @@ export async function syncTree(
     if (batches && !options.dryRun && client.prefetchSignatures(changedSmallFiles(tree, remote, options), seed) > 0) await nextTurn();
     const sameContent = options.checksum ? await contentComparer(tree, remote.entries, client) : undefined;
     const plan = planChanges(tree, remote.entries, filter, planOptions(client, options, remote, sameContent));
-    await planLinkDest(client, plan, options.linkDest);
+    await planLinkDest(client, plan, basisDirs(options));
     run = new DestinationRun(target.name, client, plan, options, target.remote);
     run.announce();
     run.reportScan(tree);
@@ -502,7 +506,7 @@ export interface SyncOptions extends TransferOptions, DestinationOptions {
  * failures are in `summary.errors` (summary.ok false); failing to connect throws a ConnectError.
  */
 export async function sync(options: SyncOptions): Promise<SyncSummary> {
-  checkLinkDest(options.linkDest);
+  basisDirs(options); // a bad combination is refused before connecting
   const filter = await buildFilter(options);
   await lstat(options.source); // a missing source is reported before connecting anywhere
   // Scanned while the session is set up: the scan gives the event loop a turn every millisecond, so

@@ -93,14 +93,56 @@ describe('--link-dest', () => {
   });
 });
 
+describe('--copy-dest and --compare-dest', () => {
+  it('--copy-dest copies the matches (a file of its own, the source\'s mtime), sends the rest, and matches rsync', async () => {
+    const { base, src, prev } = await snapshots();
+    const dest = join(base, 'today');
+    const summary = await runSync(`${src}/`, dest, { copyDest: ['../prev'] });
+    expect(summary).toMatchObject({ ok: true, copied: 2, linked: 0, created: 3 });
+    expect(await diffTrees(src, dest)).toEqual([]);
+    expect(inode(join(dest, 'same.txt'))).not.toBe(inode(join(prev, 'same.txt')));
+    expect(statSync(join(prev, 'same.txt')).nlink).toBe(1);
+    if (hasRsync) {
+      const theirs = join(base, 'rsync-today');
+      expect(spawnSync('rsync', ['-a', '--copy-dest=../prev', `${src}/`, `${theirs}/`]).status).toBe(0);
+      // The same files (rsync leaves a directory's time alone within the second: times are checked against the source above).
+      const files = (root: string) => spawnSync('find', ['.', '-type', 'f'], { cwd: root, encoding: 'utf8' }).stdout.split('\n').filter(Boolean).sort();
+      expect(files(dest)).toEqual(files(theirs));
+      for (const name of files(dest)) expect(readFileSync(join(dest, name)).equals(readFileSync(join(theirs, name)))).toBe(true);
+    }
+  });
+
+  it('--compare-dest leaves out what the directory holds as it is, as rsync does', async () => {
+    const { base, src } = await snapshots();
+    const dest = join(base, 'diff');
+    const summary = await runSync(`${src}/`, dest, { compareDest: ['../prev'] });
+    expect(summary).toMatchObject({ ok: true, skipped: 2, created: 3, linked: 0, copied: 0 });
+    const ours = spawnSync('find', ['.', '-type', 'f'], { cwd: dest, encoding: 'utf8' }).stdout.split('\n').filter(Boolean).sort();
+    expect(ours).toEqual(['./changed.txt', './mode.txt', './new.txt']);
+    if (hasRsync) {
+      const theirs = join(base, 'rsync-diff');
+      expect(spawnSync('rsync', ['-a', '--compare-dest=../prev', `${src}/`, `${theirs}/`]).status).toBe(0);
+      expect(spawnSync('find', ['.', '-type', 'f'], { cwd: theirs, encoding: 'utf8' }).stdout.split('\n').filter(Boolean).sort()).toEqual(ours);
+    }
+  });
+
+  it('takes one kind a run (INVALID_OPTION), as rsync', async () => {
+    const { base, src } = await snapshots();
+    await expect(runSync(`${src}/`, join(base, 'x'), { linkDest: ['../prev'], compareDest: ['../prev'] })).rejects.toMatchObject({ code: 'INVALID_OPTION' });
+  });
+});
+
 describe('the link-dest request', () => {
   const entry = ['a.txt', 3, T, 0o644, 0, 0];
 
   it('is checked field by field', () => {
     expect(decodeLinkDest({ t: 'link-dest', dirs: ['../prev'], f: encodeLinkDest([{ path: 'a.txt', size: 3, mtime: T, mode: 0o644, uid: 0, gid: 0 }]) })).toEqual({
       dirs: ['../prev'],
+      how: 'link',
       entries: [{ path: 'a.txt', size: 3, mtime: T, mode: 0o644, uid: 0, gid: 0 }],
     });
+    expect(decodeLinkDest({ t: 'link-dest', dirs: ['d'], how: 'copy', f: [entry] }).how).toBe('copy');
+    expect(() => decodeLinkDest({ t: 'link-dest', dirs: ['d'], how: 'move', f: [entry] })).toThrow(ProtocolError);
     for (const bad of [
       { dirs: [], f: [entry] },
       { dirs: Array.from({ length: 21 }, () => 'd'), f: [entry] },
@@ -121,15 +163,15 @@ describe('the link-dest request', () => {
     mkdirSync(join(served, 'today'), { recursive: true });
     const limited = inProcessAgent({ allowedRoot: served });
     const client = await AgentClient.connect(limited, { root: 'today' });
-    await expect(client.linkDest(['../../prev'], encodeLinkDest([{ path: 'same.txt', size: 10, mtime: T, mode: 0o644, uid: 0, gid: 0 }]), 1, true)).rejects.toMatchObject({ code: 'PATH_ESCAPE' });
+    await expect(client.linkDest(['../../prev'], 'link', encodeLinkDest([{ path: 'same.txt', size: 10, mtime: T, mode: 0o644, uid: 0, gid: 0 }]), 1, true)).rejects.toMatchObject({ code: 'PATH_ESCAPE' });
     await client.close();
 
     const dest = join(base, 'pulled');
     const pulling = inProcessAgent({ root: dest, linkDestDirs: ['../prev'] });
     const peer = await AgentClient.connect(pulling, { root: '.' });
     const one = encodeLinkDest([{ path: 'same.txt', size: 10, mtime: T, mode: 0o644, uid: 0, gid: 0 }]);
-    await expect(peer.linkDest([src], one, 1, true)).rejects.toMatchObject({ code: 'PATH_ESCAPE' });
-    expect((await peer.linkDest(['../prev'], one, 1, true))[0]).toEqual({ ok: true, size: 1 });
+    await expect(peer.linkDest([src], 'link', one, 1, true)).rejects.toMatchObject({ code: 'PATH_ESCAPE' });
+    expect((await peer.linkDest(['../prev'], 'link', one, 1, true))[0]).toEqual({ ok: true, size: 1 });
     await peer.close();
     expect(statSync(join(prev, 'same.txt')).nlink).toBe(1);
   });

@@ -121,6 +121,8 @@ export interface TransferFlags extends SshFlags {
   numericIds: boolean;
   hardLinks: boolean;
   linkDest?: string[];
+  copyDest?: string[];
+  compareDest?: string[];
   partial: boolean;
   json: boolean;
   concurrency?: number;
@@ -199,6 +201,16 @@ export function addTransferOptions(command: Command, rules: FilterRule[]): Comma
     .option(
       '--link-dest <dir>',
       "hard-link a new file from DIR on the destination's host (relative to the destination) where DIR holds it as the source has it, instead of sending it, as rsync's --link-dest (snapshot backups; repeatable, the first match wins)",
+      (dir: string, previous: string[] | undefined) => [...(previous ?? []), dir],
+    )
+    .option(
+      '--copy-dest <dir>',
+      "as --link-dest, but copy the match from DIR (a local copy on the destination's host) instead of linking it, as rsync's --copy-dest",
+      (dir: string, previous: string[] | undefined) => [...(previous ?? []), dir],
+    )
+    .option(
+      '--compare-dest <dir>',
+      "leave out a new file that DIR on the destination's host holds as the source has it, as rsync's --compare-dest (a differential backup)",
       (dir: string, previous: string[] | undefined) => [...(previous ?? []), dir],
     )
     .option('-H, --hard-links', 'keep hard links: names of one file in the source are one file at each destination (not with --atomic tree, --all-or-none or --release)', false)
@@ -293,10 +305,12 @@ export function checkTransferFlags(opts: TransferFlags): void {
   if (opts.backup && (opts.release || opts.allOrNone || opts.atomic === 'tree')) {
     throw new UsageError('--backup goes with --atomic file: staged commits and releases keep the old tree their own way');
   }
-  if (opts.linkDest && (opts.release || opts.allOrNone || opts.atomic === 'tree')) {
-    throw new UsageError('--link-dest goes with --atomic file: a staged file is not at its path until the commit, for a link to be made there');
+  const basis = [opts.linkDest && '--link-dest', opts.copyDest && '--copy-dest', opts.compareDest && '--compare-dest'].filter((flag): flag is string => Boolean(flag));
+  if (basis.length > 1) throw new UsageError('--link-dest, --copy-dest and --compare-dest exclude each other');
+  if ((opts.linkDest || opts.copyDest) && (opts.release || opts.allOrNone || opts.atomic === 'tree')) {
+    throw new UsageError(`${basis[0]} goes with --atomic file: a staged file is not at its path until the commit, for a link or copy to be made there`);
   }
-  if ((opts.linkDest?.length ?? 0) > MAX_LINK_DEST_DIRS) throw new UsageError(`at most ${MAX_LINK_DEST_DIRS} --link-dest directories`);
+  if ((opts.linkDest ?? opts.copyDest ?? opts.compareDest ?? []).length > MAX_LINK_DEST_DIRS) throw new UsageError(`at most ${MAX_LINK_DEST_DIRS} ${basis[0]} directories`);
   if (opts.hardLinks && (opts.release || opts.allOrNone || opts.atomic === 'tree')) {
     throw new UsageError('-H goes with --atomic file: a staged file is not at its path until the commit, for a link to find it');
   }
@@ -334,6 +348,8 @@ export function transferOptions(rules: FilterRule[], opts: TransferFlags) {
     numericIds: opts.numericIds,
     hardLinks: opts.hardLinks,
     linkDest: opts.linkDest,
+    copyDest: opts.copyDest,
+    compareDest: opts.compareDest,
     partial: opts.partial,
     filters: rules,
     concurrency: opts.concurrency,
