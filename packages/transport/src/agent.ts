@@ -48,7 +48,7 @@ import { normalizeScope } from './scope.js';
 import { decodeListing, inflateListing, MAX_LISTING_BYTES, MAX_LISTING_ENTRIES } from './listing.js';
 import { ListingComparer } from './listing-comparer.js';
 import { WalkGate } from './walk-gate.js';
-import { decodeLinkDest, linkDestDirs, linkDestResults, linkFromDirs, type LinkDestContext } from './link-dest.js';
+import { BASIS, decodeLinkDest, linkDestDirs, linkDestResults, linkFromDirs, type LinkDestContext } from './link-dest.js';
 import { entryTypeOf, lstatFields, type EntryStat } from './lstat-fields.js';
 import { parsePartialName, parseTempName, partialPathFor, processAlive, tempPathFor } from './tempfile.js';
 import { FrameSession, type ByteStreams } from './wire.js';
@@ -132,6 +132,8 @@ class Agent {
   private readonly active = new Set<number>();
   /** Temp files of puts in flight in this process: a listing must not take them for leftovers. */
   private readonly inFlight = new Set<string>();
+  /** Targets whose partial name holds another version placed by `link-dest` this session: their basis, with or without --partial. */
+  private readonly placedBases = new Set<string>();
   private byeReceived = false;
   /** Open stages of a whole-tree commit, by the client's stage id. */
   private readonly stages = new Map<string, Stage>();
@@ -624,7 +626,7 @@ class Agent {
     let candidate = target;
     let fromPartial = false;
     let st = lstatSync(target, MAY_BE_GONE);
-    const partial = this.opts.partial ? partialPathFor(target) : undefined;
+    const partial = this.opts.partial || this.placedBases.has(target) ? partialPathFor(target) : undefined;
     if (!st && partial) {
       candidate = partial;
       st = lstatSync(candidate, MAY_BE_GONE);
@@ -1131,7 +1133,10 @@ class Agent {
       const target = this.resolve(entry.path); // a path that leaves the root fails the request
       let index = 0;
       try {
-        index = linkFromDirs(entry, target, from, context, dry, how);
+        const basis = partialPathFor(target);
+        index = linkFromDirs(entry, target, from, context, dry, how, basis);
+        // Another version placed as the basis: this session's puts resume from it (openBasis).
+        if (index > BASIS && !dry) this.placedBases.add(target);
       } catch {
         index = 0; // not linked (unreadable, gone): the client sends it
       }

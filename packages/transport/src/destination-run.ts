@@ -281,10 +281,11 @@ export class DestinationRun {
    */
   private async linkFromDest(): Promise<void> {
     const planned = this.plan.linkDest ?? [];
-    if (planned.length === 0) return;
+    const others = (this.plan.basisDest ?? []).filter((c) => !this.underFailed(c.path));
+    if (planned.length === 0 && others.length === 0) return;
     const ready = planned.filter((c) => !this.underFailed(c.path));
     const basis = basisDirs(this.options)!;
-    const unlinked = await linkPlanned(this.client, ready, basis);
+    const unlinked = await linkPlanned(this.client, ready, others, basis);
     if (basis.how === 'copy') this.summary.copied += ready.length - unlinked.length;
     else this.summary.linked += ready.length - unlinked.length;
     this.plan.files.push(...unlinked);

@@ -4,8 +4,9 @@
  * the same size, mtime and mode; and owner, where owners are kept), instead of being sent. Snapshot
  * backups use it: each run makes a new directory in which unchanged files cost neither transfer nor
  * space. DIR is relative to the destination root unless absolute; up to MAX_LINK_DEST_DIRS are
- * tried in order, the first match wins. Files that differ from DIR's copy are sent whole (rsync
- * would use that copy as the delta's basis). Its siblings, one kind to a run as in rsync:
+ * tried in order, the first match wins. A new file that DIR holds in another version is sent as a
+ * delta against that copy, as rsync does: the agent clones (or copies) it to the file's partial
+ * name (tempfile.ts), the basis a create resumes from. Its siblings, one kind to a run as in rsync:
  * --copy-dest copies the match (a local copy on that host, its mtime, mode and owner kept) instead
  * of linking it; --compare-dest leaves the file out altogether (a differential backup: the
  * destination gets only what DIR does not hold as it is), counted as skipped.
@@ -26,6 +27,8 @@ import { sameTime, type Change, type Plan } from './plan.js';
 import { MAX_PATH_BYTES } from './messages.js';
 
 export const LINK_DEST_CAPABILITY = 'link-dest';
+/** A result above this is a basis, not a match: BASIS + k, another version in directory k. */
+export const BASIS = 100;
 /** Directories a run may name (rsync's limit). */
 export const MAX_LINK_DEST_DIRS = 20;
 
@@ -131,14 +134,26 @@ export function linkDestDirs(dirs: readonly string[], context: LinkDestContext):
  * For one new file: the index (1-based) of the first directory whose copy matches, hard-linked to
  * `target` (or copied, with `how` 'copy'; nothing, with 'compare') unless `dry`; 0 when none does,
  * or `target` exists by now. A link that fails (another file system, EMLINK) tries the next
- * directory.
+ * directory. Where none matches but a directory holds a regular file at the path (link and copy),
+ * BASIS + its index, and unless `dry` that file is copied to `basis` (the target's partial name)
+ * for the delta to be made against.
  */
-export function linkFromDirs(entry: LinkDestEntry, target: string, dirs: readonly string[], context: LinkDestContext, dry: boolean, how: BasisDirHow = 'link'): number {
+export function linkFromDirs(
+  entry: LinkDestEntry,
+  target: string,
+  dirs: readonly string[],
+  context: LinkDestContext,
+  dry: boolean,
+  how: BasisDirHow = 'link',
+  basis?: string,
+): number {
   if (lstatSync(target, { throwIfNoEntry: false })) return 0;
   const owner = context.owner(entry.uid, entry.gid);
+  let other: { index: number; path: string } | undefined;
   for (let i = 0; i < dirs.length; i++) {
     const candidate = join(dirs[i], entry.path);
     const st = lstatSync(candidate, { throwIfNoEntry: false });
+    if (st?.isFile() && other === undefined) other = { index: i, path: candidate };
     if (!st?.isFile() || st.size !== entry.size || (st.mode & 0o7777) !== entry.mode || !sameTime(st.mtimeMs, entry.mtime)) continue;
     if (owner && (st.uid !== owner.uid || st.gid !== owner.gid)) continue;
     // A symlinked directory on the way may lead out of an agent's --root: the file's real path is checked.
@@ -159,7 +174,9 @@ export function linkFromDirs(entry: LinkDestEntry, target: string, dirs: readonl
     }
     return i + 1;
   }
-  return 0;
+  if (!other || how === 'compare' || basis === undefined || !context.allowed(context.realpath(other.path))) return 0;
+  if (!dry) copyFileSync(other.path, basis, constants.COPYFILE_FICLONE);
+  return BASIS + other.index + 1;
 }
 
 /**
@@ -215,7 +232,9 @@ export async function planLinkDest(client: AgentClient, plan: Plan, basis: { how
   const creates = plan.files.filter((c) => c.kind === 'create' && c.source?.type === 'f');
   if (creates.length === 0) return;
   const found = await requestLinkDest(client, basis, creates.map(entryOf), true);
-  const matched = new Set(creates.filter((_, i) => found[i] > 0));
+  const matched = new Set(creates.filter((_, i) => found[i] > 0 && found[i] <= BASIS));
+  const other = creates.filter((_, i) => found[i] > BASIS);
+  if (other.length > 0) plan.basisDest = other;
   if (matched.size === 0) return;
   plan.files = plan.files.filter((c) => !matched.has(c));
   if (basis.how === 'compare') plan.skipped += matched.size;
@@ -223,11 +242,17 @@ export async function planLinkDest(client: AgentClient, plan: Plan, basis: { how
 }
 
 /**
- * Links (or copies) `planned`, the plan's link-dest files (their directories made by now); returns
- * those that could not be after all, to be sent.
+ * Links (or copies) `planned`, the plan's link-dest files, and has another version placed as the
+ * basis of each of `others` (their directories made by now). Returns the planned files that could
+ * not be linked after all, to be sent; an `others` file that got its basis is marked to resume
+ * from it (Change.resume: a delta, not the whole file).
  */
-export async function linkPlanned(client: AgentClient, planned: readonly Change[], basis: { how: BasisDirHow; dirs: readonly string[] }): Promise<Change[]> {
-  if (planned.length === 0) return [];
-  const found = await requestLinkDest(client, basis, planned.map(entryOf), false);
-  return planned.filter((_, i) => found[i] === 0);
+export async function linkPlanned(client: AgentClient, planned: readonly Change[], others: readonly Change[], basis: { how: BasisDirHow; dirs: readonly string[] }): Promise<Change[]> {
+  const all = [...planned, ...others];
+  if (all.length === 0) return [];
+  const found = await requestLinkDest(client, basis, all.map(entryOf), false);
+  all.forEach((change, i) => {
+    if (found[i] > BASIS) change.resume = true;
+  });
+  return planned.filter((_, i) => found[i] === 0 || found[i] > BASIS);
 }

@@ -51,6 +51,8 @@ export interface Plan {
   files: Change[];
   /** --link-dest: new files a link-dest directory holds as they are, linked from there instead of sent (link-dest.ts sets it). */
   linkDest?: Change[];
+  /** --link-dest, --copy-dest: new files (still in `files`) a basis directory holds in another version, to be sent as deltas against it. */
+  basisDest?: Change[];
   symlinks: Change[];
   /**
    * -H: files that are other names of a file sent (or kept) under its first name in the tree: each

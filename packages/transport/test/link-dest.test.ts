@@ -4,7 +4,7 @@
  * request's checks, and the limits an agent puts on the directories a peer may name.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AgentClient } from '../src/agent-client.js';
@@ -72,6 +72,28 @@ describe('--link-dest', () => {
     expect(summary).toMatchObject({ ok: true, linked: 3 });
     expect(inode(join(dest, 'same.txt'))).toBe(inode(join(prev, 'same.txt')));
     expect(inode(join(dest, 'changed.txt'))).toBe(inode(join(older, 'changed.txt')));
+  });
+
+  it('sends a new file that the directory holds in another version as a delta against that copy, leaving no partial', async () => {
+    const base = tempDir();
+    const src = join(base, 'src');
+    const old = Buffer.from(Array.from({ length: 400_000 }, (_, i) => (i * 7919) % 251));
+    const edited = Buffer.from(old);
+    edited.write('an edit in the middle', 200_000);
+    await writeTree(src, { 'db.bin': file(edited, { mtimeMs: T + 86_400_000 }) });
+    const prev = join(base, 'prev');
+    await writeTree(prev, { 'db.bin': file(old, { mtimeMs: T }) });
+    for (const option of [{ linkDest: ['../prev'] }, { copyDest: ['../prev'] }]) {
+      const dest = join(base, `today-${Object.keys(option)[0]}`);
+      const events: { type: string; literalBytes?: number; matchedBytes?: number }[] = [];
+      const summary = await runSync(`${src}/`, dest, { ...option, onEvent: (e) => events.push(e) });
+      expect(summary).toMatchObject({ ok: true, created: 1, linked: 0, copied: 0 });
+      expect(summary.matchedBytes).toBeGreaterThan(390_000);
+      expect(summary.literalBytes).toBeLessThan(10_000);
+      expect(await diffTrees(src, dest)).toEqual([]);
+      expect(readdirSync(dest)).toEqual(['db.bin']); // the basis copy is gone
+      expect(readFileSync(join(prev, 'db.bin')).equals(old)).toBe(true);
+    }
   });
 
   it('a dry run counts what it would link and makes nothing', async () => {
