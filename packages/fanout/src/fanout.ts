@@ -13,6 +13,7 @@ import { createDelta, decodeSignature, indexSignature, LiteralDeltaStream, loadS
 import {
   buildFilter,
   basisDirs,
+  planFuzzy,
   planLinkDest,
   deltaFileHash,
   loadDeltaHashes,
@@ -250,6 +251,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
       const sameContent = options.checksum ? await contentComparer(tree, listing.entries, client, sourceHashes) : undefined;
       const plan = planChanges(tree, listing.entries, filter, planOptions(client, options, listing, sameContent));
       await planLinkDest(client, plan, basis);
+      if (options.fuzzy) await planFuzzy(client, plan, options.dryRun ?? false);
       const run = new DestinationRun(name, client, plan, options, destination.remote);
       results.set(name, run.summary);
       runs.push(run);

@@ -717,6 +717,14 @@ export class AgentClient {
     return decodeBatchResults(await this.request({ t: 'link-dest', dirs: [...dirs], ...(how !== 'link' ? { how } : {}), f, ...(dry ? { dry: true } : {}) }), count);
   }
 
+  /**
+   * --fuzzy (agents listing `fuzzy`, fuzzy.ts): for each of `count` new files (`f`, their wire form),
+   * whether a basis was found in its directory (size 1) and (unless `dry`) placed at its partial name.
+   */
+  async fuzzy(f: unknown[][], count: number, dry: boolean): Promise<BatchResult[]> {
+    return decodeBatchResults(await this.request({ t: 'fuzzy', f, ...(dry ? { dry: true } : {}) }), count);
+  }
+
   async setattrBatch(entries: readonly SetattrEntry[]): Promise<BatchResult[]> {
     return decodeBatchResults(await this.request({ t: 'setattrs', f: encodeSetattrs(entries) }), entries.length);
   }

@@ -48,6 +48,7 @@ import { normalizeScope } from './scope.js';
 import { decodeListing, inflateListing, MAX_LISTING_BYTES, MAX_LISTING_ENTRIES } from './listing.js';
 import { ListingComparer } from './listing-comparer.js';
 import { WalkGate } from './walk-gate.js';
+import { decodeFuzzy, placeFuzzyBasis } from './fuzzy.js';
 import { BASIS, decodeLinkDest, linkDestDirs, linkDestResults, linkFromDirs, type LinkDestContext } from './link-dest.js';
 import { entryTypeOf, lstatFields, type EntryStat } from './lstat-fields.js';
 import { parsePartialName, parseTempName, partialPathFor, processAlive, tempPathFor } from './tempfile.js';
@@ -279,6 +280,8 @@ class Agent {
         return this.linkBatch;
       case 'link-dest':
         return this.linkDest;
+      case 'fuzzy':
+        return this.fuzzy;
       case 'hash':
         return this.hash;
       case 'owners':
@@ -1141,6 +1144,29 @@ class Agent {
         index = 0; // not linked (unreadable, gone): the client sends it
       }
       found.push(index);
+    }
+    await this.session.send({ t: 'ok', id, r: linkDestResults(found) });
+  }
+
+  /**
+   * `fuzzy` (fuzzy.ts, docs/protocol.md): for each new file, a basis from its own directory (same
+   * size and mtime, else a close name), copied to its partial name unless `dry`.
+   */
+  private async fuzzy(id: number, h: Header): Promise<void> {
+    const entries = decodeFuzzy(h);
+    const dry = bool(h, 'dry');
+    const listed = new Map<string, { name: string; size: number; mtimeMs: number }[]>();
+    const found: number[] = [];
+    for (const entry of entries) {
+      const target = this.resolve(entry.path); // a path that leaves the root fails the request
+      let placed = false;
+      try {
+        placed = placeFuzzyBasis(target, entry, partialPathFor(target), dry, listed);
+      } catch {
+        placed = false; // no basis (unreadable, gone): the client sends the file whole
+      }
+      if (placed && !dry) this.placedBases.add(target);
+      found.push(placed ? 1 : 0);
     }
     await this.session.send({ t: 'ok', id, r: linkDestResults(found) });
   }

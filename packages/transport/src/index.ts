@@ -6,6 +6,7 @@ export { DestinationRun, attributesOf, emptySummary, recordFailure, isSessionFai
 export type { SyncEvent, SyncSummary, TransferStats, EventListener } from './events.js';
 export { openDestination, type DestinationOptions, type OpenedDestination, type SshOptions, type HookResult } from './open-destination.js';
 export { pull, type PullOptions, type PullResult } from './pull.js';
+export { planFuzzy, fuzzyMatch, FUZZY_CAPABILITY } from './fuzzy.js';
 export { basisDirs, planLinkDest, linkPlanned, LINK_DEST_CAPABILITY, MAX_LINK_DEST_DIRS, type BasisDirHow, type BasisDirOptions } from './link-dest.js';
 export { serveSender, SourceMissingError, readSenderRequest, encodeSenderRequest, senderEventLine, SENDER_EVENT_PREFIX, MAX_SENDER_REQUEST_BYTES, type SenderRequest, type SenderResult } from './sender.js';
 export { serveAgent, type AgentOptions } from './agent.js';

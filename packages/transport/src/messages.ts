@@ -10,7 +10,7 @@ export const PROTOCOL_VERSION = 1;
 export const MIN_PROTOCOL_VERSION = 1;
 
 /** Capabilities this build offers in its hello. */
-export const CAPABILITIES = ['native-delta', 'zlib', 'checksum', 'owner', 'partial', 'list-paths', 'list-compare', 'list-compare-zlib', 'batch', 'setattrs', 'mkdirs', 'delta-xxh128', 'backup', 'chown', 'owner-names', 'hardlinks', 'link-dest'] as const;
+export const CAPABILITIES = ['native-delta', 'zlib', 'checksum', 'owner', 'partial', 'list-paths', 'list-compare', 'list-compare-zlib', 'batch', 'setattrs', 'mkdirs', 'delta-xxh128', 'backup', 'chown', 'owner-names', 'hardlinks', 'link-dest', 'fuzzy'] as const;
 
 /** An agent offering this maps --owner's ids by name (`owners`), as rsync does without --numeric-ids. */
 export const OWNER_NAMES_CAPABILITY = 'owner-names';

@@ -27,6 +27,7 @@ import { batchable, batchEnd, changedSmallFiles, sendBatch, smallChange } from '
 import type { ByteStreams } from './wire.js';
 import { openDestination, type DestinationOptions } from './open-destination.js';
 import { basisDirs, planLinkDest } from './link-dest.js';
+import { planFuzzy } from './fuzzy.js';
 import { ownerNamesOf } from './owner-names.js';
 import { OWNER_NAMES_CAPABILITY } from './messages.js';
 
@@ -124,6 +125,12 @@ export interface TransferOptions extends TransferRules {
   /** rsync's --compare-dest: a new file one of these directories holds as the source has it is left out (counted as skipped). */
   compareDest?: string[];
   /**
+   * rsync's -y, --fuzzy (fuzzy.ts): a new file gets a basis from its own directory at the destination
+   * (a file of the same size and mtime, else a close name), so a renamed file goes as a delta. An
+   * agent without the capability fails the destination (UNSUPPORTED).
+   */
+  fuzzy?: boolean;
+  /**
    * Files (or batches of small files, src/batch-send.ts) in flight at once (default 32), and together
    * at most IN_FLIGHT_BYTES of them but for a single larger one: many small files need a deep
    * pipeline (each is a request and its reply), a few large ones do not, and each holds its delta
@@ -215,6 +222,7 @@ export async function syncTree(
     const sameContent = options.checksum ? await contentComparer(tree, remote.entries, client) : undefined;
     const plan = planChanges(tree, remote.entries, filter, planOptions(client, options, remote, sameContent));
     await planLinkDest(client, plan, basisDirs(options));
+    if (options.fuzzy) await planFuzzy(client, plan, options.dryRun ?? false);
     run = new DestinationRun(target.name, client, plan, options, target.remote);
     run.announce();
     run.reportScan(tree);

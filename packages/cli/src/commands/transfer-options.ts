@@ -121,6 +121,7 @@ export interface TransferFlags extends SshFlags {
   numericIds: boolean;
   hardLinks: boolean;
   linkDest?: string[];
+  fuzzy: boolean;
   copyDest?: string[];
   compareDest?: string[];
   partial: boolean;
@@ -203,6 +204,7 @@ export function addTransferOptions(command: Command, rules: FilterRule[]): Comma
       "hard-link a new file from DIR on the destination's host (relative to the destination) where DIR holds it as the source has it, instead of sending it, as rsync's --link-dest (snapshot backups; repeatable, the first match wins)",
       (dir: string, previous: string[] | undefined) => [...(previous ?? []), dir],
     )
+    .option('-y, --fuzzy', "send a new file as a delta against a file of its directory at the destination (the same size and mtime, else a close name): a renamed file, as rsync's --fuzzy", false)
     .option(
       '--copy-dest <dir>',
       "as --link-dest, but copy the match from DIR (a local copy on the destination's host) instead of linking it, as rsync's --copy-dest",
@@ -349,6 +351,7 @@ export function transferOptions(rules: FilterRule[], opts: TransferFlags) {
     hardLinks: opts.hardLinks,
     linkDest: opts.linkDest,
     copyDest: opts.copyDest,
+    fuzzy: opts.fuzzy,
     compareDest: opts.compareDest,
     partial: opts.partial,
     filters: rules,
