@@ -689,3 +689,19 @@ describe('--link-dest', () => {
     expect(readdirSync(join(snaps, 'diff'))).toEqual(['b.txt']);
   });
 });
+
+describe('-y, --fuzzy', () => {
+  it('sends a renamed file as a delta against its old name', async () => {
+    const src = fresh('src');
+    await writeTree(src, { 'v1.bin': file(pseudoRandom(200_000, 8), { mtimeMs: BASE_MTIME_MS }) });
+    const dest = fresh('dest');
+    expect(sync(`${src}/`, dest).status).toBe(0);
+    writeFileSync(join(src, 'v2.bin'), readFileSync(join(src, 'v1.bin')));
+    utimesSync(join(src, 'v2.bin'), BASE_MTIME_MS / 1000, BASE_MTIME_MS / 1000);
+    rmSync(join(src, 'v1.bin'));
+    const run = sync('-y', '--delete', '--json', `${src}/`, dest);
+    expect(run.status).toBe(0);
+    expect(summaryOf(run)).toMatchObject({ ok: true, created: 1, deleted: 1, matchedBytes: 200_000 });
+    expect(readdirSync(dest)).toEqual(['v2.bin']);
+  });
+});
