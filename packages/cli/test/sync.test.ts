@@ -705,3 +705,29 @@ describe('-y, --fuzzy', () => {
     expect(readdirSync(dest)).toEqual(['v2.bin']);
   });
 });
+
+describe('-I, --ignore-times', () => {
+  it('sends a file whose size and mtime match but whose content does not, which the quick check passes over, as rsync -I does', async () => {
+    const src = fresh('src');
+    await writeTree(src, { 'a.txt': file('same size\n', { mtimeMs: BASE_MTIME_MS }), 'b.txt': file('untouched\n', { mtimeMs: BASE_MTIME_MS }) });
+    const dest = fresh('dest');
+    expect(sync(`${src}/`, dest).status).toBe(0);
+    writeFileSync(join(dest, 'a.txt'), 'SAME SIZE\n');
+    utimesSync(join(dest, 'a.txt'), BASE_MTIME_MS / 1000, BASE_MTIME_MS / 1000);
+    const quick = sync('--json', `${src}/`, dest);
+    expect(summaryOf(quick)).toMatchObject({ ok: true, updated: 0 });
+    expect(readFileSync(join(dest, 'a.txt'), 'utf8')).toBe('SAME SIZE\n');
+    const run = sync('--json', '-I', `${src}/`, dest);
+    expect(summaryOf(run)).toMatchObject({ ok: true, updated: 2, unchanged: 0 });
+    expect(readFileSync(join(dest, 'a.txt'), 'utf8')).toBe('same size\n');
+    if (hasRsync) {
+      const theirs = fresh('theirs');
+      expect(spawnSync('rsync', ['-a', `${src}/`, `${theirs}/`]).status).toBe(0);
+      writeFileSync(join(theirs, 'a.txt'), 'SAME SIZE\n');
+      utimesSync(join(theirs, 'a.txt'), BASE_MTIME_MS / 1000, BASE_MTIME_MS / 1000);
+      const rsync = spawnSync('rsync', ['-aI', '--stats', `${src}/`, `${theirs}/`], { encoding: 'utf8' });
+      expect(rsync.stdout).toMatch(/Number of regular files transferred: 2/);
+      expect(readFileSync(join(theirs, 'a.txt'), 'utf8')).toBe('same size\n');
+    }
+  });
+});

@@ -239,7 +239,7 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
       // --owner by name: the names go first, as the plan compares owners through the agent's map.
       const owners = mapOwnersByName(client, tree, options);
       // An agent that compares our listing (encoded once for all) sends back only what differs.
-      const listing = await listRemote(client, tree, { extraneous: options.delete ?? false, checksum: options.checksum, owner: options.owner, chown: options.chown });
+      const listing = await listRemote(client, tree, { extraneous: options.delete ?? false, checksum: options.checksum, owner: options.owner, chown: options.chown, ignoreTimes: options.ignoreTimes });
       await owners;
       // The agent signs the small files it found changed while this destination and the others are
       // planned; the requests leave before the plan holds this thread.

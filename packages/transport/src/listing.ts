@@ -504,7 +504,7 @@ const COMPARE_PATHS_BYTES = 32 * 1024;
 export async function listRemote(
   client: AgentClient,
   tree: SourceTree,
-  options: { extraneous: boolean; checksum?: boolean; owner?: boolean; chown?: object },
+  options: { extraneous: boolean; checksum?: boolean; owner?: boolean; chown?: object; ignoreTimes?: boolean },
 ): Promise<RemoteListing> {
   const scope = tree.scope;
   const capable = client.info?.capabilities.includes(LIST_COMPARE_CAPABILITY) ?? false;
@@ -529,12 +529,12 @@ export function encodeAhead(tree: SourceTree, options: { checksum?: boolean; own
  * --checksum (content decides), with --owner or --chown (a compared listing carries no owners, and
  * the plan compares the destination's).
  */
-export function needsFullListing(options: { checksum?: boolean; owner?: boolean; chown?: object }): boolean {
-  return options.checksum === true || options.owner === true || options.chown !== undefined;
+export function needsFullListing(options: { checksum?: boolean; owner?: boolean; chown?: object; ignoreTimes?: boolean }): boolean {
+  return options.checksum === true || options.owner === true || options.chown !== undefined || options.ignoreTimes === true;
 }
 
 /** Whether the agent can compare this tree's listing: unless the run needs the full one, or beyond the limits. */
-function comparable(tree: SourceTree, options: { checksum?: boolean; owner?: boolean; chown?: object }): boolean {
+function comparable(tree: SourceTree, options: { checksum?: boolean; owner?: boolean; chown?: object; ignoreTimes?: boolean }): boolean {
   const scope = tree.scope;
   const fits = scope === undefined || (scope.length <= MAX_LIST_PATHS && scope.reduce((n, p) => n + p.length, 0) <= COMPARE_PATHS_BYTES);
   return !needsFullListing(options) && fits && tree.entries.length <= MAX_LISTING_ENTRIES;

@@ -90,6 +90,12 @@ export interface TransferRules {
    * (mode, mtime) are set, as rsync -a does. Not with --checksum, which decides by content.
    */
   sizeOnly?: boolean;
+  /**
+   * -I, --ignore-times: no quick check for regular files: every file the destination has is sent
+   * (as a delta, so an unchanged one costs its signature and a delta of copies). Not with --checksum,
+   * which decides by content.
+   */
+  ignoreTimes?: boolean;
   /** --max-size: a regular file larger than this many bytes is not sent (new or changed). */
   maxSize?: number;
   /** --min-size: a regular file smaller than this many bytes is not sent (new or changed). */
@@ -310,7 +316,7 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
     }
     const existing = r && r.type === entry.type ? r : undefined;
     const ownerChanged = existing !== undefined && ownerDiffers(entry, existing);
-    if (existing && !ownerChanged && (entry.type !== 'f' || !options.sameContent) && quickCheck(entry, existing)) {
+    if (existing && !ownerChanged && (entry.type !== 'f' || (!options.sameContent && !options.ignoreTimes)) && quickCheck(entry, existing)) {
       if (entry.type !== 'd') plan.unchanged++;
       continue;
     }
@@ -341,7 +347,7 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
     const sameSize = existing.size === entry.size;
     const unchanged = options.sameContent
       ? sameSize && options.sameContent(entry, existing)
-      : sameSize && (options.sizeOnly || sameTime(existing.mtimeMs, entry.mtimeMs));
+      : !options.ignoreTimes && sameSize && (options.sizeOnly || sameTime(existing.mtimeMs, entry.mtimeMs));
     if (!unchanged) {
       plan.files.push({ kind: 'update', path: entry.path, source: entry, remote: existing });
       touchedDirs.add(parentOf(entry.path));

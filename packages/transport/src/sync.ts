@@ -323,6 +323,7 @@ export function transferRules(options: TransferOptions): TransferRules {
     ignoreExisting: options.ignoreExisting,
     existing: options.existing,
     sizeOnly: options.sizeOnly && !options.checksum,
+    ignoreTimes: options.ignoreTimes && !options.checksum,
     maxSize: options.maxSize,
     minSize: options.minSize,
   };

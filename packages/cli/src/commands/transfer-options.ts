@@ -141,6 +141,7 @@ export interface TransferFlags extends SshFlags {
   ignoreExisting: boolean;
   existing: boolean;
   sizeOnly: boolean;
+  ignoreTimes: boolean;
   maxSize?: number;
   minSize?: number;
   deleteExcluded: boolean;
@@ -170,6 +171,7 @@ export function addTransferOptions(command: Command, rules: FilterRule[]): Comma
   command
     .option('-c, --checksum', 'compare file contents (SHA-256) instead of size and mtime', false)
     .option('--size-only', 'a file of the same size is unchanged whatever its mtime (only its attributes are set)', false)
+    .option('-I, --ignore-times', "no quick check: send every file the destination has as a delta, even of the same size and mtime, as rsync's -I", false)
     .option('-u, --update', 'leave files and symlinks alone where the destination has a newer one', false)
     .option('--ignore-existing', 'send only files and symlinks the destination does not have at all', false)
     .option('--existing', 'create nothing new at the destination (no file, symlink or directory); update what is there', false)
@@ -333,6 +335,7 @@ export function transferOptions(rules: FilterRule[], opts: TransferFlags) {
   return {
     checksum: opts.checksum,
     sizeOnly: opts.sizeOnly,
+    ignoreTimes: opts.ignoreTimes,
     update: opts.update,
     ignoreExisting: opts.ignoreExisting,
     existing: opts.existing,
