@@ -77,6 +77,7 @@ export function summaryLine(s: SyncSummary): string {
   if (s.hardlinks) parts.push(`${s.hardlinks} hard links`);
   if (s.linked) parts.push(`${s.linked} linked from --link-dest`);
   if (s.copied) parts.push(`${s.copied} copied from --copy-dest`);
+  if (s.removed) parts.push(`${s.removed} removed from the source`);
   const head = s.dryRun ? '(dry run) would change: ' : '';
   const data = s.dryRun
     ? `${formatBytes(s.totalBytes)} to check`

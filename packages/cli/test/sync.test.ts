@@ -731,3 +731,19 @@ describe('-I, --ignore-times', () => {
     }
   });
 });
+
+describe('--remove-source-files', () => {
+  it('moves the files, and takes one destination (usage, exit 2, for several)', async () => {
+    const src = fresh('src');
+    await writeTree(src, { 'a.txt': file('a\n'), 'sub/b.txt': file('b\n') });
+    const several = sync('--remove-source-files', `${src}/`, fresh('one'), fresh('two'));
+    expect(several.status).toBe(2);
+    expect(several.stderr).toMatch(/--remove-source-files takes one destination/);
+    const dest = fresh('dest');
+    const run = sync('--remove-source-files', `${src}/`, dest);
+    expect(run.status).toBe(0);
+    expect(run.stdout.toString()).toMatch(/2 removed from the source/);
+    expect(await paths(src)).toEqual(['sub']);
+    expect(await paths(dest)).toEqual(['a.txt', 'sub', 'sub/b.txt']);
+  });
+});

@@ -170,6 +170,9 @@ export async function fanout(options: FanoutOptions): Promise<FanoutResult> {
       throw new TransportError('INVALID_OPTION', 'backups are kept by --atomic file runs; staged commits and releases keep the old tree their own way (a release stays until pruned)', {});
     }
   }
+  if (options.removeSourceFiles) {
+    throw new TransportError('INVALID_OPTION', '--remove-source-files takes one destination: a fan-out would need every destination to have a file before it goes', {});
+  }
   const basis = basisDirs(options);
   if (basis && basis.how !== 'compare' && (options.release || options.commit === 'all-or-none' || options.atomic === 'tree')) {
     throw new TransportError('INVALID_OPTION', `--${basis.how}-dest goes with --atomic file: a staged file is not at its path for a ${basis.how} to be made there`, {});

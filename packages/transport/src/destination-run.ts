@@ -42,6 +42,7 @@ export function emptySummary(dryRun: boolean): SyncSummary {
     hardlinks: 0,
     linked: 0,
     copied: 0,
+    removed: 0,
     directories: 0,
     symlinks: 0,
     attributes: 0,

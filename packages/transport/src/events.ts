@@ -47,6 +47,8 @@ export interface SyncSummary {
   linked: number;
   /** --copy-dest: new files copied from a copy-dest directory on the destination's host instead of sent (or would be). */
   copied: number;
+  /** --remove-source-files: source files and symlinks removed once at the destination. */
+  removed: number;
   directories: number;
   symlinks: number;
   attributes: number;

@@ -237,7 +237,10 @@ export async function planLinkDest(client: AgentClient, plan: Plan, basis: { how
   if (other.length > 0) plan.basisDest = other;
   if (matched.size === 0) return;
   plan.files = plan.files.filter((c) => !matched.has(c));
-  if (basis.how === 'compare') plan.skipped += matched.size;
+  if (basis.how === 'compare') {
+    plan.skipped += matched.size;
+    for (const c of matched) plan.leftAlone.add(c.path);
+  }
   else plan.linkDest = [...matched];
 }
 

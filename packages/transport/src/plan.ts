@@ -66,6 +66,8 @@ export interface Plan {
   unchanged: number;
   /** Files and symlinks left as they are by a transfer rule (TransferRules), though they differ or are missing. */
   skipped: number;
+  /** Their paths (and those --compare-dest leaves out): what the destination does not get (--remove-source-files keeps them). */
+  leftAlone: Set<string>;
   /** What was compared beyond size, mtime and mode, for itemizing the changes (itemize.ts). */
   compared: { checksum: boolean; owner?: PlanOptions['owner'] };
 }
@@ -239,6 +241,7 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
     dirAttrs: [],
     unchanged: 0,
     skipped: 0,
+    leftAlone: new Set(),
     compared: { checksum: options.sameContent !== undefined, owner: options.owner },
   };
   const owner = options.owner;
@@ -280,6 +283,7 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
       if (held && (held[i >> 3] & (1 << (i & 7))) !== 0) plan.unchanged--;
       else if (rules && skippedByRules(options, entry, r)) {
         plan.skipped++;
+        plan.leftAlone.add(entry.path);
         continue;
       }
       if (r && r.type !== 'f' && (!scope || scope.contains(entry.path))) {
@@ -304,7 +308,10 @@ export function planChanges(tree: SourceTree, remote: RemoteEntry[], filter: Pat
     const entry = tree.entries[i];
     const r = remoteByPath.get(entry.path);
     if (rules && skippedByRules(options, entry, r)) {
-      if (entry.type !== 'd') plan.skipped++;
+      if (entry.type !== 'd') {
+        plan.skipped++;
+        plan.leftAlone.add(entry.path);
+      }
       continue;
     }
     // A directory above the scope that the destination holds as a file is not replaced (a scoped run

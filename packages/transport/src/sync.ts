@@ -28,6 +28,7 @@ import type { ByteStreams } from './wire.js';
 import { openDestination, type DestinationOptions } from './open-destination.js';
 import { basisDirs, planLinkDest } from './link-dest.js';
 import { planFuzzy } from './fuzzy.js';
+import { removeSourceFiles } from './remove-source.js';
 import { ownerNamesOf } from './owner-names.js';
 import { OWNER_NAMES_CAPABILITY } from './messages.js';
 
@@ -130,6 +131,13 @@ export interface TransferOptions extends TransferRules {
    * agent without the capability fails the destination (UNSUPPORTED).
    */
   fuzzy?: boolean;
+  /**
+   * rsync's --remove-source-files (remove-source.ts): once at the destination (sent, or found there
+   * unchanged), the source's files and symlinks are removed, directories kept; what failed, what a
+   * rule left out, and what changed since the scan stay. One destination only: the fan-out refuses it
+   * (INVALID_OPTION). Not in a dry run.
+   */
+  removeSourceFiles?: boolean;
   /**
    * Files (or batches of small files, src/batch-send.ts) in flight at once (default 32), and together
    * at most IN_FLIGHT_BYTES of them but for a single larger one: many small files need a deep
@@ -272,6 +280,7 @@ export async function syncTree(
         }),
       );
       await run.finish();
+      if (options.removeSourceFiles) removeSourceFiles(tree, run, options.onEvent);
     } else {
       // -H: which links would be made is the agent's to say.
       await run.hardLinks();

@@ -175,6 +175,9 @@ export function syncCommand(io: MainIO, setExitCode: (code: number) => void): Co
       for (const path of missing) io.stderr.write(`deltacast: sync: ${printable(path)}: NO_SUCH_FILE: listed in --files-from, not in the source\n`);
     }
     const partial = (code: number) => (missing.length > 0 && code === 0 ? EXIT_PARTIAL : code);
+    if (opts.removeSourceFiles && (destinations.length > 1 || opts.atomic === 'tree' || opts.allOrNone || opts.release)) {
+      throw new UsageError('--remove-source-files takes one destination, with --atomic file');
+    }
     if (destinations.length > 1 || opts.atomic === 'tree' || opts.allOrNone || opts.release || opts.beforeCommit !== undefined || opts.afterCommit !== undefined) {
       setExitCode(partial(await runFanout(io, source, destinations, rules, opts)));
       return;

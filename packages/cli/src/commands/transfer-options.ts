@@ -142,6 +142,7 @@ export interface TransferFlags extends SshFlags {
   existing: boolean;
   sizeOnly: boolean;
   ignoreTimes: boolean;
+  removeSourceFiles: boolean;
   maxSize?: number;
   minSize?: number;
   deleteExcluded: boolean;
@@ -171,6 +172,7 @@ export function addTransferOptions(command: Command, rules: FilterRule[]): Comma
   command
     .option('-c, --checksum', 'compare file contents (SHA-256) instead of size and mtime', false)
     .option('--size-only', 'a file of the same size is unchanged whatever its mtime (only its attributes are set)', false)
+    .option('--remove-source-files', "remove the source's files and symlinks once they are at the destination (sent, or found there unchanged), as rsync's: a move (one destination only)", false)
     .option('-I, --ignore-times', "no quick check: send every file the destination has as a delta, even of the same size and mtime, as rsync's -I", false)
     .option('-u, --update', 'leave files and symlinks alone where the destination has a newer one', false)
     .option('--ignore-existing', 'send only files and symlinks the destination does not have at all', false)
@@ -336,6 +338,7 @@ export function transferOptions(rules: FilterRule[], opts: TransferFlags) {
     checksum: opts.checksum,
     sizeOnly: opts.sizeOnly,
     ignoreTimes: opts.ignoreTimes,
+    removeSourceFiles: opts.removeSourceFiles,
     update: opts.update,
     ignoreExisting: opts.ignoreExisting,
     existing: opts.existing,
