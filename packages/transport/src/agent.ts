@@ -43,13 +43,13 @@ import {
   type EntryType,
 } from './messages.js';
 import { joinWire, resolveInRootSync } from './paths.js';
-import { decodeBatchFiles, decodeLinks, decodeMkdirs, decodeSetattrs, encodeBatchResults, MAX_BATCH_BASIS, MAX_BATCH_FILES, TOO_LARGE, type BatchFile, type BatchResult, type SetattrEntry } from './batch.js';
+import { decodeBatchFiles, decodeLinks, decodeMkdirs, decodeSetattrs, encodeBatchResults, MAX_BATCH_BASIS, numberResults, MAX_BATCH_FILES, TOO_LARGE, type BatchFile, type BatchResult, type SetattrEntry } from './batch.js';
 import { normalizeScope } from './scope.js';
 import { decodeListing, inflateListing, MAX_LISTING_BYTES, MAX_LISTING_ENTRIES } from './listing.js';
 import { ListingComparer } from './listing-comparer.js';
 import { WalkGate } from './walk-gate.js';
 import { decodeFuzzy, placeFuzzyBasis } from './fuzzy.js';
-import { BASIS, decodeLinkDest, linkDestDirs, linkDestResults, linkFromDirs, type LinkDestContext } from './link-dest.js';
+import { BASIS, decodeLinkDest, linkDestDirs, linkFromDirs, type LinkDestContext } from './link-dest.js';
 import { entryTypeOf, lstatFields, type EntryStat } from './lstat-fields.js';
 import { parsePartialName, parseTempName, partialPathFor, processAlive, tempPathFor } from './tempfile.js';
 import { FrameSession, type ByteStreams } from './wire.js';
@@ -1145,7 +1145,7 @@ class Agent {
       }
       found.push(index);
     }
-    await this.session.send({ t: 'ok', id, r: linkDestResults(found) });
+    await this.session.send({ t: 'ok', id, r: numberResults(found) });
   }
 
   /**
@@ -1168,7 +1168,7 @@ class Agent {
       if (placed && !dry) this.placedBases.add(target);
       found.push(placed ? 1 : 0);
     }
-    await this.session.send({ t: 'ok', id, r: linkDestResults(found) });
+    await this.session.send({ t: 'ok', id, r: numberResults(found) });
   }
 
   /** One path's mode, owner and mtime (undefined fields left alone), or recorded in the stage. */

@@ -51,8 +51,15 @@ export function bad(type: string, message: string, details: Record<string, unkno
   return new ProtocolError('BAD_MESSAGE', `message "${type}": ${message}`, { type, ...details });
 }
 
-const isUint = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
-const isPath = (v: unknown): v is string => typeof v === 'string' && v.length <= MAX_PATH_BYTES;
+/** A whole number from 0 to `max`, as the batch-like requests check their fields. */
+export const isUint = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
+/** A path field: a string of at most MAX_PATH_BYTES characters (resolving it checks the rest). */
+export const isPath = (v: unknown): v is string => typeof v === 'string' && v.length <= MAX_PATH_BYTES;
+
+/** Replies whose every entry succeeds with a number (`link-dest`, `fuzzy`), in a batch's result form. */
+export function numberResults(values: readonly number[]): unknown {
+  return encodeBatchResults(values.map((size): BatchResult => ({ ok: true, size })));
+}
 
 /** The wire form of a `puts` file list: `[path, size, mode, mtime, uid, gid, basis, length]` each. */
 export function encodeBatchFiles(files: readonly BatchFile[]): unknown[][] {

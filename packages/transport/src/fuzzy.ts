@@ -12,7 +12,7 @@
 import { constants, copyFileSync, lstatSync, readdirSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import type { AgentClient } from './agent-client.js';
-import { bad, MAX_LINKS } from './batch.js';
+import { bad, isPath, isUint, MAX_LINKS } from './batch.js';
 import { TransportError } from './errors.js';
 import type { Header } from './frame.js';
 import { MAX_PATH_BYTES } from './messages.js';
@@ -39,8 +39,8 @@ export function decodeFuzzy(h: Header): FuzzyEntry[] {
     const where = { field: 'f', entry: i };
     if (!Array.isArray(item) || item.length !== 3) throw bad('fuzzy', `entry ${i} must be [path, size, mtime]`, where);
     const [path, size, mtime] = item as unknown[];
-    if (typeof path !== 'string' || path === '' || path.length > MAX_PATH_BYTES) throw bad('fuzzy', `entry ${i}: the path must be a string of 1 to ${MAX_PATH_BYTES} characters`, where);
-    if (!Number.isSafeInteger(size) || (size as number) < 0 || typeof mtime !== 'number' || !Number.isFinite(mtime)) throw bad('fuzzy', `entry ${i}: size must be a whole number, mtime a number`, where);
+    if (!isPath(path) || path === '') throw bad('fuzzy', `entry ${i}: the path must be a string of 1 to ${MAX_PATH_BYTES} characters`, where);
+    if (!isUint(size, Number.MAX_SAFE_INTEGER) || typeof mtime !== 'number' || !Number.isFinite(mtime)) throw bad('fuzzy', `entry ${i}: size must be a whole number, mtime a number`, where);
     return { path, size: size as number, mtime };
   });
 }

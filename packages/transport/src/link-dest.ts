@@ -20,7 +20,7 @@ import { chmodSync, chownSync, constants, copyFileSync, linkSync, lstatSync, ren
 import { tempPathFor } from './tempfile.js';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { AgentClient } from './agent-client.js';
-import { bad, encodeBatchResults, MAX_LINKS, type BatchResult } from './batch.js';
+import { bad, isPath, isUint, MAX_LINKS } from './batch.js';
 import { PathError, TransportError } from './errors.js';
 import type { Header } from './frame.js';
 import { sameTime, type Change, type Plan } from './plan.js';
@@ -73,14 +73,12 @@ export function encodeLinkDest(entries: readonly LinkDestEntry[]): unknown[][] {
   return entries.map((e) => [e.path, e.size, e.mtime, e.mode, e.uid, e.gid]);
 }
 
-const isUint = (x: unknown, max: number) => Number.isInteger(x) && (x as number) >= 0 && (x as number) <= max;
-
 /** A `link-dest` request's directories, what to do with a match, and entries, every field checked; anything else is a BAD_MESSAGE. */
 export function decodeLinkDest(h: Header): { dirs: string[]; how: BasisDirHow; entries: LinkDestEntry[] } {
   const how = h.how ?? 'link';
   if (!HOWS.includes(how as BasisDirHow)) throw bad('link-dest', `field "how" must be one of ${HOWS.join(', ')}`, { field: 'how' });
   const dirs = h.dirs;
-  if (!Array.isArray(dirs) || dirs.length === 0 || dirs.length > MAX_LINK_DEST_DIRS || !dirs.every((d) => typeof d === 'string' && d !== '' && d.length <= MAX_PATH_BYTES && !d.includes('\0'))) {
+  if (!Array.isArray(dirs) || dirs.length === 0 || dirs.length > MAX_LINK_DEST_DIRS || !dirs.every((d) => isPath(d) && d !== '' && !d.includes('\0'))) {
     throw bad('link-dest', `field "dirs" must be a list of 1 .. ${MAX_LINK_DEST_DIRS} directory names`, { field: 'dirs' });
   }
   const raw = h.f;
@@ -89,7 +87,7 @@ export function decodeLinkDest(h: Header): { dirs: string[]; how: BasisDirHow; e
     const where = { field: 'f', entry: i };
     if (!Array.isArray(item) || item.length !== 6) throw bad('link-dest', `entry ${i} must be [path, size, mtime, mode, uid, gid]`, where);
     const [path, size, mtime, mode, uid, gid] = item as unknown[];
-    if (typeof path !== 'string' || path === '' || path.length > MAX_PATH_BYTES) throw bad('link-dest', `entry ${i}: the path must be a string of 1 to ${MAX_PATH_BYTES} characters`, where);
+    if (!isPath(path) || path === '') throw bad('link-dest', `entry ${i}: the path must be a string of 1 to ${MAX_PATH_BYTES} characters`, where);
     if (!isUint(size, Number.MAX_SAFE_INTEGER) || typeof mtime !== 'number' || !Number.isFinite(mtime) || !isUint(mode, 0o7777) || !isUint(uid, 0xffffffff) || !isUint(gid, 0xffffffff)) {
       throw bad('link-dest', `entry ${i}: size, mode, uid and gid must be whole numbers in range, mtime a number`, where);
     }
@@ -196,11 +194,6 @@ function copyInto(from: string, target: string, entry: LinkDestEntry, owner: { u
     rmSync(temp, { force: true });
     throw error;
   }
-}
-
-/** The results of a `link-dest` as a batch's (size: the directory's 1-based index, 0 for none). */
-export function linkDestResults(found: readonly number[]): unknown {
-  return encodeBatchResults(found.map((n): BatchResult => ({ ok: true, size: n })));
 }
 
 /** The client's request: for each entry, 0 or the 1-based index of the directory it was (or would be) linked from. */
